@@ -1,0 +1,42 @@
+# Canary: developer commands. `make test` is the test command; `make e2e` runs the compose stack.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PYTEST := $(PY) -m pytest
+
+.PHONY: help venv deps test unit integration e2e bench-analysis bench-router clean
+
+help:
+	@echo "make test            unit + process-mode integration tests (installs what they need)"
+	@echo "make e2e             the docker compose stack, end to end (needs Docker)"
+	@echo "make bench-analysis  the rollout-analysis benchmark (prints JSON)"
+
+# One lock for everything: the images install from requirements.lock too.
+$(VENV)/.installed: requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e canaryctl
+	touch $@
+
+venv: $(VENV)/.installed
+
+# Prometheus and nginx binaries for the process-mode tests (apt when missing).
+deps:
+	bash scripts/install-test-deps.sh
+
+unit: venv
+	$(PYTEST) tests/unit -q
+
+integration: venv deps
+	$(PYTEST) tests/integration -q
+
+test: unit integration
+
+e2e: venv
+	$(PYTEST) tests/e2e -q -s
+
+bench-analysis: venv
+	$(PY) benchmarks/bench_analysis.py
+
+clean:
+	rm -rf $(VENV) test-logs .pytest_cache

@@ -1,0 +1,233 @@
+"""Monte-Carlo benchmark of the rollout analysis: drives the real engines
+(canary_controller.analysis.SequentialEngine / ThresholdEngine, the code behind the controller's
+SequentialAnalysis / ThresholdAnalysis) with simulated counters, many rollouts at once.
+
+Simulation: Poisson arrivals at 50 rps split by the canary weight, 15 s polls, Binomial outcomes;
+errors are failed requests (no prediction); every successful request is labelled at once and
+timed; "slow" requests are above the latency SLO bucket (0.1 s). Production: accuracy 0.90,
+errors 0.5 %, 5 % slow, unless a figure says otherwise. Default analysis config (three metrics,
+guards on) unless said otherwise. Times are from the rollout (or stage) start to the first poll
+whose verdict is the event.
+
+Figures (last line = JSON):
+- rollback_90_to_50 / 90_to_80: canary accuracy 0.50 / 0.80 at a fixed 20 % weight.
+- promote_healthy_median_s: healthy canary, rollout through the default steps 5, 10, 20, 50 %
+  driven by the analysis' own STEP_UP / PROMOTE decisions, all three gates, min dwell 60 s; each
+  step changes the canary share of the simulated traffic. max_stage_s is lifted (no
+  INCONCLUSIVE) so the time to promotion is measured; the share of rollouts that would have hit
+  the default 30 min stage limit is printed as promote_healthy_stage_over_30min_rate. A run that
+  rolls back (a false rollback) counts as never promoted (infinite time) in the median.
+- false_rollback_rate_12h: healthy canary held at 20 % for 12 h (the weight is never stepped,
+  no max stage time): any ROLLBACK (the three metrics or a guard) counts.
+- false_promote_rate_at_margin: canary accuracy exactly 2 points below production (0.88 vs 0.90),
+  only the accuracy metric configured (the worst case: other healthy gates can only block a
+  promotion), held at 20 % as the final stage (alpha_promote) for 6 h, no max stage time; a poll
+  where the analysis would PROMOTE counts. Rollback evidence (which rightly grows, the canary
+  is worse) is ignored so the run keeps going: only the promotion event is measured.
+- ramp_drift_false_rollback_rate: healthy canary, weight forced 5 -> 20 -> 50 % (20 min each)
+  while both arms' accuracy drifts linearly 0.95 -> 0.85 over the hour; any ROLLBACK counts.
+- seed_rule_*: the seed lab's rule in threshold mode (canary accuracy below 85 % after at least
+  5 labelled canary requests, cumulative over the stage, checked at every poll; the latency and
+  error checks are off so the accuracy rule is measured alone), at a fixed 20 % weight.
+
+Run: python benchmarks/bench_analysis.py  [--runs N]   (BENCH_QUICK=1: 200 runs per figure)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "controller"))
+
+from canary_controller.analysis import SequentialEngine, ThresholdEngine, load_config  # noqa: E402
+from canary_controller.analysis.sequential import PROMOTE, ROLLBACK, STEP_UP  # noqa: E402
+
+POLL_S = 15.0
+RPS = 50.0
+BASE = {"acc": 0.90, "err": 0.005, "slow": 0.05}
+
+
+def arm(rng, lam, acc, err, slow, runs):
+    """(B, 6) increments for one arm over one poll: requests, errors, labelled, correct,
+    latency_count, latency_fast."""
+    req = rng.poisson(np.broadcast_to(lam * POLL_S, (runs,)))
+    errors = rng.binomial(req, err)
+    ok = req - errors
+    correct = rng.binomial(ok, acc)
+    fast = rng.binomial(ok, 1.0 - slow)
+    return np.stack([req, errors, ok, correct, ok, fast], axis=1).astype(float)
+
+
+def first_times(hit_at):
+    """Summaries of first-event times (inf = never)."""
+    t = np.asarray(hit_at)
+    return {"median": float(np.median(t)), "p90": float(np.quantile(t, 0.9, method="higher")),
+            "rate": float(np.isfinite(t).mean())}
+
+
+def run_fixed(cfg, runs, seed, hours, canary, weight=0.2, final=False, event="rollback", drift=None,
+              schedule=None):
+    """Fixed-weight (or forced-schedule) runs; returns first time of the event per run."""
+    rng = np.random.default_rng(seed)
+    eng = SequentialEngine(cfg, runs)
+    polls = int(round(hours * 3600 / POLL_S))
+    w = weight
+    eng.start_stage(w, 0.0, final)
+    hit = np.full(runs, np.inf)
+    for i in range(1, polls + 1):
+        at = i * POLL_S
+        if schedule is not None:
+            w_new = schedule(at - POLL_S)
+            if w_new != w:
+                w = w_new
+                eng.start_stage(w, at - POLL_S, final)
+        acc_p = BASE["acc"] if drift is None else drift(at)
+        acc_c = canary.get("acc", BASE["acc"]) if drift is None else drift(at)
+        c = arm(rng, RPS * w, acc_c, canary.get("err", BASE["err"]), canary.get("slow", BASE["slow"]), runs)
+        p = arm(rng, RPS * (1 - w), acc_p, BASE["err"], BASE["slow"], runs)
+        eng.observe(at, c, p, w)
+        ev = eng.evaluate(at)
+        flag = ev["rollback"] if event == "rollback" else (ev["gates_ok"] & ev["dwell_ok"])
+        hit = np.where(flag & np.isinf(hit), at, hit)
+        if np.isfinite(hit).all():
+            break
+    return hit
+
+
+def run_promotion(cfg, runs, seed, hours=4.0):
+    """Rollouts through cfg.steps driven by the analysis' own decisions."""
+    rng = np.random.default_rng(seed)
+    eng = SequentialEngine(cfg, runs)
+    steps = np.array(cfg.steps) / 100.0
+    idx = np.zeros(runs, int)
+    eng.start_stage(np.full(runs, steps[0]), 0.0, np.full(runs, len(steps) == 1))
+    stage_start = np.zeros(runs)
+    longest = np.zeros(runs)
+    promoted = np.full(runs, np.inf)
+    rolled = np.zeros(runs, bool)
+    for i in range(1, int(hours * 3600 / POLL_S) + 1):
+        at = i * POLL_S
+        w = steps[idx]
+        c = arm(rng, RPS * w, BASE["acc"], BASE["err"], BASE["slow"], runs)
+        p = arm(rng, RPS * (1 - w), BASE["acc"], BASE["err"], BASE["slow"], runs)
+        eng.observe(at, c, p, w)
+        dec = eng.evaluate(at)["decision"]
+        active = np.isinf(promoted) & ~rolled
+        rolled |= active & (dec == ROLLBACK)
+        done = active & (dec == PROMOTE)
+        promoted = np.where(done, at, promoted)
+        step = active & (dec == STEP_UP)
+        longest = np.where(active & (step | done), np.maximum(longest, at - stage_start), longest)
+        if step.any():
+            idx = np.where(step, np.minimum(idx + 1, len(steps) - 1), idx)
+            stage_start = np.where(step, at, stage_start)
+            eng.start_stage(steps[idx], at, idx == len(steps) - 1, mask=step)
+        if not (np.isinf(promoted) & ~rolled).any():
+            break
+    still = np.isinf(promoted) & ~rolled
+    longest = np.where(still, np.inf, longest)
+    return promoted, rolled, longest
+
+
+def run_seed(cfg, runs, seed, hours, canary_acc, weight=0.2):
+    rng = np.random.default_rng(seed)
+    eng = ThresholdEngine(cfg, runs)
+    eng.start_stage(weight, 0.0, False)
+    hit = np.full(runs, np.inf)
+    for i in range(1, int(round(hours * 3600 / POLL_S)) + 1):
+        at = i * POLL_S
+        c = arm(rng, RPS * weight, canary_acc, BASE["err"], BASE["slow"], runs)
+        eng.observe(at, c)
+        dec = eng.evaluate(at)["decision"]
+        hit = np.where((dec == ROLLBACK) & np.isinf(hit), at, hit)
+        if np.isfinite(hit).all():
+            break
+    return hit
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=200 if os.environ.get("BENCH_QUICK") else 5000)
+    ap.add_argument("--seed", type=int, default=20240601)
+    args = ap.parse_args()
+    n, seed = args.runs, args.seed
+    default = load_config(None)
+    no_limit = load_config({"max_stage_s": None})
+    acc_only = load_config({"max_stage_s": None, "metrics": [{"name": "accuracy", "kind": "accuracy"}]})
+    seed_cfg = load_config({"mode": "threshold", "max_stage_s": None,
+                            "threshold": {"accuracy_threshold": 85, "min_samples": 5, "window_s": None,
+                                          "latency_threshold_ms": None, "error_threshold_pct": None}})
+    out, t0 = {}, time.time()
+
+    def note(name, value):
+        print(f"{name}: {value}  [{time.time() - t0:.0f} s]", flush=True)
+
+    r50 = first_times(run_fixed(no_limit, n, seed + 1, 0.5, {"acc": 0.50}))
+    out["rollback_90_to_50_median_s"] = r50["median"]
+    note("rollback 90->50", r50)
+    r80 = first_times(run_fixed(no_limit, n, seed + 2, 0.5, {"acc": 0.80}))
+    out["rollback_90_to_80_median_s"] = r80["median"]
+    out["rollback_90_to_80_p90_s"] = r80["p90"]
+    note("rollback 90->80", r80)
+    e5 = first_times(run_fixed(no_limit, n, seed + 3, 0.5, {"err": 0.05}, ))
+    note("rollback errors 0.5 %->5 % (extra)", e5)
+    s10 = first_times(run_fixed(no_limit, n, seed + 4, 0.5, {"slow": 0.10}))
+    note("rollback slow 5 %->10 % (extra)", s10)
+
+    promoted, rolled, longest = run_promotion(no_limit, n, seed + 5)
+    out["promote_healthy_median_s"] = float(np.median(promoted))
+    note("promote healthy (5,10,20,50)", {"median": float(np.median(promoted)),
+                                          "p90": float(np.quantile(promoted, 0.9, method="higher")),
+                                          "promoted_within_4h": float(np.isfinite(promoted).mean()),
+                                          "rolled_back": float(rolled.mean())})
+    out["promote_healthy_stage_over_30min_rate"] = float((longest > 1800).mean())
+    note("promote healthy: a stage over 30 min", out["promote_healthy_stage_over_30min_rate"])
+
+    # Extra: the same rollout with availability and latency kept as rollback monitors only.
+    monitors = load_config({"max_stage_s": None, "metrics": [
+        {"name": "accuracy", "kind": "accuracy"},
+        {"name": "availability", "kind": "availability", "promotion_gate": False},
+        {"name": "latency", "kind": "latency", "promotion_gate": False}]})
+    promoted_acc, _, _ = run_promotion(monitors, n, seed + 11)
+    out["promote_healthy_accuracy_gate_only_median_s"] = float(np.median(promoted_acc))
+    note("promote healthy, accuracy gate only (extra)", out["promote_healthy_accuracy_gate_only_median_s"])
+
+    fr = first_times(run_fixed(no_limit, n, seed + 6, 12.0, {}))
+    out["false_rollback_rate_12h"] = fr["rate"]
+    note("false rollback 12 h", fr)
+
+    fp = first_times(run_fixed(acc_only, n, seed + 7, 6.0, {"acc": 0.88}, final=True, event="promote"))
+    out["false_promote_rate_at_margin"] = fp["rate"]
+    note("false promotion at margin", fp)
+
+    def ramp(at):
+        return 0.05 if at < 1200 else (0.20 if at < 2400 else 0.50)
+
+    def drift(at):
+        return 0.95 - 0.10 * min(at, 3600.0) / 3600.0
+
+    rd = first_times(run_fixed(no_limit, n, seed + 8, 1.0, {}, weight=0.05, drift=drift, schedule=ramp))
+    out["ramp_drift_false_rollback_rate"] = rd["rate"]
+    note("ramp drift false rollback", rd)
+
+    sr = first_times(run_seed(seed_cfg, n, seed + 9, 0.5, 0.80))
+    out["seed_rule_rollback_90_to_80_median_s"] = sr["median"]
+    note("seed rule 90->80", sr)
+    sf = first_times(run_seed(seed_cfg, n, seed + 10, 12.0, 0.90))
+    out["seed_rule_false_rollback_rate_12h"] = sf["rate"]
+    note("seed rule false rollback 12 h", sf)
+
+    out["runs_per_figure"] = n
+    out = {k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in out.items()}
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

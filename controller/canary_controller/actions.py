@@ -1,0 +1,78 @@
+"""What the controller does to the world: every change goes through the MLflow registry.
+
+Routers follow the weight tag, model servers follow the aliases; the controller never talks to
+them except to see that the production server serves a promoted version.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import requests
+
+from canary_common.registry import RegistryClient, RolloutState
+
+log = logging.getLogger("canary.controller.actions")
+
+
+class Actions:
+    def __init__(self, registry: RegistryClient, production_url: str | None = None):
+        self.registry = registry
+        self.production_url = production_url.rstrip("/") if production_url else None
+
+    def rollback(self, state: RolloutState, reason: str, evidence: dict | None = None) -> None:
+        self.registry.write_state(weight=0, phase="rolled_back", reason=reason)
+        if state.canary_version:
+            tags = {"canary.rollback_reason": reason, "canary.rolled_back_at": f"{time.time():.0f}"}
+            if evidence is not None:
+                tags["canary.decision"] = _evidence_tag(evidence)
+            self.registry.set_version_tags(state.canary_version, tags)
+        log.warning("rolled back version %s: %s", state.canary_version, reason)
+
+    def set_weight(self, weight: float, reason: str, evidence: dict | None = None,
+                   state: RolloutState | None = None) -> None:
+        self.registry.write_state(weight=weight, phase="progressing", reason=reason)
+        if evidence is not None and state is not None and state.canary_version:
+            self.registry.set_version_tags(state.canary_version, {"canary.decision": _evidence_tag(evidence)})
+        log.info("canary weight -> %g%%: %s", weight, reason)
+
+    def start_promotion(self, state: RolloutState, reason: str, evidence: dict | None = None) -> None:
+        """Move the production alias; the weight drops to 0 once production serves it."""
+        self.registry.write_state(phase="promoting", reason=reason)
+        self.registry.set_alias("production", state.canary_version)
+        tags = {"canary.promoted_at": f"{time.time():.0f}", "canary.promotion_reason": reason}
+        if evidence is not None:
+            tags["canary.decision"] = _evidence_tag(evidence)
+        self.registry.set_version_tags(state.canary_version, tags)
+        log.info("promoting version %s: %s", state.canary_version, reason)
+
+    def production_serves(self, version: str) -> bool:
+        if not self.production_url:
+            return True
+        try:
+            ready = requests.get(f"{self.production_url}/ready", timeout=2).json()
+        except (requests.RequestException, ValueError):
+            return False
+        return str(ready.get("version")) == str(version)
+
+    def finish_promotion(self, state: RolloutState) -> None:
+        self.registry.write_state(weight=0, phase="promoted",
+                                  reason=f"version {state.canary_version} promoted and serving in production")
+
+    def deploy(self, version: str, first_weight: float, production: str | None = None) -> None:
+        """Make `version` the canary (optionally pin production first) and start a rollout."""
+        if production is not None:
+            self.registry.get_version(production)  # NotFound names a missing version
+            self.registry.set_alias("production", production)
+        self.registry.get_version(version)
+        # Weight 0 first: routers must not send the new version traffic before the rollout starts.
+        self.registry.write_state(weight=0, phase="progressing", mode="auto", reason=f"deploying version {version}")
+        self.registry.set_alias("canary", version)
+        self.registry.write_state(weight=first_weight, phase="progressing", mode="auto",
+                                  reason=f"rollout of version {version} started at {first_weight:g}%")
+
+
+def _evidence_tag(evidence: dict) -> str:
+    text = json.dumps(evidence, sort_keys=True, default=str)
+    return text if len(text) <= 5000 else text[:4990] + "...}"  # MLflow caps tag values

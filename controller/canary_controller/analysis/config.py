@@ -1,0 +1,337 @@
+"""The analysis configuration: a YAML file (or dict) validated into dataclasses at start.
+
+Every problem raises ConfigError naming the field path, e.g.
+"metrics[1].margin: must be > 0, got -0.1". Unknown keys are errors too, so a typo never
+silently falls back to a default.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .base import ArmIncrement
+
+
+class ConfigError(ValueError):
+    """A wrong analysis configuration; the message starts with the field path."""
+
+
+MODES = ("sequential", "threshold")
+KINDS = ("accuracy", "availability", "latency")
+AUTO = "auto"
+
+# Defaults per metric kind from the design note (margin m, tau for rollback / promotion).
+KIND_DEFAULTS = {
+    "accuracy": {"margin": 0.02, "tau_rollback": 0.05, "tau_promote": 0.02},
+    "availability": {"margin": AUTO, "tau_rollback": AUTO, "tau_promote": AUTO},
+    "latency": {"margin": 0.01, "tau_rollback": 0.03, "tau_promote": 0.01},
+}
+
+# One PromQL selector per ArmIncrement field; every series carries model=production|canary.
+DEFAULT_COUNTERS = {
+    "requests": "canary_router_requests_total",
+    "errors": 'canary_router_requests_total{status="error"}',
+    "labelled": "canary_router_labelled_predictions_total",
+    "correct": 'canary_router_labelled_predictions_total{outcome="correct"}',
+    "latency_count": "canary_router_request_duration_seconds_count",
+    "latency_fast": 'canary_router_request_duration_seconds_bucket{le="0.1"}',
+    "latency_buckets": "canary_router_request_duration_seconds_bucket",
+}
+COUNTER_FIELDS = tuple(ArmIncrement.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class MetricConfig:
+    name: str
+    kind: str
+    margin: float | str  # float, or "auto" (availability: max(0.001, baseline error / 2))
+    tau_rollback: float | str
+    tau_promote: float | str
+    delta_rollback: float = 0.0
+    weight: float = 0.0  # Bonferroni share of alpha_rollback; filled in by load_config
+    promotion_gate: bool = True  # False: a rollback monitor only, never blocks a step-up
+
+
+@dataclass(frozen=True)
+class BayesGuardConfig:
+    enabled: bool = True
+    k: float = 100.0  # prior concentration of the Lindon-Malek Dirichlet mixture
+    alpha: float = 0.01
+
+
+@dataclass(frozen=True)
+class RestartGuardConfig:
+    enabled: bool = True
+    max: int = 0  # restarts tolerated during a rollout
+
+
+@dataclass(frozen=True)
+class GuardsConfig:
+    error_burst: BayesGuardConfig = field(default_factory=BayesGuardConfig)
+    sample_ratio: BayesGuardConfig = field(default_factory=BayesGuardConfig)
+    restarts: RestartGuardConfig = field(default_factory=RestartGuardConfig)
+
+
+@dataclass(frozen=True)
+class ThresholdConfig:
+    """The seed lab's rule; a threshold set to None disables that check."""
+
+    accuracy_threshold: float | None = 85.0  # percent
+    latency_threshold_ms: float | None = 100.0  # p95
+    error_threshold_pct: float | None = 5.0
+    min_samples: int = 5
+    window_s: float | None = None  # None: the whole stage, cumulative
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    mode: str = "sequential"
+    steps: tuple[float, ...] = (5.0, 10.0, 20.0, 50.0)
+    min_dwell_s: float = 60.0
+    max_stage_s: float | None = 1800.0  # None: no limit
+    on_inconclusive: str = "rollback"
+    # exposure: an intermediate step to share w' needs non-inferiority at margin m / w' (at most
+    # step_margin_cap * m), so the traffic-weighted loss it risks stays at m, what the final
+    # promotion risks; fixed: every step needs margin m.
+    step_margin: str = "exposure"
+    step_margin_cap: float = 10.0
+    alpha_rollback: float = 0.05
+    alpha_step: float = 0.05
+    alpha_promote: float = 0.01
+    burn_in: int = 30
+    outage_fallback_s: float = 600.0
+    counters: dict = field(default_factory=lambda: dict(DEFAULT_COUNTERS))
+    metrics: tuple[MetricConfig, ...] = ()
+    guards: GuardsConfig = field(default_factory=GuardsConfig)
+    threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
+
+
+DEFAULT_METRICS = (
+    {"name": "accuracy", "kind": "accuracy"},
+    {"name": "availability", "kind": "availability"},
+    {"name": "latency", "kind": "latency"},
+)
+
+
+# ---------------------------------------------------------------- validation helpers
+
+def _fail(path: str, msg: str) -> ConfigError:
+    return ConfigError(f"{path}: {msg}")
+
+
+def _mapping(value: Any, path: str, allowed: set[str]) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _fail(path or "(top level)", f"must be a mapping, got {type(value).__name__}")
+    unknown = sorted(set(map(str, value)) - allowed)
+    if unknown:
+        where = f"{path}.{unknown[0]}" if path else unknown[0]
+        raise _fail(where, f"unknown key (allowed: {', '.join(sorted(allowed))})")
+    return value
+
+
+def _number(value: Any, path: str, *, gt: float | None = None, ge: float | None = None,
+            le: float | None = None, lt: float | None = None, allow_none: bool = False,
+            allow_auto: bool = False) -> float | str | None:
+    if value is None and allow_none:
+        return None
+    if allow_auto and value == AUTO:
+        return AUTO
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        hint = " or \"auto\"" if allow_auto else ""
+        hint += " or null" if allow_none else ""
+        raise _fail(path, f"must be a number{hint}, got {value!r}")
+    value = float(value)
+    if gt is not None and not value > gt:
+        raise _fail(path, f"must be > {gt:g}, got {value:g}")
+    if ge is not None and not value >= ge:
+        raise _fail(path, f"must be >= {ge:g}, got {value:g}")
+    if lt is not None and not value < lt:
+        raise _fail(path, f"must be < {lt:g}, got {value:g}")
+    if le is not None and not value <= le:
+        raise _fail(path, f"must be <= {le:g}, got {value:g}")
+    return value
+
+
+def _integer(value: Any, path: str, *, ge: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        raise _fail(path, f"must be an integer, got {value!r}")
+    if value < ge:
+        raise _fail(path, f"must be >= {ge}, got {int(value)}")
+    return int(value)
+
+
+def _boolean(value: Any, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise _fail(path, f"must be true or false, got {value!r}")
+    return value
+
+
+def _choice(value: Any, path: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise _fail(path, f"must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _alpha(value: Any, path: str) -> float:
+    return _number(value, path, gt=0, lt=1)
+
+
+# ---------------------------------------------------------------- sections
+
+def _steps(value: Any) -> tuple[float, ...]:
+    if not isinstance(value, (list, tuple)) or not value:
+        raise _fail("steps", f"must be a non-empty list of percentages, got {value!r}")
+    steps = [_number(v, f"steps[{i}]", gt=0, le=100) for i, v in enumerate(value)]
+    for i in range(1, len(steps)):
+        if steps[i] <= steps[i - 1]:
+            raise _fail(f"steps[{i}]", f"must be strictly increasing, got {steps[i]:g} after {steps[i - 1]:g}")
+    return tuple(steps)
+
+
+def _counters(value: Any) -> dict:
+    raw = _mapping(value, "counters", set(COUNTER_FIELDS))
+    out = dict(DEFAULT_COUNTERS)
+    for key, selector in raw.items():
+        if not isinstance(selector, str) or not selector.strip():
+            raise _fail(f"counters.{key}", f"must be a non-empty PromQL selector, got {selector!r}")
+        out[key] = selector.strip()
+    return out
+
+
+def _metric(value: Any, i: int) -> MetricConfig:
+    path = f"metrics[{i}]"
+    allowed = {"name", "kind", "margin", "tau_rollback", "tau_promote", "delta_rollback", "weight",
+               "promotion_gate"}
+    raw = _mapping(value, path, allowed)
+    kind = _choice(raw.get("kind"), f"{path}.kind", KINDS)
+    name = raw.get("name", kind)
+    if not isinstance(name, str) or not name.strip():
+        raise _fail(f"{path}.name", f"must be a non-empty string, got {name!r}")
+    defaults = KIND_DEFAULTS[kind]
+    auto_ok = kind == "availability"  # only availability has baseline-dependent defaults
+    values = {}
+    for key in ("margin", "tau_rollback", "tau_promote"):
+        v = raw.get(key, defaults[key])
+        if v == AUTO and not auto_ok:
+            raise _fail(f"{path}.{key}", f"\"auto\" is only for availability; omit it for the "
+                                         f"{kind} default ({defaults[key]:g})")
+        values[key] = _number(v, f"{path}.{key}", gt=0, lt=1, allow_auto=auto_ok)
+    delta = _number(raw.get("delta_rollback", 0.0), f"{path}.delta_rollback", ge=0, lt=1)
+    weight = raw.get("weight")
+    if weight is not None:
+        weight = _number(weight, f"{path}.weight", gt=0, le=1)
+    gate = _boolean(raw.get("promotion_gate", True), f"{path}.promotion_gate")
+    return MetricConfig(name=name.strip(), kind=kind, delta_rollback=delta, weight=weight or 0.0,
+                        promotion_gate=gate, **values)
+
+
+def _metrics(value: Any) -> tuple[MetricConfig, ...]:
+    if value is None:
+        value = list(DEFAULT_METRICS)
+    if not isinstance(value, (list, tuple)) or not value:
+        raise _fail("metrics", f"must be a non-empty list, got {value!r}")
+    metrics = [_metric(v, i) for i, v in enumerate(value)]
+    names = [m.name for m in metrics]
+    for i, n in enumerate(names):
+        if n in names[:i]:
+            raise _fail(f"metrics[{i}].name", f"duplicate metric name {n!r}")
+    # Unset weights share what the set ones leave, equally.
+    given = sum(m.weight for m in metrics)
+    unset = [i for i, m in enumerate(metrics) if m.weight == 0.0]
+    if unset:
+        rest = 1.0 - given
+        if rest <= 1e-9:
+            raise _fail(f"metrics[{unset[0]}].weight", f"nothing left to share: the given weights sum to {given:g}")
+        metrics = [MetricConfig(**{**m.__dict__, "weight": rest / len(unset)}) if i in unset else m
+                   for i, m in enumerate(metrics)]
+    total = sum(m.weight for m in metrics)
+    if abs(total - 1.0) > 1e-6:
+        raise _fail("metrics", f"weights must sum to 1 (Bonferroni split of alpha_rollback), got {total:g}")
+    return tuple(metrics)
+
+
+def _bayes_guard(value: Any, path: str) -> BayesGuardConfig:
+    raw = _mapping(value, path, {"enabled", "k", "alpha"})
+    d = BayesGuardConfig()
+    return BayesGuardConfig(
+        enabled=_boolean(raw.get("enabled", d.enabled), f"{path}.enabled"),
+        k=_number(raw.get("k", d.k), f"{path}.k", gt=0),
+        alpha=_alpha(raw.get("alpha", d.alpha), f"{path}.alpha"),
+    )
+
+
+def _guards(value: Any) -> GuardsConfig:
+    raw = _mapping(value, "guards", {"error_burst", "sample_ratio", "restarts"})
+    restarts = _mapping(raw.get("restarts"), "guards.restarts", {"enabled", "max"})
+    d = RestartGuardConfig()
+    return GuardsConfig(
+        error_burst=_bayes_guard(raw.get("error_burst"), "guards.error_burst"),
+        sample_ratio=_bayes_guard(raw.get("sample_ratio"), "guards.sample_ratio"),
+        restarts=RestartGuardConfig(
+            enabled=_boolean(restarts.get("enabled", d.enabled), "guards.restarts.enabled"),
+            max=_integer(restarts.get("max", d.max), "guards.restarts.max", ge=0),
+        ),
+    )
+
+
+def _threshold(value: Any) -> ThresholdConfig:
+    keys = {"accuracy_threshold", "latency_threshold_ms", "error_threshold_pct", "min_samples", "window_s"}
+    raw = _mapping(value, "threshold", keys)
+    d = ThresholdConfig()
+    return ThresholdConfig(
+        accuracy_threshold=_number(raw.get("accuracy_threshold", d.accuracy_threshold),
+                                   "threshold.accuracy_threshold", ge=0, le=100, allow_none=True),
+        latency_threshold_ms=_number(raw.get("latency_threshold_ms", d.latency_threshold_ms),
+                                     "threshold.latency_threshold_ms", gt=0, allow_none=True),
+        error_threshold_pct=_number(raw.get("error_threshold_pct", d.error_threshold_pct),
+                                    "threshold.error_threshold_pct", ge=0, le=100, allow_none=True),
+        min_samples=_integer(raw.get("min_samples", d.min_samples), "threshold.min_samples", ge=1),
+        window_s=_number(raw.get("window_s", d.window_s), "threshold.window_s", gt=0, allow_none=True),
+    )
+
+
+TOP_KEYS = {"mode", "steps", "min_dwell_s", "max_stage_s", "on_inconclusive", "step_margin", "step_margin_cap",
+            "alpha_rollback",
+            "alpha_step", "alpha_promote", "burn_in", "outage_fallback_s", "counters", "metrics",
+            "guards", "threshold"}
+
+
+def load_config(source: str | Path | dict | None = None) -> AnalysisConfig:
+    """Read and validate a configuration from a YAML file path, a dict, or None (defaults)."""
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except OSError as exc:
+            raise ConfigError(f"(file): cannot read {path}: {exc}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"(file): {path} is not valid YAML: {exc}") from None
+    else:
+        raw = source
+    raw = _mapping(raw, "", TOP_KEYS)
+    d = AnalysisConfig()
+    return AnalysisConfig(
+        mode=_choice(raw.get("mode", d.mode), "mode", MODES),
+        steps=_steps(raw.get("steps", list(d.steps))),
+        min_dwell_s=_number(raw.get("min_dwell_s", d.min_dwell_s), "min_dwell_s", ge=0),
+        max_stage_s=_number(raw.get("max_stage_s", d.max_stage_s), "max_stage_s", gt=0, allow_none=True),
+        on_inconclusive=_choice(raw.get("on_inconclusive", d.on_inconclusive), "on_inconclusive",
+                                ("rollback", "hold")),
+        step_margin=_choice(raw.get("step_margin", d.step_margin), "step_margin", ("exposure", "fixed")),
+        step_margin_cap=_number(raw.get("step_margin_cap", d.step_margin_cap), "step_margin_cap", ge=1),
+        alpha_rollback=_alpha(raw.get("alpha_rollback", d.alpha_rollback), "alpha_rollback"),
+        alpha_step=_alpha(raw.get("alpha_step", d.alpha_step), "alpha_step"),
+        alpha_promote=_alpha(raw.get("alpha_promote", d.alpha_promote), "alpha_promote"),
+        burn_in=_integer(raw.get("burn_in", d.burn_in), "burn_in", ge=0),
+        outage_fallback_s=_number(raw.get("outage_fallback_s", d.outage_fallback_s), "outage_fallback_s", gt=0),
+        counters=_counters(raw.get("counters")),
+        metrics=_metrics(raw.get("metrics")),
+        guards=_guards(raw.get("guards")),
+        threshold=_threshold(raw.get("threshold")),
+    )

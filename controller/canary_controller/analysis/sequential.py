@@ -1,0 +1,432 @@
+"""The sequential analysis of the design note (rollout-analysis.md).
+
+Per metric, on a "good" scale (higher is better) with g = p_canary - p_production:
+- rollback evidence: an e-process against H0_R: g >= -delta_R; metric k rolls back when
+  log E_R >= log(1 / (w_k alpha_R)) (weighted Bonferroni, any metric);
+- non-inferiority evidence: an e-process against H0_P: g <= -m; a step-up needs every gating
+  metric at log E_P >= log(1/alpha_step), the final promotion at log(1/alpha_promote).
+
+Every poll is a stratum; strata combine with Mantel-Haenszel weights w = n_c n_p / (n_c + n_p),
+so a weight change or a drift of the base rate does not bias the estimate. Variance is
+V = max(Wald, variance at the null boundary) from add-one smoothed pooled proportions.
+
+Stage boundaries. Both e-processes run over the whole rollout: rollback evidence is never reset
+when the weight changes, and non-inferiority evidence carries over, so a later step does not
+start from zero. This is valid because each stratum compares the arms within the same poll
+interval, whatever the weight; and because the final promotion holds the same e-process to the
+stricter alpha_promote, its error stays below alpha_promote by Ville's inequality however many
+step-ups happened on the way. A step-up is judged on the evidence as it stands at that poll (not
+on a past crossing), so data from the new weight that pulls the estimate down delays the next
+step. The poll that straddles a weight change is a stratum like any other for these tests; the
+guards, which compare against the stage's share, skip it.
+
+Guards that act at once (per stage, no burn-in): an error burst on the canary (Lindon-Malek
+Bayes factor on error counts against the canary share; fires only when the canary's share of
+errors is above its share of traffic), a sample-ratio mismatch (the same Bayes factor on request
+counts against the configured weight, two-sided), and canary restarts during the rollout.
+
+The engine works on a batch of B rollouts (numpy arrays) so the benchmark can drive this very
+code for thousands of simulated rollouts; SequentialAnalysis is the controller's B = 1 view.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .arms import FIELDS, UNIT, kind_matrices, to_row
+from .base import Decision, Poll, Verdict
+from .config import AUTO, AnalysisConfig
+from .stats import evidence_radius, lindon_malek_log_bf, log_e_value
+
+CONTINUE, STEP_UP, PROMOTE, ROLLBACK, INCONCLUSIVE = 0, 1, 2, 3, 4
+CODE_TO_DECISION = {CONTINUE: Decision.CONTINUE, STEP_UP: Decision.STEP_UP, PROMOTE: Decision.PROMOTE,
+                    ROLLBACK: Decision.ROLLBACK, INCONCLUSIVE: Decision.INCONCLUSIVE}
+_EPS = 1e-9
+
+
+def _share(weight) -> np.ndarray:
+    """The canary share 0..1; a value above 1 is read as a percentage."""
+    w = np.asarray(weight, float)
+    return np.where(w > 1.0, w / 100.0, w)
+
+
+class SequentialEngine:
+    """Evidence and decisions for B independent rollouts at once."""
+
+    def __init__(self, config: AnalysisConfig, size: int = 1):
+        self.config = config
+        self.size = size
+        ms = config.metrics
+        self.names = [m.name for m in ms]
+        self.kinds = [m.kind for m in ms]
+        self.good_m, self.total_m = kind_matrices(self.kinds)
+        col = lambda vals: np.array(vals, float)[:, None]  # noqa: E731  (K, 1) for broadcasting
+        self.margin_fixed = col([np.nan if m.margin == AUTO else m.margin for m in ms])
+        self.tau_r_fixed = col([np.nan if m.tau_rollback == AUTO else m.tau_rollback for m in ms])
+        self.tau_p_fixed = col([np.nan if m.tau_promote == AUTO else m.tau_promote for m in ms])
+        self.delta = col([m.delta_rollback for m in ms])
+        self.weights = np.array([m.weight for m in ms], float)
+        self.gate = np.array([m.promotion_gate for m in ms], bool)
+        # Metric k rolls back at log(1/(w_k alpha_R)).
+        self.log_thr_rollback = np.log(1.0 / (self.weights * config.alpha_rollback))
+        self.reset()
+
+    # ------------------------------------------------------------------ state
+    def reset(self, mask=None) -> None:
+        """Start a new rollout (all runs, or those in the boolean mask)."""
+        K, B = len(self.names), self.size
+        if mask is None or not hasattr(self, "W"):
+            z = lambda: np.zeros((K, B))  # noqa: E731
+            self.W, self.G, self.Ac, self.Ap = z(), z(), z(), z()
+            self.xc, self.nc, self.xp, self.np_ = z(), z(), z(), z()
+            self.nc_stage = z()
+            zb = lambda: np.zeros(B)  # noqa: E731
+            self.err_c, self.err_p, self.req_c, self.req_p = zb(), zb(), zb(), zb()
+            self.restarts = zb()
+            self.stage_start = np.full(B, np.nan)
+            self.stage_weight = np.full(B, np.nan)
+            self.final = np.zeros(B, bool)
+            self.next_share = np.ones(B)
+            self.prev_at = np.full(B, np.nan)
+            self.span_start = np.full(B, np.nan)
+            return
+        m = np.asarray(mask, bool)
+        for a in (self.W, self.G, self.Ac, self.Ap, self.xc, self.nc, self.xp, self.np_, self.nc_stage):
+            a[:, m] = 0.0
+        for a in (self.err_c, self.err_p, self.req_c, self.req_p, self.restarts):
+            a[m] = 0.0
+        for a in (self.stage_start, self.stage_weight, self.prev_at, self.span_start):
+            a[m] = np.nan
+        self.final[m] = False
+        self.next_share[m] = 1.0
+
+    def start_stage(self, weight, at, final, mask=None) -> None:
+        """A new weight took effect: the stage clock and the guards restart; evidence stays."""
+        m = np.ones(self.size, bool) if mask is None else np.asarray(mask, bool)
+        self.stage_start = np.where(m, at, self.stage_start)
+        self.stage_weight = np.where(m, _share(weight), self.stage_weight)
+        self.final = np.where(m, np.asarray(final, bool), self.final)
+        # The share the next success moves to: the next step, or all traffic on promotion.
+        share = np.broadcast_to(_share(weight), (self.size,))
+        steps = np.array(sorted(self.config.steps), float) / 100.0
+        after = np.array([next((s for s in steps if s > w + _EPS), 1.0) for w in share])
+        self.next_share = np.where(m, np.where(self.final, 1.0, after), self.next_share)
+        self.span_start = np.where(m, np.nan, self.span_start)
+        for a in (self.err_c, self.err_p, self.req_c, self.req_p):
+            a[m] = 0.0
+        self.nc_stage[:, m] = 0.0
+
+    def observe(self, at, canary, production, weight, restarts=0.0) -> None:
+        """Add one poll for every run: canary/production are (B, 6) increment arrays."""
+        canary = np.maximum(np.asarray(canary, float), 0.0)
+        production = np.maximum(np.asarray(production, float), 0.0)
+        weight = np.broadcast_to(_share(weight), (self.size,))
+        gc, tc = (canary @ self.good_m).T, (canary @ self.total_m).T  # (K, B)
+        gp, tp = (production @ self.good_m).T, (production @ self.total_m).T
+        gc, gp = np.clip(gc, 0.0, tc), np.clip(gp, 0.0, tp)
+        both = (tc > 0) & (tp > 0)
+        tc1, tp1 = np.where(both, tc, 1.0), np.where(both, tp, 1.0)
+        w = np.where(both, tc1 * tp1 / (tc1 + tp1), 0.0)
+        self.W += w
+        self.G += w * (gc / tc1 - gp / tp1)
+        self.Ac += np.where(both, w * w / tc1, 0.0)
+        self.Ap += np.where(both, w * w / tp1, 0.0)
+        self.xc += gc
+        self.nc += tc
+        self.xp += gp
+        self.np_ += tp
+        self.nc_stage += tc
+        # Guards: only polls wholly inside the stage, at the stage's weight.
+        started = np.isfinite(self.stage_start)
+        clean = started & (np.isnan(self.prev_at) | (self.prev_at >= self.stage_start - _EPS))
+        clean &= np.abs(weight - self.stage_weight) < 1e-9
+        e = FIELDS.index("errors")
+        r = FIELDS.index("requests")
+        self.err_c += np.where(clean, canary[:, e], 0.0)
+        self.err_p += np.where(clean, production[:, e], 0.0)
+        self.req_c += np.where(clean, canary[:, r], 0.0)
+        self.req_p += np.where(clean, production[:, r], 0.0)
+        self.restarts += np.broadcast_to(np.asarray(restarts, float), (self.size,))
+        self.span_start = np.where(np.isnan(self.span_start),
+                                   np.where(np.isnan(self.prev_at), self.stage_start, self.prev_at),
+                                   self.span_start)
+        self.prev_at = np.full(self.size, float(at)) if np.ndim(at) == 0 else np.asarray(at, float)
+
+    # ------------------------------------------------------------------ evidence
+    def _variance(self, boundary: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(Wald-or-null max variance of g_hat, the Wald one) for a null boundary g = boundary."""
+        pc = (self.xc + 1.0) / (self.nc + 2.0)  # add-one smoothing
+        pp = (self.xp + 1.0) / (self.np_ + 2.0)
+        W2 = np.where(self.W > 0, self.W ** 2, np.nan)
+        wald = (pc * (1 - pc) * self.Ac + pp * (1 - pp) * self.Ap) / W2
+        n = self.nc + self.np_
+        # Proportions at the boundary that keep the pooled count: n_c (p0 + b) + n_p p0 = x.
+        p0 = (self.nc * pc + self.np_ * pp - self.nc * boundary) / np.where(n > 0, n, 1.0)
+        lo = np.maximum(0.0, -boundary) + 1e-6
+        hi = np.minimum(1.0, 1.0 - boundary) - 1e-6
+        p0 = np.clip(p0, lo, hi)
+        p0c = p0 + boundary
+        null = (p0c * (1 - p0c) * self.Ac + p0 * (1 - p0) * self.Ap) / W2
+        return np.fmax(wald, null), wald
+
+    def margins(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(m, tau_R, tau_P) per metric and run; "auto" from production's observed error rate."""
+        base_err = 1.0 - (self.xp + 1.0) / (self.np_ + 2.0)
+        m_auto = np.maximum(0.001, 0.5 * base_err)
+        shape = self.W.shape
+        m = np.broadcast_to(np.where(np.isnan(self.margin_fixed), m_auto, self.margin_fixed), shape)
+        tau_r = np.broadcast_to(np.where(np.isnan(self.tau_r_fixed), np.maximum(0.01, 2.0 * base_err),
+                                         self.tau_r_fixed), shape)
+        if self.config.step_margin == "exposure":
+            factor = np.minimum(self.config.step_margin_cap, 1.0 / np.maximum(self.next_share, _EPS))
+            m = m * np.where(self.final, 1.0, factor)[None, :]
+        tau_p = np.broadcast_to(np.where(np.isnan(self.tau_p_fixed), m, self.tau_p_fixed), shape)
+        return m, tau_r, tau_p
+
+    def evaluate(self, at) -> dict:
+        """Everything the decision rests on, as arrays: (K, B) per metric, (B,) per run."""
+        cfg = self.config
+        g_hat = np.where(self.W > 0, self.G / np.where(self.W > 0, self.W, 1.0), 0.0)
+        m, tau_r, tau_p = self.margins()
+        var_r, wald = self._variance(-self.delta)
+        var_p, _ = self._variance(-m)
+        log_e_r = log_e_value(-(g_hat + self.delta), var_r, tau_r)
+        log_e_p = log_e_value(g_hat + m, var_p, tau_p)
+        burn = (self.nc >= cfg.burn_in) & (self.np_ >= cfg.burn_in) & (self.W > 0)
+        thr_r = self.log_thr_rollback[:, None]
+        thr_p = np.where(self.final, math.log(1 / cfg.alpha_promote), math.log(1 / cfg.alpha_step))
+        rollback_metric = burn & (log_e_r >= thr_r)
+        noninf = burn & (log_e_p >= thr_p[None, :])
+
+        g = cfg.guards
+        rho = self.stage_weight
+        burst_bf = lindon_malek_log_bf(self.err_c, self.err_p, rho, g.error_burst.k)
+        tot_err = self.err_c + self.err_p
+        burst = (g.error_burst.enabled & (burst_bf >= math.log(1 / g.error_burst.alpha))
+                 & (self.err_c > rho * tot_err))
+        srm_bf = lindon_malek_log_bf(self.req_c, self.req_p, rho, g.sample_ratio.k)
+        srm = g.sample_ratio.enabled & (srm_bf >= math.log(1 / g.sample_ratio.alpha))
+        restarts = g.restarts.enabled & (self.restarts > g.restarts.max)
+
+        age = at - self.stage_start
+        dwell_ok = age >= cfg.min_dwell_s - _EPS
+        over_max = (age > cfg.max_stage_s) if cfg.max_stage_s is not None else np.zeros(self.size, bool)
+        rollback = rollback_metric.any(axis=0) | burst | srm | restarts
+        gates_ok = (noninf | ~self.gate[:, None]).all(axis=0) & self.gate.any()
+        ready = gates_ok & dwell_ok
+        decision = np.full(self.size, CONTINUE)
+        decision = np.where(over_max, INCONCLUSIVE, decision)
+        decision = np.where(ready, np.where(self.final, PROMOTE, STEP_UP), decision)
+        decision = np.where(rollback, ROLLBACK, decision)
+        return {
+            "g_hat": g_hat, "margin": m, "tau_rollback": tau_r, "tau_promote": tau_p,
+            "var_rollback": var_r, "var_promote": var_p, "var_wald": wald,
+            "log_e_rollback": log_e_r, "log_e_promote": log_e_p,
+            "log_thr_rollback": np.broadcast_to(thr_r, self.W.shape), "log_thr_promote": thr_p,
+            "burn_in_ok": burn, "rollback_metric": rollback_metric, "non_inferior": noninf,
+            "burst_log_bf": burst_bf, "burst": burst, "srm_log_bf": srm_bf, "srm": srm,
+            "restarts": restarts, "age": age, "dwell_ok": dwell_ok, "over_max": over_max,
+            "gates_ok": gates_ok, "rollback": rollback, "decision": decision,
+        }
+
+
+# ---------------------------------------------------------------------- the controller's view
+
+def _f(x, digits: int = 6):
+    """A JSON-friendly float (None for NaN or infinity)."""
+    x = float(x)
+    return round(x, digits) if math.isfinite(x) else None
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(seconds, 1):.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _needed_weight(s: float, v_unit: float, tau: float, c: float, w_now: float) -> float:
+    """Total MH weight at which the promotion e-value reaches c if the estimate and the variance
+    per unit weight stay as they are now (inf if the estimate is not on the right side)."""
+    if s <= 0 or not math.isfinite(v_unit) or v_unit <= 0:
+        return math.inf
+    lo, hi = max(w_now, 1.0), max(w_now, 1.0)
+    while log_e_value(s, v_unit / hi, tau) < c:
+        lo, hi = hi, hi * 2.0
+        if hi > 1e12:
+            return math.inf
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        if log_e_value(s, v_unit / mid, tau) >= c:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+class SequentialAnalysis:
+    """The Analysis protocol over one rollout. Build a new one per rollout (or call reset)."""
+
+    def __init__(self, config: AnalysisConfig):
+        self.config = config
+        self.on_inconclusive = config.on_inconclusive
+        self.engine = SequentialEngine(config, 1)
+        self.stage_weight: float | None = None
+        self.final = False
+
+    def reset(self) -> None:
+        self.engine.reset()
+        self.stage_weight, self.final = None, False
+
+    def start_stage(self, weight: float, at: float, final: bool) -> None:
+        self.stage_weight = float(_share(weight))
+        self.final = bool(final)
+        self.engine.start_stage(weight, at, final)
+
+    def observe(self, poll: Poll) -> None:
+        if self.stage_weight is None:  # the controller forgot start_stage: use the poll's weight
+            self.start_stage(poll.weight, poll.at, False)
+        self.engine.observe(poll.at, to_row(poll.canary), to_row(poll.production), poll.weight,
+                            max(0, int(poll.canary_restarts)))
+
+    # ------------------------------------------------------------------ verdict
+    def verdict(self, at: float) -> Verdict:
+        eng, cfg = self.engine, self.config
+        if self.stage_weight is None:
+            return Verdict(Decision.CONTINUE, "No stage started yet: nothing to judge.")
+        ev = eng.evaluate(at)
+        metrics = [self._metric_evidence(k, ev, at) for k in range(len(eng.names))]
+        guards = self._guard_evidence(ev)
+        code = int(ev["decision"][0])
+        decision = CODE_TO_DECISION[code]
+        pct = f"{100 * self.stage_weight:g} %"
+        age = float(ev["age"][0])
+        if decision is Decision.ROLLBACK:
+            why = [g["explanation"] for g in guards if g["fired"]]
+            why += [m["explanation"] for m in metrics if m["rollback"]]
+            summary = "Roll back: " + "; ".join(why) + "."
+        elif decision in (Decision.STEP_UP, Decision.PROMOTE):
+            act = "promote" if decision is Decision.PROMOTE else "step up"
+            gated = [m["name"] for m in metrics if m["promotion_gate"]]
+            summary = (f"All gates ({', '.join(gated)}) show non-inferiority after "
+                       f"{_duration(age)} at {pct}: {act}.")
+        else:
+            waiting = [m["explanation"] for m in metrics if m["promotion_gate"] and not m["non_inferior"]]
+            if not waiting and not ev["dwell_ok"][0]:
+                waiting = [f"all gates passed; minimum dwell, {_duration(cfg.min_dwell_s - age)} left"]
+            if decision is Decision.INCONCLUSIVE:
+                summary = (f"Inconclusive: stage at {pct} ran {_duration(age)}, past max_stage_s "
+                           f"({cfg.max_stage_s:g} s), without showing non-inferiority ("
+                           + "; ".join(waiting) + f"); policy: {cfg.on_inconclusive}.")
+            else:
+                summary = f"Holding at {pct}: " + "; ".join(waiting) + "."
+        return Verdict(decision, summary, metrics, guards)
+
+    def _metric_evidence(self, k: int, ev: dict, at: float) -> dict:
+        eng, cfg = self.engine, self.config
+        mc = cfg.metrics[k]
+        pick = lambda key: float(ev[key][k, 0])  # noqa: E731
+        g_hat, m, tau_r, tau_p = pick("g_hat"), pick("margin"), pick("tau_rollback"), pick("tau_promote")
+        var_r, var_p = pick("var_rollback"), pick("var_promote")
+        c_r, c_p = pick("log_thr_rollback"), float(ev["log_thr_promote"][0])
+        nc, np_ = float(eng.nc[k, 0]), float(eng.np_[k, 0])
+        xc, xp = float(eng.xc[k, 0]), float(eng.xp[k, 0])
+        burn = bool(ev["burn_in_ok"][k, 0])
+        upper = g_hat + evidence_radius(var_r, tau_r, c_r)
+        lower = g_hat - evidence_radius(var_p, tau_p, c_p)
+        rollback = bool(ev["rollback_metric"][k, 0])
+        noninf = bool(ev["non_inferior"][k, 0])
+        log_e_r, log_e_p = pick("log_e_rollback"), pick("log_e_promote")
+        unit = UNIT[mc.kind]
+        name = mc.name
+        if rollback:
+            text = (f"{name} is worse on the canary (g = {g_hat:+.4f}, upper bound {upper:+.4f} < "
+                    f"{-mc.delta_rollback:+g}; log e {log_e_r:.2f} >= {c_r:.2f})")
+        elif not burn:
+            text = (f"{name} gate: burn-in, {cfg.burn_in} {unit.replace('canary ', '')} per arm needed "
+                    f"(canary {nc:.0f}, production {np_:.0f})")
+        elif noninf:
+            text = (f"{name} gate: non-inferior within {m:.4g} (lower bound {lower:+.4f}; "
+                    f"log e {log_e_p:.2f} >= {c_p:.2f})")
+        else:
+            text = self._holding_words(k, g_hat, m, var_p, tau_p, c_p, at)
+        alpha_r = mc.weight * cfg.alpha_rollback
+        alpha_p = cfg.alpha_promote if self.final else cfg.alpha_step
+        return {
+            "name": name, "kind": mc.kind, "promotion_gate": mc.promotion_gate,
+            "n": {"canary": _f(nc, 3), "production": _f(np_, 3)},
+            "p": {"canary": _f(xc / nc) if nc > 0 else None, "production": _f(xp / np_) if np_ > 0 else None},
+            "g_hat": _f(g_hat),
+            "margin": _f(m), "delta_rollback": _f(mc.delta_rollback),
+            "tau_rollback": _f(tau_r), "tau_promote": _f(tau_p),
+            "variance": {"rollback": _f(var_r, 12), "promote": _f(var_p, 12)},
+            "bounds": {
+                "lower": _f(lower), "upper": _f(upper),
+                "kind": (f"anytime-valid one-sided bounds on g from the normal-mixture e-process: "
+                         f"lower at alpha {alpha_p:g} (tau {tau_p:.4g}), upper at alpha {alpha_r:.4g} "
+                         f"(tau {tau_r:.4g})"),
+            },
+            "log_e_rollback": _f(log_e_r), "log_e_promote": _f(log_e_p),
+            "threshold_rollback": _f(c_r), "threshold_promote": _f(c_p),
+            "alpha_rollback": _f(alpha_r), "alpha_promote": _f(alpha_p),
+            "burn_in_ok": burn, "rollback": rollback, "non_inferior": noninf,
+            "explanation": text,
+        }
+
+    def _holding_words(self, k, g_hat, m, var_p, tau_p, c_p, at) -> str:
+        eng, mc = self.engine, self.config.metrics[k]
+        name, unit = mc.name, UNIT[mc.kind]
+        s = g_hat + m
+        if s <= 0:
+            return (f"{name} gate: the canary currently looks worse than the margin (g = {g_hat:+.4f} <= "
+                    f"-{m:.4g}); more data at this estimate will not show non-inferiority")
+        w_now, nc = float(eng.W[k, 0]), float(eng.nc[k, 0])
+        need_w = _needed_weight(s, var_p * w_now, tau_p, c_p, w_now)
+        span = at - float(eng.span_start[0]) if math.isfinite(float(eng.span_start[0])) else 0.0
+        rate = float(eng.nc_stage[k, 0]) / span if span > 0 else 0.0
+        if not math.isfinite(need_w):
+            return f"{name} gate: non-inferiority is out of reach at the current estimate (g = {g_hat:+.4f})"
+        more = max(1.0, (need_w - w_now) * nc / w_now)
+        if rate <= 0:
+            return f"{name} gate: about {more:,.0f} more {unit} needed; none arrived in this stage yet"
+        secs = more / rate
+        text = f"{name} gate: about {more:,.0f} more {unit} needed at the current rate (≈ {_duration(secs)})"
+        if secs > 6 * 3600:
+            text += ("; that is hours: widen the margin, raise the canary share or the label fraction, or "
+                     "set promotion_gate: false to keep it as a rollback monitor only")
+        return text
+
+    def _guard_evidence(self, ev: dict) -> list[dict]:
+        eng, g = self.engine, self.config.guards
+        rho = float(eng.stage_weight[0])
+        out = []
+        for name, cfg, bf, fired, x_c, x_p, what in (
+            ("error_burst", g.error_burst, ev["burst_log_bf"][0], ev["burst"][0], eng.err_c[0], eng.err_p[0],
+             "errors"),
+            ("sample_ratio", g.sample_ratio, ev["srm_log_bf"][0], ev["srm"][0], eng.req_c[0], eng.req_p[0],
+             "requests"),
+        ):
+            thr = math.log(1 / cfg.alpha)
+            tot = float(x_c + x_p)
+            share = float(x_c) / tot if tot > 0 else None
+            if fired and name == "error_burst":
+                text = (f"error burst on the canary: {x_c:.0f} of {tot:.0f} errors in this stage at a "
+                        f"{100 * rho:g} % share (log BF {float(bf):.2f} >= {thr:.2f})")
+            elif fired:
+                text = (f"sample-ratio mismatch: canary got {100 * (share or 0):.2f} % of {tot:.0f} requests, "
+                        f"configured {100 * rho:g} % (log BF {float(bf):.2f} >= {thr:.2f})")
+            else:
+                text = f"{name}: quiet (log BF {float(bf):.2f} < {thr:.2f})" if cfg.enabled else f"{name}: disabled"
+            out.append({"name": name, "enabled": cfg.enabled, "fired": bool(fired), "log_bf": _f(bf),
+                        "threshold": _f(thr), "counts": {"canary": _f(x_c, 3), "production": _f(x_p, 3)},
+                        "counted": what, "canary_share_expected": _f(rho), "canary_share_observed":
+                        _f(share) if share is not None else None, "explanation": text})
+        n_restarts = float(eng.restarts[0])
+        fired = bool(ev["restarts"][0])
+        out.append({"name": "restarts", "enabled": g.restarts.enabled, "fired": fired,
+                    "count": int(n_restarts), "max": g.restarts.max,
+                    "explanation": (f"canary restarted {n_restarts:.0f} times (max {g.restarts.max})" if fired
+                                    else f"restarts: {n_restarts:.0f} (max {g.restarts.max})")})
+        return out

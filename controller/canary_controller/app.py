@@ -1,0 +1,130 @@
+"""The controller's HTTP face: status, metrics, and the commands people give it."""
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import threading
+import time
+
+from flask import Flask, jsonify, request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from werkzeug.exceptions import HTTPException
+
+from canary_common.registry import NotFound, RegistryClient, RegistryError
+
+from .actions import Actions
+from .loop import Controller
+from .prometheus import PrometheusClient
+from .settings import Settings, load_settings
+
+VERSION_RE = re.compile(r"^[1-9][0-9]{0,8}$")
+
+
+def _version(body: dict, field: str, required: bool) -> str | None:
+    value = body.get(field)
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not VERSION_RE.match(str(value if value is not None else "")):
+        raise ValueError(f"'{field}' must be a model version number like \"3\", got {value!r}")
+    return str(value)
+
+
+def create_app(settings: Settings | None = None, start_loop: bool = True) -> Flask:
+    settings = settings or load_settings()
+    registry = RegistryClient(settings.mlflow_url, settings.model_name)
+    controller = Controller(settings, registry, PrometheusClient(settings.prometheus_url),
+                            Actions(registry, settings.production_url))
+    app = Flask(__name__)
+    app.config["controller"] = controller
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        return jsonify(error=exc.description, status=exc.code), exc.code
+
+    @app.errorhandler(RegistryError)
+    def registry_error(exc: RegistryError):
+        return jsonify(error=f"MLflow registry: {exc}"), 503
+
+    @app.before_request
+    def check_token():
+        if request.method == "POST" and settings.admin_token:
+            given = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(given, f"Bearer {settings.admin_token}"):
+                return jsonify(error="admin token required: send 'Authorization: Bearer <ADMIN_TOKEN>'"), 401
+        return None
+
+    def json_body() -> dict:
+        if not request.data:
+            return {}
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise ValueError("the body must be a JSON object")
+        return body
+
+    @app.get("/health")
+    def health():
+        return jsonify(status="ok")
+
+    @app.get("/status")
+    def status():
+        return jsonify(controller.status())
+
+    @app.get("/metrics")
+    def metrics():
+        return generate_latest(), 200, {"Content-Type": CONTENT_TYPE_LATEST}
+
+    @app.post("/check")
+    def check():
+        # A person asking right after sending traffic: wait for Prometheus to scrape it first.
+        record = controller.tick(fresh_after=time.time())
+        state = controller.status()
+        return jsonify(decision=record["decision"], summary=record["summary"],
+                       rollback=record["decision"] == "rollback",
+                       canary_percentage=state.get("canary_percentage"), status=state)
+
+    @app.post("/deploy")
+    def deploy():
+        try:
+            body = json_body()
+            version = _version(body, "version", required=True)
+            production = _version(body, "production", required=False)
+        except ValueError as exc:
+            return jsonify(error=str(exc)), 400
+        try:
+            with controller.lock:
+                controller.actions.deploy(version, controller.config.steps[0], production)
+        except NotFound:
+            return jsonify(error=f"model version not found: {production or version}"), 404
+        return jsonify(status="deploying", canary_version=version, production_version=production,
+                       canary_percentage=controller.config.steps[0])
+
+    @app.post("/promote")
+    def promote():
+        with controller.lock:
+            state = registry.read_state()
+            if not state.canary_version or state.canary_version == state.production_version:
+                return jsonify(error="there is no canary to promote"), 409
+            controller.actions.start_promotion(state, "promoted by hand")
+            controller._record("promote", f"version {state.canary_version} promoted by hand")
+        return jsonify(status="promoting", version=state.canary_version)
+
+    @app.post("/rollback")
+    def rollback():
+        with controller.lock:
+            state = registry.read_state()
+            if not state.canary_version:
+                return jsonify(error="there is no canary to roll back"), 409
+            controller.actions.rollback(state, "rolled back by hand")
+            controller._record("rollback", f"version {state.canary_version} rolled back by hand")
+        return jsonify(status="rolled_back", version=state.canary_version, canary_percentage=0)
+
+    @app.post("/resume")
+    def resume():
+        with controller.lock:
+            registry.write_state(mode="auto", reason="stepping handed back to the controller")
+        return jsonify(status="auto", note="the controller steps the weight again")
+
+    if start_loop:
+        threading.Thread(target=controller.run_forever, name="control-loop", daemon=True).start()
+    return app

@@ -1,0 +1,199 @@
+"""The control loop: one poll reads the state and the counters, asks the analysis, and acts.
+
+The controller knows the rollout (stages, modes, promotion, outages); the analysis knows the
+statistics; the metrics provider knows Prometheus; the registry knows where state lives.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+
+from canary_common.registry import RegistryClient, RegistryError, RolloutState
+
+from .actions import Actions
+from .analysis import build_analysis
+from .analysis.base import Analysis, Decision, Poll, Verdict
+from .prometheus import CounterReader, MetricsUnavailable, PrometheusClient
+from .settings import Settings
+from . import telemetry
+
+log = logging.getLogger("canary.controller")
+
+
+class Controller:
+    def __init__(self, settings: Settings, registry: RegistryClient, prometheus: PrometheusClient,
+                 actions: Actions, clock=time.time):
+        self.settings = settings
+        self.config = settings.analysis
+        self.registry = registry
+        self.prometheus = prometheus
+        self.actions = actions
+        self.clock = clock
+        self.reader = CounterReader(prometheus, dict(self.config.counters))
+        self.lock = threading.RLock()
+        self.analysis: Analysis | None = None
+        self.rollout_key: tuple | None = None
+        self.stage_weight: float | None = None
+        self.stage_started: float | None = None
+        self.outage_since: float | None = None
+        self.last_verdict: Verdict | None = None
+        self.last_verdict_at: float | None = None
+        self.last_state: RolloutState | None = None
+        self.last_note = "starting"
+        self.history: collections.deque = collections.deque(maxlen=50)
+        self._stop = threading.Event()
+
+    # -- the loop -------------------------------------------------------------------------
+    def run_forever(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                self.tick()
+            except Exception:  # the loop must survive anything one poll throws
+                log.exception("poll failed")
+            self._stop.wait(max(0.0, self.settings.poll_interval_s - (time.monotonic() - started)))
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def next_step(self, weight: float) -> float | None:
+        return next((s for s in self.config.steps if s > weight + 1e-9), None)
+
+    def tick(self, fresh_after: float | None = None) -> dict:
+        """One poll. `fresh_after`: first wait for a router scrape newer than this epoch time."""
+        with self.lock:
+            if fresh_after is not None:
+                self.prometheus.wait_for_scrape(self.settings.scrape_job, fresh_after, self.settings.scrape_wait_s)
+            return self._tick()
+
+    def _tick(self) -> dict:
+        now = self.clock()
+        try:
+            state = self.registry.read_state()
+        except RegistryError as exc:
+            return self._note(f"holding: registry unreachable ({exc})")
+        self.last_state = state
+        telemetry.export_state(state)
+
+        if state.phase == "promoting":
+            if self.actions.production_serves(state.canary_version):
+                self.actions.finish_promotion(state)
+                self._record("promoted", f"version {state.canary_version} serves production; canary weight 0")
+                return self._note("promotion finished")
+            return self._note(f"promoting: waiting for the production server to serve version {state.canary_version}")
+
+        active = (state.phase == "progressing" and state.canary_version
+                  and state.canary_version != state.production_version)
+        if not active:
+            self.analysis, self.rollout_key = None, None
+            self.reader.reset()
+            return self._note(f"idle: phase {state.phase}, nothing to analyse")
+
+        key = (state.canary_version, state.production_version)
+        if key != self.rollout_key:
+            self.analysis = build_analysis(self.config)
+            self.rollout_key, self.stage_weight = key, None
+            self.reader.reset()
+            self.last_verdict = None
+        if state.weight != self.stage_weight:
+            self.analysis.start_stage(state.weight / 100.0, now, final=self.next_step(state.weight) is None)
+            self.stage_weight, self.stage_started = state.weight, now
+
+        try:
+            increments = self.reader.poll({"production": state.production_version, "canary": state.canary_version})
+            restarts = self._canary_restarts()
+        except MetricsUnavailable as exc:
+            return self._outage(state, now, exc)
+        if self.outage_since is not None:
+            self._record("metrics_back", f"Prometheus answers again after {now - self.outage_since:.0f}s")
+            self.outage_since = None
+        telemetry.PROMETHEUS_UP.set(1)
+        if increments is None:
+            return self._note("baseline read; judging from the next poll")
+        if state.weight <= 0:
+            return self._note("canary weight is 0: nothing to judge")
+
+        self.analysis.observe(Poll(at=now, canary=increments["canary"], production=increments["production"],
+                                   weight=state.weight / 100.0, canary_restarts=restarts))
+        verdict = self.analysis.verdict(now)
+        self.last_verdict, self.last_verdict_at = verdict, now
+        telemetry.export_verdict(verdict)
+        return self._act(state, verdict)
+
+    # -- decisions ------------------------------------------------------------------------
+    def _act(self, state: RolloutState, verdict: Verdict) -> dict:
+        evidence = verdict.as_dict()
+        d = verdict.decision
+        if d is Decision.ROLLBACK:
+            self.actions.rollback(state, verdict.summary, evidence)
+            return self._record("rollback", verdict.summary)
+        if d is Decision.INCONCLUSIVE:
+            if self.config.on_inconclusive == "rollback":
+                reason = f"inconclusive: {verdict.summary}"
+                self.actions.rollback(state, reason, evidence)
+                return self._record("rollback", reason)
+            return self._record("hold", f"inconclusive, holding: {verdict.summary}")
+        if d in (Decision.STEP_UP, Decision.PROMOTE):
+            if state.mode == "manual":
+                return self._note(f"would {d.value} but the weight was set by hand: stepping paused "
+                                  f"(canaryctl resume hands it back). {verdict.summary}")
+            nxt = self.next_step(state.weight)
+            if d is Decision.PROMOTE or nxt is None:
+                self.actions.start_promotion(state, verdict.summary, evidence)
+                return self._record("promote", verdict.summary)
+            self.actions.set_weight(nxt, f"stepped up {state.weight:g}% -> {nxt:g}%: {verdict.summary}",
+                                    evidence, state)
+            return self._record("step_up", f"{state.weight:g}% -> {nxt:g}%: {verdict.summary}")
+        return self._note(verdict.summary, decision="continue")
+
+    def _outage(self, state: RolloutState, now: float, exc: Exception) -> dict:
+        telemetry.PROMETHEUS_UP.set(0)
+        if self.outage_since is None:
+            self.outage_since = now
+            self._record("hold", f"metrics unavailable, holding: {exc}")
+        down_for = now - self.outage_since
+        limit = self.config.outage_fallback_s
+        if state.weight > 0 and down_for >= limit:
+            reason = f"no metrics for {down_for:.0f}s (limit {limit:g}s): fell back to production"
+            self.actions.rollback(state, reason)
+            return self._record("rollback", reason)
+        return self._note(f"holding: metrics unavailable for {down_for:.0f}s "
+                          f"(fall back to production after {limit:g}s): {exc}", decision="hold")
+
+    def _canary_restarts(self) -> int:
+        rows = self.prometheus.instant('up{job="model-server",arm="canary"}')
+        return sum(1 for _, v in rows if v == 0)
+
+    def _record(self, decision: str, summary: str) -> dict:
+        entry = {"at": self.clock(), "decision": decision, "summary": summary}
+        self.history.appendleft(entry)
+        telemetry.DECISIONS.labels(decision=decision).inc()
+        log.info("%s: %s", decision, summary)
+        self.last_note = summary
+        return entry
+
+    def _note(self, summary: str, decision: str = "hold") -> dict:
+        self.last_note = summary
+        return {"at": self.clock(), "decision": decision, "summary": summary}
+
+    # -- what GET /status shows ------------------------------------------------------------
+    def status(self) -> dict:
+        with self.lock:
+            state = self.last_state
+            out = {
+                "analysis_mode": self.config.mode,
+                "analysis_file": self.settings.analysis_file,
+                "steps": list(self.config.steps),
+                "now": self.clock(),
+                "note": self.last_note,
+                "metrics_outage_since": self.outage_since,
+                "stage": {"weight": self.stage_weight, "started_at": self.stage_started},
+                "last_verdict": (dict(self.last_verdict.as_dict(), at=self.last_verdict_at)
+                                 if self.last_verdict else None),
+                "history": list(self.history),
+            }
+            if state is not None:
+                out.update(state.as_dict())
+            return out

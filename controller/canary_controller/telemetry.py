@@ -1,0 +1,65 @@
+"""The controller's own Prometheus metrics: state, decisions and the evidence behind them."""
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+from canary_common.registry import PHASES
+
+WEIGHT = Gauge("canary_controller_weight_ratio", "Canary share of traffic set in the registry (0..1)")
+PHASE = Gauge("canary_controller_phase", "1 for the current rollout phase", ["phase"])
+DECISIONS = Counter("canary_controller_decisions_total", "Decisions that changed or held the rollout",
+                    ["decision"])
+PROMETHEUS_UP = Gauge("canary_controller_prometheus_up", "1 when the last metrics read succeeded")
+DECISION_INFO = Gauge("canary_controller_decision_info", "1 for the analysis' latest decision", ["decision"])
+EVIDENCE_LOG_E = Gauge("canary_controller_evidence_log_e_value", "log e-value per metric and test",
+                       ["metric", "test"])
+EVIDENCE_THRESHOLD = Gauge("canary_controller_evidence_log_threshold", "log(1/alpha) the e-value is held against",
+                           ["metric", "test"])
+EVIDENCE_ESTIMATE = Gauge("canary_controller_evidence_estimate", "canary minus production on the good scale",
+                          ["metric"])
+EVIDENCE_BOUND = Gauge("canary_controller_evidence_bound", "confidence bounds of the difference",
+                       ["metric", "side"])
+EVIDENCE_N = Gauge("canary_controller_evidence_n", "samples per arm behind the evidence", ["metric", "arm"])
+EVIDENCE_VALUE = Gauge("canary_controller_evidence_value", "the metric's value per arm", ["metric", "arm"])
+
+_DECISIONS = ("rollback", "step_up", "promote", "continue", "inconclusive")
+
+
+def export_state(state) -> None:
+    WEIGHT.set(state.weight_ratio)
+    for phase in PHASES:
+        PHASE.labels(phase=phase).set(1 if phase == state.phase else 0)
+
+
+def _num(value):
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if f == f and abs(f) != float("inf") else None
+
+
+def export_verdict(verdict) -> None:
+    for d in _DECISIONS:
+        DECISION_INFO.labels(decision=d).set(1 if d == verdict.decision.value else 0)
+    for m in verdict.metrics:
+        name = str(m.get("name", "?"))
+        for test in ("rollback", "promote"):
+            for key, gauge in ((f"log_e_{test}", EVIDENCE_LOG_E), (f"log_threshold_{test}", EVIDENCE_THRESHOLD)):
+                v = _num(m.get(key))
+                if v is not None:
+                    gauge.labels(metric=name, test=test).set(v)
+        v = _num(m.get("estimate"))
+        if v is not None:
+            EVIDENCE_ESTIMATE.labels(metric=name).set(v)
+        for side in ("lower", "upper"):
+            v = _num(m.get(side))
+            if v is not None:
+                EVIDENCE_BOUND.labels(metric=name, side=side).set(v)
+        for arm in ("canary", "production"):
+            v = _num(m.get(f"n_{arm}"))
+            if v is not None:
+                EVIDENCE_N.labels(metric=name, arm=arm).set(v)
+            v = _num(m.get(f"value_{arm}"))
+            if v is not None:
+                EVIDENCE_VALUE.labels(metric=name, arm=arm).set(v)

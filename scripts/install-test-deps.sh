@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the binaries the process-mode tests run for real: Prometheus (with promtool) and
+# nginx. Uses apt-get when they are missing; says plainly what is missing otherwise.
+set -euo pipefail
+missing=()
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v promtool   >/dev/null 2>&1 || missing+=(prometheus)
+command -v nginx      >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+[ ${#missing[@]} -eq 0 ] && exit 0
+pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "missing for the tests: $pkgs(install them, e.g. 'sudo apt-get install $pkgs')" >&2
+  exit 1
+fi
+echo "installing $pkgs with apt-get" >&2
+apt-get update -qq >/dev/null
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $pkgs >/dev/null
+# Debian's packages start system services: the tests start their own on free ports.
+systemctl stop prometheus nginx >/dev/null 2>&1 || service nginx stop >/dev/null 2>&1 || true

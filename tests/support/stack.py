@@ -1,0 +1,259 @@
+"""The whole stack as real processes on loopback ports: MLflow, two model servers, router
+replicas under gunicorn, Prometheus scraping them, the controller, and nginx in front.
+
+Same code, same configuration files as the images; only addresses differ.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import random
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from support.models import setup_models, start_model_server
+from support.procs import ROOT, Proc, free_port, python_cmd, start_mlflow
+
+
+def _load(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def prometheus_binary() -> str:
+    path = shutil.which("prometheus")
+    if not path:
+        raise RuntimeError("prometheus binary missing: run `make deps` (apt-get install prometheus)")
+    return path
+
+
+def nginx_binary() -> str:
+    path = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    if not path:
+        raise RuntimeError("nginx binary missing: run `make deps` (apt-get install nginx)")
+    return path
+
+
+@dataclass
+class Stack:
+    log_dir: Path
+    mlflow_url: str = ""
+    production_url: str = ""
+    canary_url: str = ""
+    router_urls: list = field(default_factory=list)
+    prometheus_url: str = ""
+    controller_url: str = ""
+    public_url: str = ""
+    admin_url: str = ""
+    admin_token: str = "test-token"
+    procs: dict = field(default_factory=dict)
+    controller_env: dict = field(default_factory=dict)
+    router_ports: list = field(default_factory=list)
+
+    # -- start ---------------------------------------------------------------------------
+    def start(self, routers: int = 2, controller_env: dict | None = None, with_nginx: bool = True) -> "Stack":
+        self.procs["mlflow"], self.mlflow_url = start_mlflow(self.log_dir)
+        setup_models(self.mlflow_url, self.log_dir)
+        self.procs["production"], self.production_url = start_model_server(self.mlflow_url, "production", self.log_dir)
+        self.procs["canary"], self.canary_url = start_model_server(self.mlflow_url, "canary", self.log_dir)
+        self.controller_port = free_port()
+        self.controller_url = f"http://127.0.0.1:{self.controller_port}"
+        self.router_ports = [free_port() for _ in range(routers)]
+        self.router_urls = [f"http://127.0.0.1:{p}" for p in self.router_ports]
+        for i in range(routers):
+            self.start_router(i)
+        self.start_prometheus()
+        self.controller_env = dict(controller_env or {})
+        self.start_controller()
+        if with_nginx:
+            self.start_nginx()
+        return self
+
+    def start_router(self, index: int) -> Proc:
+        port = self.router_ports[index]
+        mp_dir = self.log_dir / f"router-{index}-metrics"
+        mp_dir.mkdir(exist_ok=True)
+        env = {
+            "PORT": port, "WORKERS": 2, "PROMETHEUS_MULTIPROC_DIR": mp_dir,
+            "MLFLOW_TRACKING_URI": self.mlflow_url, "MODEL_NAME": "sentiment",
+            "PRODUCTION_URL": self.production_url, "CANARY_URL": self.canary_url,
+            "CONTROLLER_URL": self.controller_url, "ADMIN_TOKEN": self.admin_token,
+            "ROUTER_PEERS": ",".join(self.router_urls), "STATE_POLL_S": "0.5",
+        }
+        proc = Proc(f"router-{index}", python_cmd("-m", "gunicorn", "-c", str(ROOT / "router/gunicorn.conf.py")),
+                    self.log_dir, env=env, cwd=ROOT / "router").start()
+        proc.wait_http(f"http://127.0.0.1:{port}/ready", timeout=60)
+        self.procs[f"router-{index}"] = proc
+        return proc
+
+    def start_prometheus(self) -> None:
+        render = _load(ROOT / "prometheus/render_config.py", "prometheus_render_config")
+        port = getattr(self, "prometheus_port", None) or free_port()
+        self.prometheus_port = port
+        self.prometheus_url = f"http://127.0.0.1:{port}"
+        hostports = lambda urls: [u.replace("http://", "") for u in urls]  # noqa: E731
+        config = render.render(
+            {"router": hostports(self.router_urls),
+             "model-server-production": hostports([self.production_url]),
+             "model-server-canary": hostports([self.canary_url]),
+             "controller": hostports([self.controller_url]),
+             "mlflow": hostports([self.mlflow_url])},
+            str(ROOT / "prometheus/rules"), scrape_interval="1s")
+        cfg = self.log_dir / "prometheus.yml"
+        cfg.write_text(config)
+        data = self.log_dir / "prometheus-data"
+        data.mkdir(exist_ok=True)
+        proc = Proc("prometheus", [prometheus_binary(), f"--config.file={cfg}", f"--storage.tsdb.path={data}",
+                                   f"--web.listen-address=127.0.0.1:{port}"], self.log_dir).start()
+        proc.wait_http(f"{self.prometheus_url}/-/ready", timeout=60)
+        self.procs["prometheus"] = proc
+
+    def start_controller(self, **extra_env) -> None:
+        self.controller_env.update(extra_env)
+        env = {
+            "PORT": self.controller_port, "MLFLOW_TRACKING_URI": self.mlflow_url, "MODEL_NAME": "sentiment",
+            "PROMETHEUS_URL": self.prometheus_url, "PRODUCTION_URL": self.production_url,
+            "POLL_INTERVAL_S": "1", "SCRAPE_WAIT_S": "5", "ADMIN_TOKEN": self.admin_token,
+            **self.controller_env,
+        }
+        proc = Proc("controller", python_cmd("-m", "gunicorn", "-c", str(ROOT / "controller/gunicorn.conf.py")),
+                    self.log_dir, env=env, cwd=ROOT / "controller").start()
+        proc.wait_http(f"{self.controller_url}/health", timeout=60)
+        self.procs["controller"] = proc
+
+    def restart_controller(self, **extra_env) -> None:
+        self.procs["controller"].stop()
+        self.start_controller(**extra_env)
+
+    def start_nginx(self) -> None:
+        render = _load(ROOT / "nginx/render.py", "nginx_render")
+        public, admin = free_port(), free_port()
+        prefix = self.log_dir / "nginx"
+        prefix.mkdir(exist_ok=True)
+        conf = render.render(router_upstreams=[u.replace("http://", "") for u in self.router_urls],
+                             controller_upstream=self.controller_url.replace("http://", ""),
+                             public_port=public, admin_port=admin, admin_token=self.admin_token,
+                             resolver=None)
+        (prefix / "nginx.conf").write_text(conf)
+        proc = Proc("nginx", [nginx_binary(), "-p", f"{prefix}/", "-c", str(prefix / "nginx.conf")],
+                    self.log_dir).start()
+        self.public_url = f"http://127.0.0.1:{public}"
+        self.admin_url = f"http://127.0.0.1:{admin}"
+        proc.wait_http(f"{self.public_url}/health", timeout=30)
+        self.procs["nginx"] = proc
+
+    def stop(self) -> None:
+        for name in reversed(list(self.procs)):
+            self.procs[name].stop()
+
+    # -- helpers for tests ---------------------------------------------------------------
+    @property
+    def auth(self) -> dict:
+        return {"Authorization": f"Bearer {self.admin_token}"}
+
+    def registry(self):
+        from canary_common.registry import RegistryClient
+        return RegistryClient(self.mlflow_url, "sentiment", timeout=5)
+
+    def deploy(self, version: str, production: str | None = None) -> dict:
+        body = {"version": version}
+        if production:
+            body["production"] = production
+        resp = requests.post(f"{self.controller_url}/deploy", json=body, headers=self.auth, timeout=10)
+        resp.raise_for_status()
+        return resp.json()
+
+    def set_faults(self, **faults) -> None:
+        body = {"wrong_rate": 0, "error_rate": 0, "latency_ms": 0, **faults}
+        requests.post(f"{self.canary_url}/faults", json=body, timeout=5).raise_for_status()
+
+    def wait_for(self, predicate, timeout: float, interval: float = 0.5, what: str = "condition"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(interval)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}; controller: "
+                             f"{requests.get(self.controller_url + '/status', timeout=5).json()}")
+
+    def query(self, promql: str) -> list:
+        resp = requests.get(f"{self.prometheus_url}/api/v1/query", params={"query": promql}, timeout=5)
+        resp.raise_for_status()
+        return resp.json()["data"]["result"]
+
+
+class Traffic:
+    """Labelled held-out traffic at a steady rate from a few threads, counting every answer."""
+
+    def __init__(self, url: str, rate: float, threads: int = 6, seed: int = 7):
+        from canary_common.dataset import load_split
+        self.samples = load_split()[1]
+        self.url = url.rstrip("/") + "/predict"
+        self.rate = rate
+        self.threads = threads
+        self.rng = random.Random(seed)
+        self.stop_event = threading.Event()
+        self.lock = threading.Lock()
+        self.codes: dict = {}
+        self.by_model: dict = {}
+        self.by_version: dict = {}
+        self.failures: list = []
+        self._workers: list = []
+
+    def _run(self, index: int) -> None:
+        session = requests.Session()
+        interval = self.threads / self.rate
+        next_at = time.monotonic() + index * interval / self.threads
+        i = index
+        while not self.stop_event.is_set():
+            sample = self.samples[i % len(self.samples)]
+            i += self.threads
+            try:
+                resp = session.post(self.url, json={"text": sample.text, "actual_label": sample.label}, timeout=10)
+                code = resp.status_code
+                body = resp.json() if code == 200 else {}
+            except requests.RequestException as exc:
+                code, body = "exception", {}
+                with self.lock:
+                    self.failures.append(repr(exc))
+            with self.lock:
+                self.codes[code] = self.codes.get(code, 0) + 1
+                if code == 200:
+                    self.by_model[body["model_version"]] = self.by_model.get(body["model_version"], 0) + 1
+                    key = (body["model_version"], str(body["version"]))
+                    self.by_version[key] = self.by_version.get(key, 0) + 1
+                elif code != "exception":
+                    self.failures.append(f"{code}")
+            next_at += interval
+            self.stop_event.wait(max(0.0, next_at - time.monotonic()))
+
+    def __enter__(self) -> "Traffic":
+        for i in range(self.threads):
+            t = threading.Thread(target=self._run, args=(i,), daemon=True)
+            t.start()
+            self._workers.append(t)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop_event.set()
+        for t in self._workers:
+            t.join(15)
+
+    @property
+    def total(self) -> int:
+        with self.lock:
+            return sum(self.codes.values())
+
+    @property
+    def non_ok(self) -> int:
+        with self.lock:
+            return sum(n for c, n in self.codes.items() if c != 200)
