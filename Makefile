@@ -15,7 +15,6 @@ help:
 $(VENV)/.installed: requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e canaryctl
 	touch $@
 
 venv: $(VENV)/.installed

@@ -90,8 +90,8 @@ class Stack:
         }
         proc = Proc(f"router-{index}", python_cmd("-m", "gunicorn", "-c", str(ROOT / "router/gunicorn.conf.py")),
                     self.log_dir, env=env, cwd=ROOT / "router").start()
-        proc.wait_http(f"http://127.0.0.1:{port}/ready", timeout=60)
         self.procs[f"router-{index}"] = proc
+        proc.wait_http(f"http://127.0.0.1:{port}/ready", timeout=60)
         return proc
 
     def start_prometheus(self) -> None:
@@ -113,8 +113,8 @@ class Stack:
         data.mkdir(exist_ok=True)
         proc = Proc("prometheus", [prometheus_binary(), f"--config.file={cfg}", f"--storage.tsdb.path={data}",
                                    f"--web.listen-address=127.0.0.1:{port}"], self.log_dir).start()
-        proc.wait_http(f"{self.prometheus_url}/-/ready", timeout=60)
         self.procs["prometheus"] = proc
+        proc.wait_http(f"{self.prometheus_url}/-/ready", timeout=60)
 
     def start_controller(self, **extra_env) -> None:
         self.controller_env.update(extra_env)
@@ -126,8 +126,8 @@ class Stack:
         }
         proc = Proc("controller", python_cmd("-m", "gunicorn", "-c", str(ROOT / "controller/gunicorn.conf.py")),
                     self.log_dir, env=env, cwd=ROOT / "controller").start()
-        proc.wait_http(f"{self.controller_url}/health", timeout=60)
         self.procs["controller"] = proc
+        proc.wait_http(f"{self.controller_url}/health", timeout=60)
 
     def restart_controller(self, **extra_env) -> None:
         self.procs["controller"].stop()
@@ -145,10 +145,10 @@ class Stack:
         (prefix / "nginx.conf").write_text(conf)
         proc = Proc("nginx", [nginx_binary(), "-p", f"{prefix}/", "-c", str(prefix / "nginx.conf")],
                     self.log_dir).start()
+        self.procs["nginx"] = proc
         self.public_url = f"http://127.0.0.1:{public}"
         self.admin_url = f"http://127.0.0.1:{admin}"
         proc.wait_http(f"{self.public_url}/health", timeout=30)
-        self.procs["nginx"] = proc
 
     def stop(self) -> None:
         for name in reversed(list(self.procs)):

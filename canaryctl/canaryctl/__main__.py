@@ -1,0 +1,3 @@
+from canaryctl.cli import main_exit
+
+main_exit()

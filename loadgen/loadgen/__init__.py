@@ -1,0 +1,1 @@
+"""loadgen: labelled open-loop traffic against the Canary stack's /predict."""

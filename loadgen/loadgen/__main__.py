@@ -1,0 +1,5 @@
+import sys
+
+from loadgen.main import main
+
+sys.exit(main())
