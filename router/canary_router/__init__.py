@@ -1,0 +1,37 @@
+"""The canary router: splits /predict between the production and canary model servers."""
+from __future__ import annotations
+
+import os
+
+from flask import Flask, request
+
+from . import admin, errors, metrics, predict, public
+from .config import Settings
+from .runtime import Runtime
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False
+    rt = Runtime(settings)
+    app.extensions["canary_router"] = rt
+
+    app.register_blueprint(predict.bp)
+    app.register_blueprint(public.bp)
+    app.register_blueprint(admin.bp)
+    errors.install(app)
+
+    @app.before_request
+    def follow_state():
+        # Lazily, in case the server did not call the post-fork hook (flask run, tests).
+        rt.start()
+
+    @app.after_request
+    def count_response(resp):
+        metrics.RESPONSES.labels(str(resp.status_code)).inc()
+        resp.headers["X-Router-Worker"] = str(os.getpid())
+        return resp
+
+    return app

@@ -1,0 +1,123 @@
+"""Operator endpoints; with ADMIN_TOKEN set they need `Authorization: Bearer <token>`."""
+from __future__ import annotations
+
+import hmac
+
+import requests
+from flask import Blueprint, current_app, jsonify, request
+
+from canary_common.registry import RegistryError
+
+from . import stats
+from .backends import BackendError
+from .errors import error
+from .fleet import reset_all
+from .split import CANARY
+from .validation import parse_percentage, parse_switch
+
+bp = Blueprint("admin", __name__)
+
+CLEAR_FAULTS = {"wrong_rate": 0, "error_rate": 0, "latency_ms": 0}
+INJECT_FAULTS = {"wrong_rate": 0.4}
+
+
+def _rt():
+    return current_app.extensions["canary_router"]
+
+
+@bp.before_request
+def require_token():
+    token = _rt().settings.admin_token
+    if not token:
+        return None
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        return error("admin endpoint: send 'Authorization: Bearer <ADMIN_TOKEN>'", 401)
+    if not hmac.compare_digest(given.strip().encode(), token.encode()):
+        return error("admin endpoint: wrong admin token", 401)
+    return None
+
+
+@bp.post("/set_canary/", defaults={"raw": ""})
+@bp.post("/set_canary/<path:raw>")
+def set_canary(raw: str):
+    rt = _rt()
+    weight = parse_percentage(raw)
+    try:
+        rt.registry.write_state(weight=weight, mode="manual",
+                                reason=f"canary weight set to {weight:g}% by an operator (router /set_canary)")
+    except RegistryError as exc:
+        return error(f"could not write the rollout state to the registry: {exc}", 503)
+    rt.follower.refresh()  # this worker at once; the others within STATE_POLL_S
+    state = rt.follower.state
+    body = {"canary_percentage": weight, "mode": "manual",
+            "message": f"Canary percentage set to {weight:g}%"}
+    if state is not None and not state.canary_version:
+        body["note"] = "there is no canary alias, so all traffic still goes to production"
+    return jsonify(body)
+
+
+@bp.post("/simulate_failure/", defaults={"raw": ""})
+@bp.post("/simulate_failure/<path:raw>")
+def simulate_failure(raw: str):
+    inject = parse_switch(raw)
+    try:
+        faults = _rt().backends.set_faults(CANARY, INJECT_FAULTS if inject else CLEAR_FAULTS)
+    except BackendError as exc:
+        return error(f"could not set faults on the canary model server: {exc}", 503)
+    return jsonify({"simulate_failure": inject, "canary_faults": faults})
+
+
+@bp.post("/reset")
+def reset():
+    rt = _rt()
+    problems = {}
+    replicas = reset_all(rt.settings.router_peers, rt.settings.admin_token)
+    if replicas["failed"]:
+        problems["stats"] = f"{len(replicas['failed'])} replica(s) not reset: {replicas['failed']}"
+    try:
+        rt.backends.set_faults(CANARY, CLEAR_FAULTS)
+    except BackendError as exc:
+        problems["faults"] = str(exc)
+    weight = rt.settings.default_canary_percentage
+    try:
+        rt.registry.write_state(weight=weight, mode="auto", reason=f"reset to {weight:g}% (router /reset)")
+        rt.follower.refresh()
+    except RegistryError as exc:
+        problems["state"] = f"could not write the rollout state: {exc}"
+    body = {"stats_reset": replicas, "faults_cleared": "faults" not in problems,
+            "canary_percentage": weight, "mode": "auto"}
+    if problems:
+        return error("reset incomplete: " + "; ".join(f"{k}: {v}" for k, v in problems.items()), 502, **body)
+    body["message"] = "Metrics reset"
+    return jsonify(body)
+
+
+@bp.post("/stats/reset_local")
+def reset_local():
+    """One replica's part of /reset (called by whichever replica got /reset)."""
+    stats.reset_local()
+    return jsonify({"reset": True})
+
+
+@bp.post("/check_rollback")
+def check_rollback():
+    rt = _rt()
+    url = rt.settings.controller_url
+    if not url:
+        return error("the controller is not configured (CONTROLLER_URL is empty)", 503)
+    headers = {"Authorization": f"Bearer {rt.settings.admin_token}"} if rt.settings.admin_token else {}
+    try:
+        resp = requests.post(url + "/check", headers=headers, timeout=rt.settings.controller_timeout_s)
+    except requests.RequestException as exc:
+        return error(f"the controller is unreachable: {type(exc).__name__}", 503)
+    try:
+        body = resp.json()
+    except ValueError:
+        return error(f"the controller answered HTTP {resp.status_code} without JSON", 502)
+    if not isinstance(body, dict):
+        body = {"result": body}
+    rt.follower.refresh()  # the controller may just have changed the weight
+    body["canary_percentage"] = rt.follower.effective_weight()
+    return jsonify(body), resp.status_code

@@ -1,0 +1,49 @@
+"""Every error as JSON {"error": "..."}: clients and nginx never get an HTML error page."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from .validation import BadInput
+
+log = logging.getLogger(__name__)
+
+
+def error(message: str, status: int, **extra):
+    body = {"error": message}
+    body.update(extra)
+    resp = jsonify(body)
+    resp.status_code = status
+    return resp
+
+
+def install(app: Flask) -> None:
+    @app.errorhandler(BadInput)
+    def bad_input(exc):
+        return error(str(exc), 400)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        code = exc.code or 500
+        if code == 404:
+            message = f"no such path: {request.path}"
+        elif code == 405:
+            allowed = exc.valid_methods or []
+            allowed = sorted(allowed)
+            message = f"method {request.method} is not allowed on {request.path}; allowed: {', '.join(allowed)}"
+        elif code == 413:
+            limit = app.config.get("MAX_CONTENT_LENGTH")
+            message = f"request body is larger than the limit of {limit} bytes (MAX_BODY_BYTES)"
+        else:
+            message = exc.description or exc.name
+        resp = error(message, code)
+        if code == 405 and exc.valid_methods:
+            resp.headers["Allow"] = ", ".join(exc.valid_methods)
+        return resp
+
+    @app.errorhandler(Exception)
+    def unexpected(exc):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error(f"internal error: {type(exc).__name__}", 500)

@@ -1,0 +1,51 @@
+"""gunicorn settings for the router: `gunicorn -c router/gunicorn.conf.py` (the app is named below).
+
+gthread workers: the router mostly waits on the model servers, so a few threads per worker keep
+a slow backend from stalling everyone. Knobs come from the environment.
+"""
+import glob
+import os
+
+
+def _env(*names, default):
+    for name in names:
+        if os.environ.get(name):
+            return os.environ[name]
+    return default
+
+
+bind = _env("ROUTER_BIND", default=f"{_env('HOST', default='0.0.0.0')}:{_env('PORT', default='8000')}")
+workers = int(_env("ROUTER_WORKERS", "WORKERS", default="2"))
+threads = int(_env("ROUTER_THREADS", "THREADS", default="4"))
+worker_class = "gthread"
+timeout = int(os.environ.get("ROUTER_WORKER_TIMEOUT_S", "30"))
+graceful_timeout = 10
+keepalive = 5
+accesslog = os.environ.get("ROUTER_ACCESS_LOG") or None
+errorlog = "-"
+loglevel = os.environ.get("ROUTER_LOG_LEVEL", "info")
+preload_app = False  # the app (and its threads) must be built in each worker, after the fork
+wsgi_app = "canary_router:create_app()"
+# Not needed, and replicas sharing a host (tests) would fight over its one default path.
+control_socket_disable = True
+
+
+def on_starting(server):
+    # Files of a previous run would be summed in as if its workers were still here.
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        for path in glob.glob(os.path.join(directory, "*.db")) + glob.glob(os.path.join(directory, "*.json")):
+            os.remove(path)
+
+
+def post_worker_init(worker):
+    # Start the state follower in the worker (never in the master) and read the state once
+    # before serving, so a fresh worker is /ready and routes with the real weight at once.
+    worker.wsgi.extensions["canary_router"].start(first_read=True)
+
+
+def child_exit(server, worker):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+        multiprocess.mark_process_dead(worker.pid)

@@ -1,0 +1,308 @@
+"""The router under real gunicorn (2 workers each), two replicas, a real MLflow server for the
+rollout state. The model servers (and the controller behind /check_rollback) are STAND-INS: tiny
+stdlib HTTP servers in this test process (see test_router_support.py), not the real model-server;
+the lead's full-stack suite runs the router against the real ones.
+"""
+from __future__ import annotations
+
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from canary_common.registry import RegistryClient
+from support.procs import free_port, start_mlflow
+from test_router_support import RegistryProxy, StandInModelServer, seed_registry, start_router
+
+TOKEN = "s3cret-admin"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+METRIC_NAMES = ("canary_router_requests_total", "canary_router_fallbacks_total",
+                "canary_router_request_duration_seconds_bucket", "canary_router_labelled_predictions_total",
+                "canary_router_canary_weight_ratio", "canary_router_fail_closed", "canary_router_responses_total")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    logs = tmp_path_factory.mktemp("router-it")
+    mlflow, ml_url = start_mlflow(logs)
+    procs = []
+    prod = StandInModelServer("production", "1").start()
+    canary = StandInModelServer("canary", "2").start()
+    controller = StandInModelServer("controller", "-").start()
+    try:
+        seed_registry(ml_url, weight=20)
+        port_a, port_b = free_port(), free_port()
+        peers = f"http://127.0.0.1:{port_a},http://127.0.0.1:{port_b}"
+        common = dict(mlflow_url=ml_url, production_url=prod.url, canary_url=canary.url, workers=2,
+                      ADMIN_TOKEN=TOKEN, ROUTER_PEERS=peers, STATE_POLL_S=1, BACKEND_TIMEOUT_S=0.5)
+        a, url_a = start_router("router-a", logs, port=port_a, CONTROLLER_URL=controller.url, **common)
+        procs.append(a)
+        b, url_b = start_router("router-b", logs, port=port_b, CONTROLLER_URL=f"http://127.0.0.1:{free_port()}",
+                                **common)
+        procs.append(b)
+        yield {"a": url_a, "b": url_b, "mlflow": ml_url, "prod": prod, "canary": canary, "logs": logs,
+               "registry": RegistryClient(ml_url)}
+    finally:
+        for p in procs:
+            p.stop()
+        for s in (prod, canary, controller):
+            s.stop()
+        mlflow.stop()
+
+
+def set_weight(lab, weight):
+    resp = requests.post(f"{lab['a']}/set_canary/{weight}", headers=AUTH, timeout=5)
+    assert resp.status_code == 200, resp.text
+    wait_weight(lab, float(weight))
+
+
+def wait_weight(lab, weight, timeout=5.0):
+    """Until every worker of both replicas answers with this weight (new connection each time)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        seen = [requests.get(f"{lab[r]}/stats/local", timeout=5).headers["X-Router-Weight"]
+                for r in ("a", "b") for _ in range(6)]
+        if all(float(w) == weight for w in seen):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"weight {weight} not applied everywhere: {seen}")
+
+
+def predict(url, text="a good film", **extra):
+    return requests.post(url + "/predict", json={"text": text, **extra}, timeout=10)
+
+
+def test_predict_answer_fields_and_request_id(lab):
+    resp = requests.post(lab["a"] + "/predict", json={"text": "good"}, headers={"X-Request-ID": "abc-123"})
+    assert resp.status_code == 200
+    body = resp.json()
+    assert set(body) == {"prediction", "model_version", "version", "latency_ms", "request_id"}
+    assert body["request_id"] == "abc-123" and resp.headers["X-Request-ID"] == "abc-123"
+    assert body["model_version"] in ("production", "canary")
+    assert body["version"] == {"production": "1", "canary": "2"}[body["model_version"]]
+    generated = predict(lab["a"])
+    assert len(generated.json()["request_id"]) >= 16
+    assert generated.headers["X-Request-ID"] == generated.json()["request_id"]
+
+
+BAD_BODIES = [
+    (b"{not json", "not valid JSON"),
+    (b"", "empty"),
+    (b"[1, 2]", "must be a JSON object"),
+    (b'"text"', "must be a JSON object"),
+    (b"{}", "'text' is missing"),
+    (b'{"text": ""}', "must not be empty"),
+    (b'{"text": "   "}', "must not be empty"),
+    (b'{"text": 5}', "'text' must be a string"),
+    (b'{"text": null}', "'text' must be a string"),
+    (b'{"text": "ok", "actual_label": "1"}', "'actual_label' must be an integer"),
+    (b'{"text": "ok", "actual_label": 1.5}', "'actual_label' must be an integer"),
+    (b'{"text": "ok", "actual_label": true}', "'actual_label' must be an integer"),
+    (b'{"text": "ok", "actual_label": 7}', "model's classes [0, 1]"),
+    (b'{"text": "ok", "actual_label": -1}', "model's classes [0, 1]"),
+    (b"\xff\xfe", "UTF-8"),
+]
+
+
+@pytest.mark.parametrize("raw,words", BAD_BODIES)
+def test_bad_predict_bodies_get_400_naming_the_problem(lab, raw, words):
+    resp = requests.post(lab["a"] + "/predict", data=raw, headers={"Content-Type": "application/json"}, timeout=5)
+    assert resp.status_code == 400, resp.text
+    assert words in resp.json()["error"]
+
+
+def test_other_bad_requests_are_json_4xx(lab):
+    big = requests.post(lab["a"] + "/predict", json={"text": "x" * 70000}, timeout=5)
+    assert big.status_code == 413 and "65536" in big.json()["error"]
+    missing = requests.get(lab["a"] + "/nope", timeout=5)
+    assert missing.status_code == 404 and "/nope" in missing.json()["error"]
+    wrong_method = requests.get(lab["a"] + "/predict", timeout=5)
+    assert wrong_method.status_code == 405 and "POST" in wrong_method.json()["error"]
+    for raw in ("abc", "101", "-1", "nan", "inf", "1e2", "", "50/1", "5.5.5"):
+        resp = requests.post(f"{lab['a']}/set_canary/{raw}", headers=AUTH, timeout=5)
+        assert resp.status_code in (400, 404) if raw == "" else resp.status_code == 400, (raw, resp.text)
+        assert "error" in resp.json()
+    for raw in ("2", "yes", "-1", ""):
+        resp = requests.post(f"{lab['a']}/simulate_failure/{raw}", headers=AUTH, timeout=5)
+        assert resp.status_code == 400 and "0 (clear) or 1" in resp.json()["error"], (raw, resp.text)
+
+
+def test_admin_paths_need_the_token(lab):
+    for path in ("/set_canary/10", "/simulate_failure/0", "/reset", "/check_rollback", "/stats/reset_local"):
+        none = requests.post(lab["a"] + path, timeout=5)
+        wrong = requests.post(lab["a"] + path, headers={"Authorization": "Bearer nope"}, timeout=5)
+        assert none.status_code == 401 and "Bearer" in none.json()["error"], path
+        assert wrong.status_code == 401 and "wrong admin token" in wrong.json()["error"], path
+    # Public paths and the Prometheus scrape need no token.
+    assert requests.get(lab["a"] + "/metrics", timeout=5).status_code == 200
+    assert predict(lab["a"]).status_code == 200
+    assert requests.get(lab["a"] + "/", timeout=5).status_code == 200
+
+
+def test_check_rollback_passes_the_controller_answer(lab):
+    ok = requests.post(lab["a"] + "/check_rollback", headers=AUTH, timeout=10)
+    assert ok.status_code == 200
+    assert ok.json()["decision"] == "hold" and "canary_percentage" in ok.json()
+    down = requests.post(lab["b"] + "/check_rollback", headers=AUTH, timeout=10)
+    assert down.status_code == 503 and "controller is unreachable" in down.json()["error"]
+
+
+def test_split_follows_the_weight_within_binomial_band(lab):
+    set_weight(lab, 20)
+    n, p = 1000, 0.2
+    with requests.Session() as s, ThreadPoolExecutor(4) as pool:
+        arms = list(pool.map(lambda i: s.post(lab["a" if i % 2 else "b"] + "/predict",
+                                               json={"text": "good"}, timeout=10).json()["model_version"],
+                             range(n)))
+    canary = arms.count("canary")
+    band = 4 * math.sqrt(n * p * (1 - p))
+    assert abs(canary - n * p) <= band, f"{canary} canary answers of {n} at 20% (band ±{band:.0f})"
+
+
+def test_weight_zero_and_hundred(lab):
+    set_weight(lab, 0)
+    assert {predict(lab["a"]).json()["model_version"] for _ in range(40)} == {"production"}
+    set_weight(lab, 100)
+    assert {predict(lab["a"]).json()["model_version"] for _ in range(40)} == {"canary"}
+
+
+def test_every_worker_follows_a_registry_change_within_2s(lab):
+    """The weight is written to the registry directly (as the controller does); every worker of
+    both replicas must apply it within 2 s (STATE_POLL_S=1, the default)."""
+    set_weight(lab, 20)
+    lab["registry"].write_state(weight=37.5, reason="test: controller step")
+    written = time.monotonic()
+    workers_late: dict = {}
+    seen_after: set = set()
+    while time.monotonic() - written < 3.5:
+        for r in ("a", "b"):
+            resp = requests.get(f"{lab[r]}/stats/local", timeout=5)  # a new connection each time
+            worker = (r, resp.headers["X-Router-Worker"])
+            if time.monotonic() - written > 2.0:
+                seen_after.add(worker)
+                if float(resp.headers["X-Router-Weight"]) != 37.5:
+                    workers_late[worker] = resp.headers["X-Router-Weight"]
+        time.sleep(0.02)
+    assert len(seen_after) == 4, f"expected 2 workers x 2 replicas to answer, saw {seen_after}"
+    assert not workers_late, f"workers still on the old weight 2 s after the change: {workers_late}"
+
+
+def test_failing_canary_costs_the_client_nothing(lab):
+    canary = lab["canary"]
+    requests.post(lab["a"] + "/reset", headers=AUTH, timeout=10).raise_for_status()
+    set_weight(lab, 50)
+    statuses = []
+    try:
+        for mode in ("error500", "badjson", "slow"):
+            canary.mode = mode
+            statuses += [predict(lab["a"]).status_code for _ in range(20 if mode == "slow" else 60)]
+        canary.mode = "ok"
+        canary.stop()  # the canary container dies: connections cut, port closed
+        with requests.Session() as s:
+            answers = [s.post(lab["b"] + "/predict", json={"text": "good"}, timeout=10) for _ in range(100)]
+        statuses += [r.status_code for r in answers]
+        assert all(r.json()["model_version"] == "production" for r in answers)
+    finally:
+        canary.mode = "ok"
+        canary.start()
+    assert set(statuses) == {200}, f"non-200 answers while the canary failed: {sorted(set(statuses))}"
+    stats = requests.get(lab["a"] + "/stats", timeout=10).json()
+    errors = stats["canary"]["errors"]
+    assert stats["canary"]["requests"] == 0
+    assert 0.3 * len(statuses) < errors < 0.7 * len(statuses)
+    assert stats["totals"]["fallbacks"] == errors
+    assert stats["production"]["requests"] == len(statuses)
+    metrics = requests.get(lab["b"] + "/metrics", timeout=5).text
+    assert 'canary_router_requests_total{model="canary",status="error",version="2"}' in metrics
+
+
+def test_simulated_failure_shows_in_canary_accuracy(lab):
+    requests.post(lab["a"] + "/reset", headers=AUTH, timeout=10).raise_for_status()
+    set_weight(lab, 50)
+    on = requests.post(lab["b"] + "/simulate_failure/1", headers=AUTH, timeout=5)
+    assert on.status_code == 200 and on.json()["canary_faults"]["wrong_rate"] == 0.4
+    with requests.Session() as s:
+        for i in range(300):
+            label = i % 2
+            s.post(lab["a"] + "/predict", json={"text": "good" if label else "bad", "actual_label": label},
+                   timeout=10).raise_for_status()
+    stats = requests.get(lab["b"] + "/stats", timeout=10).json()
+    assert stats["production"]["accuracy"] == 100.0
+    assert 40.0 < stats["canary"]["accuracy"] < 80.0, stats["canary"]
+    assert stats["canary"]["labelled"] + stats["production"]["labelled"] == 300
+    off = requests.post(lab["b"] + "/simulate_failure/0", headers=AUTH, timeout=5)
+    assert off.status_code == 200 and off.json()["canary_faults"]["wrong_rate"] == 0
+
+
+def test_stats_fan_out_over_both_replicas_and_reset_resets_both(lab):
+    resp = requests.post(lab["b"] + "/reset", headers=AUTH, timeout=10)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["stats_reset"] == {"queried": 2, "reset": 2, "failed": []}
+    assert lab["registry"].read_state().mode == "auto"
+    wait_weight(lab, 20.0)  # /reset restores DEFAULT_CANARY_PERCENTAGE; other workers follow
+    with requests.Session() as s:
+        for _ in range(30):
+            s.post(lab["a"] + "/predict", json={"text": "good"}, timeout=10).raise_for_status()
+        for _ in range(20):
+            s.post(lab["b"] + "/predict", json={"text": "good"}, timeout=10).raise_for_status()
+    local_a = requests.get(lab["a"] + "/stats/local", timeout=5).json()["counts"]
+    assert sum(v for k, v in local_a.items() if k.startswith("req|")) == 30
+    for r in ("a", "b"):
+        stats = requests.get(lab[r] + "/stats", timeout=10).json()
+        assert stats["replicas"] == {"queried": 2, "answered": 2, "failed": []}
+        assert stats["production"]["requests"] + stats["canary"]["requests"] == 50
+        assert stats["canary_percentage"] == 20.0
+        assert stats["production"]["version"] == "1" and stats["canary"]["version"] == "2"
+        assert stats["production"]["p95_latency_ms"] is not None
+    requests.post(lab["a"] + "/reset", headers=AUTH, timeout=10).raise_for_status()
+    stats = requests.get(lab["b"] + "/stats", timeout=10).json()
+    assert stats["production"]["requests"] + stats["canary"]["requests"] == 0
+    page = requests.get(lab["a"] + "/", timeout=10)
+    assert page.status_code == 200 and "Canary router" in page.text and "text/html" in page.headers["Content-Type"]
+
+
+def test_metric_names_in_exposition(lab):
+    predict(lab["a"], actual_label=1)
+    text = requests.get(lab["a"] + "/metrics", timeout=5).text
+    for name in METRIC_NAMES:
+        assert name in text, name
+    assert "canary_router_canary_weight_ratio 0.2" in text
+    assert 'le="0.0025"' in text and 'le="0.075"' in text
+
+
+def test_fail_closed_when_the_registry_goes_away(lab, tmp_path):
+    """A third router reads the real MLflow through a proxy that the test switches off."""
+    set_weight(lab, 100)
+    proxy = RegistryProxy(lab["mlflow"]).start()
+    proc, url = start_router("router-c", lab["logs"], mlflow_url=proxy.url, production_url=lab["prod"].url,
+                             canary_url=lab["canary"].url, workers=2, STATE_POLL_S=0.5, FAIL_CLOSED_AFTER_S=4,
+                             BACKEND_TIMEOUT_S=5)
+    try:
+        assert {predict(url).json()["model_version"] for _ in range(10)} == {"canary"}
+        proxy.stop()
+        lost = time.monotonic()
+        # Until FAIL_CLOSED_AFTER_S the last known state still holds.
+        grace = [predict(url) for _ in range(5)]
+        assert {r.json()["model_version"] for r in grace} == {"canary"}, [dict(r.headers) for r in grace]
+        assert time.monotonic() - lost < 3.5, "too slow to check the grace period"
+        while time.monotonic() - lost < 4.0 + 0.5 + 0.5:  # limit + one poll + slack
+            time.sleep(0.2)
+        answers = [predict(url) for _ in range(40)]
+        assert {r.status_code for r in answers} == {200}
+        assert {r.json()["model_version"] for r in answers} == {"production"}
+        assert "canary_router_fail_closed 1.0" in requests.get(url + "/metrics", timeout=5).text
+        assert requests.get(url + "/stats/local", timeout=5).json()["state"]["fail_closed"] is True
+        proxy = RegistryProxy(lab["mlflow"])
+        proxy.port = int(proc.env["MLFLOW_TRACKING_URI"].rsplit(":", 1)[1])
+        proxy.start()
+        back = time.monotonic()
+        while {predict(url).json()["model_version"] for _ in range(10)} != {"canary"}:
+            assert time.monotonic() - back < 5, "the router did not recover after the registry came back"
+            time.sleep(0.2)
+        assert "canary_router_fail_closed 0.0" in requests.get(url + "/metrics", timeout=5).text
+    finally:
+        proc.stop()
+        proxy.stop()
+        set_weight(lab, 20)
