@@ -111,7 +111,7 @@ class RegistryClient:
                    body={"name": self.model_name, "alias": alias, "version": str(version)})
 
     def delete_alias(self, alias: str) -> None:
-        self._call("DELETE", "registered-models/alias", params={"name": self.model_name, "alias": alias})
+        self._call("DELETE", "registered-models/alias", body={"name": self.model_name, "alias": alias})
 
     def alias_version(self, alias: str) -> str:
         data = self._call("GET", "registered-models/alias", params={"name": self.model_name, "alias": alias})

@@ -1,0 +1,1 @@
+"""One-shot job: train the sentiment model versions and register them in MLflow."""
