@@ -37,6 +37,10 @@ class Actions:
             self.registry.set_version_tags(state.canary_version, {"canary.decision": _evidence_tag(evidence)})
         log.info("canary weight -> %g%%: %s", weight, reason)
 
+    def tag_evidence(self, state: RolloutState, evidence: dict) -> None:
+        if state.canary_version:
+            self.registry.set_version_tags(state.canary_version, {"canary.decision": _evidence_tag(evidence)})
+
     def start_promotion(self, state: RolloutState, reason: str, evidence: dict | None = None) -> None:
         """Move the production alias; the weight drops to 0 once production serves it."""
         self.registry.write_state(phase="promoting", reason=reason)

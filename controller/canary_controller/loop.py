@@ -20,6 +20,7 @@ from .settings import Settings
 from . import telemetry
 
 log = logging.getLogger("canary.controller")
+HOLD_TAG_EVERY_S = 30.0
 
 
 class Controller:
@@ -44,6 +45,7 @@ class Controller:
         self.last_note = "starting"
         self.history: collections.deque = collections.deque(maxlen=50)
         self._stop = threading.Event()
+        self._last_hold_tag = 0.0
 
     # -- the loop -------------------------------------------------------------------------
     def run_forever(self) -> None:
@@ -146,7 +148,19 @@ class Controller:
             self.actions.set_weight(nxt, f"stepped up {state.weight:g}% -> {nxt:g}%: {verdict.summary}",
                                     evidence, state)
             return self._record("step_up", f"{state.weight:g}% -> {nxt:g}%: {verdict.summary}")
+        self._tag_hold(state, evidence)
         return self._note(verdict.summary, decision="continue")
+
+    def _tag_hold(self, state: RolloutState, evidence: dict) -> None:
+        """While holding, keep the version's evidence in MLflow fresh, without writing every poll."""
+        now = self.clock()
+        if now - self._last_hold_tag < HOLD_TAG_EVERY_S:
+            return
+        self._last_hold_tag = now
+        try:
+            self.actions.tag_evidence(state, evidence)
+        except RegistryError as exc:
+            log.warning("could not tag the holding evidence: %s", exc)
 
     def _outage(self, state: RolloutState, now: float, exc: Exception) -> dict:
         telemetry.PROMETHEUS_UP.set(0)

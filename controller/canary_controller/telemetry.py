@@ -40,26 +40,26 @@ def _num(value):
 
 
 def export_verdict(verdict) -> None:
+    """Evidence dicts of both analyses (see analysis/sequential.py and threshold.py)."""
     for d in _DECISIONS:
         DECISION_INFO.labels(decision=d).set(1 if d == verdict.decision.value else 0)
     for m in verdict.metrics:
         name = str(m.get("name", "?"))
         for test in ("rollback", "promote"):
-            for key, gauge in ((f"log_e_{test}", EVIDENCE_LOG_E), (f"log_threshold_{test}", EVIDENCE_THRESHOLD)):
+            for key, gauge in ((f"log_e_{test}", EVIDENCE_LOG_E), (f"threshold_{test}", EVIDENCE_THRESHOLD)):
                 v = _num(m.get(key))
                 if v is not None:
                     gauge.labels(metric=name, test=test).set(v)
-        v = _num(m.get("estimate"))
+        v = _num(m.get("g_hat"))
         if v is not None:
             EVIDENCE_ESTIMATE.labels(metric=name).set(v)
-        for side in ("lower", "upper"):
-            v = _num(m.get(side))
-            if v is not None:
-                EVIDENCE_BOUND.labels(metric=name, side=side).set(v)
-        for arm in ("canary", "production"):
-            v = _num(m.get(f"n_{arm}"))
-            if v is not None:
-                EVIDENCE_N.labels(metric=name, arm=arm).set(v)
-            v = _num(m.get(f"value_{arm}"))
-            if v is not None:
-                EVIDENCE_VALUE.labels(metric=name, arm=arm).set(v)
+        for side, v in (m.get("bounds") or {}).items():
+            if _num(v) is not None:
+                EVIDENCE_BOUND.labels(metric=name, side=side).set(_num(v))
+        for arm, v in (m.get("n") or {}).items():
+            if _num(v) is not None:
+                EVIDENCE_N.labels(metric=name, arm=arm).set(_num(v))
+        values = m.get("p") or ({"canary": m["value"]} if "value" in m else {})
+        for arm, v in values.items():
+            if _num(v) is not None:
+                EVIDENCE_VALUE.labels(metric=name, arm=arm).set(_num(v))
