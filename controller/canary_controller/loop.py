@@ -194,8 +194,11 @@ class Controller:
 
     # -- what GET /status shows ------------------------------------------------------------
     def status(self) -> dict:
-        with self.lock:
+        try:
+            state = self.registry.read_state()  # fresh: a decision may have changed it since the poll
+        except RegistryError:
             state = self.last_state
+        with self.lock:
             out = {
                 "analysis_mode": self.config.mode,
                 "analysis_file": self.settings.analysis_file,

@@ -120,3 +120,23 @@ def test_status_explains_a_hold_in_words_and_check_rollback_works(stack):
         assert r.status_code == 200, r.text
         body = r.json()
         assert "decision" in body and "canary_percentage" in body
+
+
+def test_a_long_outage_falls_back_to_production(stack):
+    stack.restart_controller(OUTAGE_FALLBACK_S="4")
+    try:
+        stack.deploy("2", production="1")
+        requests.post(f"{stack.admin_url}/set_canary/20", headers=stack.auth, timeout=5).raise_for_status()
+        registry = stack.registry()
+        with Traffic(stack.public_url, rate=20) as t:
+            stack.wait_for(lambda: status(stack).get("last_verdict"), timeout=60, what="a first verdict")
+            stack.procs["prometheus"].stop()
+            try:
+                stack.wait_for(lambda: registry.read_state().weight == 0, timeout=20, what="fallback to production")
+            finally:
+                stack.start_prometheus()
+        assert t.non_ok == 0, t.failures[:5]
+        state = registry.read_state()
+        assert state.phase == "rolled_back" and "no metrics" in state.reason
+    finally:
+        stack.restart_controller(OUTAGE_FALLBACK_S="")
