@@ -28,18 +28,8 @@ def status(stack):
 
 
 def test_forty_percent_wrong_is_rolled_back_within_45s(stack):
-    stack.deploy("2", production="1")
-    requests.post(f"{stack.admin_url}/set_canary/20", headers=stack.auth, timeout=5).raise_for_status()
-    stack.set_faults(wrong_rate=0.4)
-    registry = stack.registry()
-    try:
-        with Traffic(stack.public_url, rate=50) as t:
-            started = time.monotonic()
-            stack.wait_for(lambda: registry.read_state().weight == 0, timeout=45, what="rollback within 45 s")
-            took = time.monotonic() - started
-        print(f"sequential: 40 % wrong rolled back {took:.1f}s after traffic started")
-    finally:
-        stack.set_faults()
+    took, t = stack.roll_out_a_bad_canary(wrong_rate=0.4, timeout=45)
+    print(f"sequential: 40 % wrong rolled back {took:.1f}s after traffic started")
     assert t.non_ok == 0, t.failures[:5]
     tags = version_tags(stack, "2")
     assert "accuracy" in tags["canary.rollback_reason"]

@@ -185,6 +185,24 @@ class Stack:
         raise AssertionError(f"timed out after {timeout}s waiting for {what}; controller: "
                              f"{requests.get(self.controller_url + '/status', timeout=5).json()}")
 
+    def roll_out_a_bad_canary(self, wrong_rate: float = 0.4, weight: int = 20, rate: float = 50,
+                              timeout: float = 60) -> tuple[float, "Traffic"]:
+        """Version 2 as the canary at `weight` with `wrong_rate` of its predictions flipped, under
+        labelled traffic, until the controller sets the weight to 0: (seconds taken, traffic)."""
+        self.deploy("2", production="1")
+        requests.post(f"{self.admin_url}/set_canary/{weight}", headers=self.auth, timeout=5).raise_for_status()
+        self.set_faults(wrong_rate=wrong_rate)
+        registry = self.registry()
+        try:
+            with Traffic(self.public_url, rate=rate) as traffic:
+                started = time.monotonic()
+                self.wait_for(lambda: registry.read_state().weight == 0, timeout=timeout,
+                              what=f"rollback to weight 0 within {timeout}s")
+                took = time.monotonic() - started
+        finally:
+            self.set_faults()
+        return took, traffic
+
     def query(self, promql: str) -> list:
         resp = requests.get(f"{self.prometheus_url}/api/v1/query", params={"query": promql}, timeout=5)
         resp.raise_for_status()

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from support.binaries import require
 import yaml
 
 from support.grafana import annotation_queries, as_promql, iter_panels, panel_queries, panel_targets
@@ -32,12 +34,7 @@ COMPARISON_PANELS = {"Canary weight over time", "Requests per second by model", 
 
 
 def _promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("promtool is not installed (apt-get install prometheus)")
-        pytest.skip("promtool is not installed")
-    return path
+    return require("promtool", "prometheus")
 
 
 def test_datasource_provisioning():

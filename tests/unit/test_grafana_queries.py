@@ -19,6 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
+from support.binaries import require
 import requests
 import yaml
 
@@ -109,12 +111,7 @@ class Exporter:
 
 
 def _prometheus() -> str:
-    path = shutil.which("prometheus")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("prometheus is not installed (apt-get install prometheus)")
-        pytest.skip("prometheus is not installed")
-    return path
+    return require("prometheus", "prometheus")
 
 
 @pytest.fixture(scope="module")

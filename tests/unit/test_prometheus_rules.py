@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from support.binaries import require
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,12 +25,7 @@ import render_config  # noqa: E402
 
 
 def _promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("promtool is not installed (apt-get install prometheus)")
-        pytest.skip("promtool is not installed")
-    return path
+    return require("promtool", "prometheus")
 
 
 def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
