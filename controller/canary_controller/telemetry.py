@@ -23,6 +23,9 @@ EVIDENCE_N = Gauge("canary_controller_evidence_n", "samples per arm behind the e
 EVIDENCE_VALUE = Gauge("canary_controller_evidence_value", "the metric's value per arm", ["metric", "arm"])
 
 _DECISIONS = ("rollback", "step_up", "promote", "continue", "inconclusive")
+RECORDED = ("rollback", "step_up", "promote", "promoted", "hold", "metrics_back")
+for _d in RECORDED:  # series exist from the start, so increase() reads 0 rather than nothing
+    DECISIONS.labels(decision=_d)
 
 
 def export_state(state) -> None:

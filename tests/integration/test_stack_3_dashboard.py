@@ -19,6 +19,8 @@ def run(stack, expr):
 
 
 def test_every_panel_returns_series_for_both_models(stack):
+    # The "Rollout analysis" row shows the sequential analysis' evidence.
+    stack.restart_controller(ANALYSIS_CONFIG=str(ROOT / "tests/integration/analysis-fast.yaml"), STEP_INTERVAL_S="")
     stack.deploy("2", production="1")
     requests.post(f"{stack.admin_url}/set_canary/30", headers=stack.auth, timeout=5).raise_for_status()
     targets = [(panel["title"], t["expr"], "{{model}}" in t.get("legendFormat", ""))
