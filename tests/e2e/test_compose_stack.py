@@ -144,4 +144,5 @@ def test_walkthrough_worse_version_rolled_back_with_no_fault(compose):
                         timeout=5).json()["data"]["result"]
     assert {("canary", "3"), ("production", "1")} <= {(r["metric"]["model"], r["metric"]["version"]) for r in rows}
     code, out = c.canaryctl("status")
+    print(f"canaryctl status after the rollback of version 3:\n{out}")
     assert code == 0 and "rolled_back" in out, out
