@@ -10,6 +10,7 @@ help:
 	@echo "make test            unit + process-mode integration tests (installs what they need)"
 	@echo "make e2e             the docker compose stack, end to end (needs Docker)"
 	@echo "make bench-analysis  the rollout-analysis benchmark (prints JSON)"
+	@echo "make bench-router    router overhead against a bare nginx split (prints JSON)"
 
 # One lock for everything: the images install from requirements.lock too.
 $(VENV)/.installed: requirements.lock
@@ -36,6 +37,9 @@ e2e: venv
 
 bench-analysis: venv
 	$(PY) benchmarks/bench_analysis.py
+
+bench-router: venv deps
+	$(PY) benchmarks/bench_router.py
 
 clean:
 	rm -rf $(VENV) test-logs .pytest_cache

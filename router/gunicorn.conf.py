@@ -5,6 +5,8 @@ a slow backend from stalling everyone. Knobs come from the environment.
 """
 import glob
 import os
+import secrets
+import sys
 
 
 def _env(*names, default):
@@ -19,8 +21,10 @@ workers = int(_env("ROUTER_WORKERS", "WORKERS", default="2"))
 threads = int(_env("ROUTER_THREADS", "THREADS", default="4"))
 worker_class = "gthread"
 timeout = int(os.environ.get("ROUTER_WORKER_TIMEOUT_S", "30"))
-graceful_timeout = 10
-keepalive = 5
+# SIGTERM: stop accepting, finish the requests in flight for up to this long (then nginx sends
+# the next ones to another replica). Keep it above BACKEND_TIMEOUT_S.
+graceful_timeout = int(os.environ.get("ROUTER_GRACEFUL_TIMEOUT_S", "10"))
+keepalive = int(os.environ.get("ROUTER_KEEPALIVE_S", "5"))
 accesslog = os.environ.get("ROUTER_ACCESS_LOG") or None
 errorlog = "-"
 loglevel = os.environ.get("ROUTER_LOG_LEVEL", "info")
@@ -28,6 +32,14 @@ preload_app = False  # the app (and its threads) must be built in each worker, a
 wsgi_app = "canary_router:create_app()"
 # Not needed, and replicas sharing a host (tests) would fight over its one default path.
 control_socket_disable = True
+
+
+# One secret for all workers of this replica when none is configured (a dev run): request ids
+# then verify on this replica only, and not after its restart. Set FEEDBACK_SECRET for a fleet.
+if not os.environ.get("FEEDBACK_SECRET"):
+    os.environ["FEEDBACK_SECRET"] = secrets.token_hex(32)
+    print("router: FEEDBACK_SECRET is not set; generated one for this replica only: POST /feedback "
+          "works only on the replica that issued the id, and not after a restart", file=sys.stderr)
 
 
 def on_starting(server):

@@ -75,6 +75,13 @@ def build_parser(environ=None) -> argparse.ArgumentParser:
     p.add_argument("--progress", action="store_true", help="draw the progress bar even without a TTY")
     p.add_argument("--quiet", action="store_true", help="no per-request lines")
     p.add_argument("--no-metrics", action="store_true", help="do not show /stats afterwards")
+    p.add_argument("--late-labels", action="store_true",
+                   help="send the labels afterwards to POST /feedback instead of inline")
+    p.add_argument("--label-delay", type=float, default=0.0, metavar="S",
+                   help="with --late-labels: wait S seconds after the last prediction before the labels")
+    p = command("feedback", "send a late label for an earlier prediction (POST /feedback)")
+    p.add_argument("request_id", help="the request_id of a /predict answer")
+    p.add_argument("label", type=int, help="the true class, e.g. 0 or 1")
     command("metrics", "show per-model requests, share, accuracy and latency (GET /stats)")
     p = command("canary", "set the canary percentage (manual mode)")
     p.add_argument("percentage", type=_percentage)
@@ -117,13 +124,15 @@ def cmd_send(ctx: Context) -> int:
     bar = render.ProgressBar(args.n, ctx.out) if (args.progress or ctx.out.isatty()) and not args.json else None
     counts = {"production": 0, "canary": 0, "errors": 0}
     correct = {"production": 0, "canary": 0}
+    pending: list[tuple[str, int]] = []  # --late-labels: (request_id, label) to send afterwards
     if not args.json:
         ctx.say(f"\nSending {args.n} requests to {ctx.data.base}/predict ({len(samples)} {source})\n")
     for i in range(1, args.n + 1):
         text, label = rng.choice(samples)
         answer, error = None, None
         try:
-            answer = ctx.data.call("POST", "/predict", {"text": text, "actual_label": label})
+            body = {"text": text} if args.late_labels else {"text": text, "actual_label": label}
+            answer = ctx.data.call("POST", "/predict", body)
         except CtlError as exc:
             if exc.exit_code == EXIT_UNREACHABLE:
                 if bar:
@@ -132,6 +141,8 @@ def cmd_send(ctx: Context) -> int:
             error = str(exc)
         if error is None and answer.get("model_version") in correct:
             arm = answer["model_version"]
+            if args.late_labels and isinstance(answer.get("request_id"), str):
+                pending.append((answer["request_id"], label))
             counts[arm] += 1
             correct[arm] += int(answer.get("prediction") == label)
         else:
@@ -150,16 +161,51 @@ def cmd_send(ctx: Context) -> int:
             time.sleep(args.delay)
     if bar:
         bar.finish()
+    late = _send_late_labels(ctx, pending) if args.late_labels else None
     if args.json:
-        ctx.say(json.dumps({"summary": {"counts": counts, "correct": correct}}))
+        summary = {"counts": counts, "correct": correct}
+        if late is not None:
+            summary["late_labels"] = late
+        ctx.say(json.dumps({"summary": summary}))
     else:
         ctx.say("\n" + render.send_summary(counts, correct))
+        if late is not None:
+            ctx.say("Late labels sent to /feedback: " + ", ".join(f"{k} {v}" for k, v in sorted(late.items())))
         if not args.no_metrics:
             try:
                 ctx.say(render.stats_table(ctx.data.call("GET", "/stats")))
             except CtlError as exc:
                 ctx.say(f"(could not fetch /stats: {exc})")
     return EXIT_REFUSED if counts["errors"] else EXIT_OK
+
+
+def _send_late_labels(ctx: Context, pending: list[tuple[str, int]]) -> dict:
+    """POST /feedback for each answer, after --label-delay; counts of the results."""
+    if ctx.args.label_delay > 0 and pending:
+        if not ctx.args.json:
+            ctx.say(f"Waiting {ctx.args.label_delay:g} s before sending {len(pending)} late labels")
+        time.sleep(ctx.args.label_delay)
+    results: dict = {}
+    for request_id, label in pending:
+        try:
+            answer = ctx.data.call("POST", "/feedback", {"request_id": request_id, "actual_label": label})
+            kind = answer.get("outcome", "ok")
+        except CtlError as exc:
+            if exc.exit_code == EXIT_UNREACHABLE:
+                raise
+            kind = "refused"
+        results[kind] = results.get(kind, 0) + 1
+    return results
+
+
+def cmd_feedback(ctx: Context) -> int:
+    body = ctx.data.call("POST", "/feedback", {"request_id": ctx.args.request_id, "actual_label": ctx.args.label})
+    if ctx.args.json:
+        ctx.show_json(body)
+    else:
+        ctx.say(f"Label {body.get('actual_label')} recorded for {body.get('model_version')} "
+                f"v{body.get('version')} (predicted {body.get('prediction')}: {body.get('outcome')})")
+    return EXIT_OK
 
 
 def cmd_metrics(ctx: Context) -> int:
@@ -237,6 +283,7 @@ def cmd_deploy(ctx: Context) -> int:
 COMMANDS = {
     "send": cmd_send,
     "metrics": cmd_metrics,
+    "feedback": cmd_feedback,
     "canary": cmd_canary,
     "fail": lambda ctx: _failure(ctx, True),
     "nofail": lambda ctx: _failure(ctx, False),

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 SCENARIOS = ("none", "bad-canary")
 ARRIVALS = ("fixed", "poisson")
+LABEL_MODES = ("inline", "late")
 
 
 class ConfigError(ValueError):
@@ -28,6 +29,8 @@ class Config:
     late_after_s: float = 1.0  # a request this far behind its slot is dropped, not sent
     wait_timeout_s: float = 300.0  # how long to wait for the target's /ready
     label_fraction: float = 1.0  # share of requests that carry actual_label
+    label_mode: str = "inline"  # inline: actual_label in /predict; late: POST /feedback later
+    label_delay_s: float = 5.0  # late mode: seconds between the answer and its label
     seed: int = 0
 
     @property
@@ -76,4 +79,6 @@ def from_env(environ) -> Config:
         wait_timeout_s=_number(environ, "WAIT_TIMEOUT_S", Config.wait_timeout_s, 0.0),
         label_fraction=_number(environ, "LABEL_FRACTION", Config.label_fraction, 0.0, 1.0),
         seed=int(_number(environ, "SEED", 0, -2**31, 2**31)),
+        label_mode=_choice(environ, "LABEL_MODE", Config.label_mode, LABEL_MODES),
+        label_delay_s=_number(environ, "LABEL_DELAY_S", Config.label_delay_s, 0.0, 86400.0),
     )

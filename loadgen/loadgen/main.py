@@ -15,6 +15,7 @@ import requests
 
 from loadgen import arrivals, scenario
 from loadgen.config import Config, ConfigError, from_env
+from loadgen.late import LateLabeller
 from loadgen.runner import OpenLoopRunner
 from loadgen.sender import PredictSender, Sample
 from loadgen.tally import Tally
@@ -69,13 +70,16 @@ def wait_ready(target_url: str, timeout_s: float, stop: threading.Event, poll_s:
 def run(config: Config, samples: Sequence[tuple[str, int]], stop: threading.Event) -> dict:
     """One whole run; returns the summary."""
     tally = Tally(started_at=time.monotonic())
-    runner = OpenLoopRunner(PredictSender(config.target_url, config.request_timeout_s), tally,
+    late = LateLabeller(config.target_url, config.label_delay_s, config.request_timeout_s) \
+        if config.label_mode == "late" else None
+    runner = OpenLoopRunner(PredictSender(config.target_url, config.request_timeout_s, late=late), tally,
                             pool_size=config.pool_size, late_after_s=config.late_after_s)
     timer = scenario.schedule(config.scenario, config.scenario_delay_s, config.admin_url,
                               config.admin_token, tally, log)
     log(f"sending {config.rate:g} req/s ({config.arrivals}) to {config.target_url}/predict for "
         f"{'ever' if config.duration_s == 0 else f'{config.duration_s:g}s'}, "
-        f"{len(samples)} labelled samples, up to {config.pool_size} in flight")
+        f"{len(samples)} labelled samples, up to {config.pool_size} in flight, labels "
+        f"{'inline' if late is None else f'late (+{config.label_delay_s:g}s via /feedback)'}")
     try:
         runner.run(arrivals.offsets(config.rate, config.arrivals, config.seed),
                    sample_stream(samples, config.label_fraction, config.seed),
@@ -85,7 +89,11 @@ def run(config: Config, samples: Sequence[tuple[str, int]], stop: threading.Even
         if timer is not None:
             timer.cancel()
         runner.drain(min(config.request_timeout_s, 5.0))
+        if late is not None:
+            late.flush(10.0)  # labels still waiting are sent now rather than lost
     summary = tally.summary(time.monotonic())
+    if late is not None:
+        summary["late_labels"] = late.summary()
     summary.update(target=config.target_url, rate=config.rate, arrivals=config.arrivals,
                    scenario=config.scenario)
     return summary

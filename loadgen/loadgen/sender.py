@@ -20,9 +20,10 @@ class Sample:
 class PredictSender:
     """Callable by many worker threads; each keeps its own Session (Sessions are not thread-safe)."""
 
-    def __init__(self, target_url: str, timeout_s: float):
+    def __init__(self, target_url: str, timeout_s: float, late=None):
         self.url = target_url.rstrip("/") + "/predict"
         self.timeout_s = timeout_s
+        self.late = late  # a LateLabeller: labels go to /feedback later instead of inline
         self._local = threading.local()
 
     def _session(self) -> requests.Session:
@@ -32,7 +33,7 @@ class PredictSender:
 
     def __call__(self, sample: Sample) -> Outcome:
         body = {"text": sample.text}
-        if sample.send_label:
+        if sample.send_label and self.late is None:
             body["actual_label"] = sample.label
         started = time.monotonic()
         try:
@@ -54,5 +55,7 @@ class PredictSender:
         prediction = answer.get("prediction")
         correct = None if prediction is None else prediction == sample.label
         version = answer.get("version")
+        if sample.send_label and self.late is not None and isinstance(answer.get("request_id"), str):
+            self.late.submit(answer["request_id"], sample.label)
         return Outcome(ok=True, arm=arm, version=None if version is None else str(version),
                        correct=correct, latency_ms=latency_ms)

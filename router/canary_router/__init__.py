@@ -5,7 +5,7 @@ import os
 
 from flask import Flask, request
 
-from . import admin, errors, metrics, predict, public
+from . import admin, errors, feedback, metrics, openapi, predict, public
 from .config import Settings
 from .runtime import Runtime
 
@@ -20,6 +20,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app.register_blueprint(predict.bp)
     app.register_blueprint(public.bp)
+    app.register_blueprint(feedback.bp)
+    app.register_blueprint(openapi.bp)
     app.register_blueprint(admin.bp)
     errors.install(app)
 

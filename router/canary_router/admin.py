@@ -12,6 +12,7 @@ from . import stats
 from .backends import BackendError
 from .errors import error
 from .fleet import reset_all
+from .shadow import SHADOW_TAG
 from .split import CANARY
 from .validation import parse_percentage, parse_switch
 
@@ -55,6 +56,27 @@ def set_canary(raw: str):
             "message": f"Canary percentage set to {weight:g}%"}
     if state is not None and not state.canary_version:
         body["note"] = "there is no canary alias, so all traffic still goes to production"
+    return jsonify(body)
+
+
+@bp.post("/shadow/", defaults={"raw": ""})
+@bp.post("/shadow/<path:raw>")
+def set_shadow(raw: str):
+    """Shadow share in percent, kept as a registry tag so that every replica follows it."""
+    rt = _rt()
+    share = parse_percentage(raw)
+    try:
+        rt.registry.set_model_tags({SHADOW_TAG: f"{share:g}"})
+    except RegistryError as exc:
+        return error(f"could not write the shadow percentage to the registry: {exc}", 503)
+    rt.follower.refresh()
+    state = rt.follower.state
+    active = rt.shadow_share(state, rt.follower.effective_weight()) > 0
+    body = {"shadow_percentage": share, "shadow_active": active,
+            "message": f"Shadow percentage set to {share:g}%"}
+    if share > 0 and not active:
+        body["note"] = ("shadow copies are sent only while the canary gets no live traffic: a canary "
+                        "alias, canary weight 0, state confirmed, phase not rolled_back")
     return jsonify(body)
 
 

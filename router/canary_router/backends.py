@@ -39,10 +39,13 @@ class Prediction:
 
 
 class Backends:
-    def __init__(self, urls: dict[str, str], timeout_s: float = 2.0, pool_size: int = 16):
+    def __init__(self, urls: dict[str, str], timeout_s: float = 2.0, pool_size: int = 4,
+                 connect_timeout_s: float | None = None):
         self.urls = dict(urls)
         self.timeout_s = timeout_s
         self.pool_size = pool_size
+        # A dead server is seen at connect time: no need to wait the whole read timeout for it.
+        self.timeouts = (min(connect_timeout_s or timeout_s, timeout_s), timeout_s)
         self._local = threading.local()
         self._classes: dict[str, tuple] = {}
 
@@ -62,7 +65,7 @@ class Backends:
         url = self.urls[arm] + "/predict"
         began = time.perf_counter()
         try:
-            resp = self.session.post(url, json={"text": text}, timeout=self.timeout_s)
+            resp = self.session.post(url, json={"text": text}, timeout=self.timeouts)
         except requests.Timeout:
             raise BackendError(f"{arm} model server timed out after {self.timeout_s:g}s", "timeout") from None
         except requests.RequestException as exc:

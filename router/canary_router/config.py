@@ -15,6 +15,15 @@ def _float(env: dict, name: str, default: float) -> float:
         raise ValueError(f"environment variable {name} must be a number, got {raw!r}") from None
 
 
+def _bool(env: dict, name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ValueError(f"environment variable {name} must be 0 or 1, got {raw!r}")
+
+
 @dataclass(frozen=True)
 class Settings:
     production_url: str
@@ -30,6 +39,23 @@ class Settings:
     router_peers: str = ""
     default_canary_percentage: float = 20.0
     max_body_bytes: int = 65536
+    # Connections to the model servers: connect timeout (0: the same as backend_timeout_s, as
+    # before) and the keep-alive connections kept per worker thread and server.
+    backend_connect_timeout_s: float = 0.0
+    backend_pool_size: int = 4
+    peer_timeout_s: float = 2.0
+    # X-Canary-Route is for testers only: off unless asked for.
+    allow_forced_route: bool = False
+    # Late labels: ids are signed with this secret (shared by all replicas); empty = one
+    # generated per process, so feedback then only works where the id was issued.
+    feedback_secret: str = ""
+    feedback_ttl_s: float = 86400.0
+    feedback_store_dir: str = ""
+    feedback_dedupe_max: int = 1_000_000
+    # Shadow traffic: a bounded pool per worker; when it is full, shadow copies are dropped.
+    shadow_workers: int = 2
+    shadow_queue_max: int = 64
+    shadow_timeout_s: float = 2.0
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Settings":
@@ -48,4 +74,15 @@ class Settings:
             router_peers=env.get("ROUTER_PEERS", ""),
             default_canary_percentage=_float(env, "DEFAULT_CANARY_PERCENTAGE", 20.0),
             max_body_bytes=int(_float(env, "MAX_BODY_BYTES", 65536)),
+            backend_connect_timeout_s=_float(env, "BACKEND_CONNECT_TIMEOUT_S", 0.0),
+            backend_pool_size=max(1, int(_float(env, "BACKEND_POOL_SIZE", 4))),
+            peer_timeout_s=_float(env, "PEER_TIMEOUT_S", 2.0),
+            allow_forced_route=_bool(env, "ALLOW_FORCED_ROUTE"),
+            feedback_secret=env.get("FEEDBACK_SECRET", ""),
+            feedback_ttl_s=_float(env, "FEEDBACK_TTL_S", 86400.0),
+            feedback_store_dir=env.get("FEEDBACK_STORE_DIR", "") or env.get("PROMETHEUS_MULTIPROC_DIR", ""),
+            feedback_dedupe_max=max(1, int(_float(env, "FEEDBACK_DEDUPE_MAX", 1_000_000))),
+            shadow_workers=max(1, int(_float(env, "SHADOW_WORKERS", 2))),
+            shadow_queue_max=max(1, int(_float(env, "SHADOW_QUEUE_MAX", 64))),
+            shadow_timeout_s=_float(env, "SHADOW_TIMEOUT_S", _float(env, "BACKEND_TIMEOUT_S", 2.0)),
         )

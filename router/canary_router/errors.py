@@ -6,6 +6,8 @@ import logging
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from . import metrics
+from .ids import IdError
 from .validation import BadInput
 
 log = logging.getLogger(__name__)
@@ -23,6 +25,11 @@ def install(app: Flask) -> None:
     @app.errorhandler(BadInput)
     def bad_input(exc):
         return error(str(exc), 400)
+
+    @app.errorhandler(IdError)
+    def bad_id(exc: IdError):
+        metrics.FEEDBACK.labels({400: "malformed", 403: "forged", 410: "expired"}.get(exc.status, "other")).inc()
+        return error(str(exc), exc.status)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -29,6 +29,28 @@ FAIL_CLOSED = Gauge("canary_router_fail_closed", "1 while the router sends every
                     "because it cannot confirm the rollout state.", multiprocess_mode="livemax")
 RESPONSES = Counter("canary_router_responses_total", "Responses by HTTP status code.", ["code"])
 
+# Apart from the series above, so that testers' forced requests and shadow copies never reach
+# the analysis (which reads requests_total, request_duration_seconds and labelled_predictions_total).
+FORCED = Counter("canary_router_forced_requests_total",
+                 "Requests routed by X-Canary-Route (testers); never part of the analysis.",
+                 ["model", "version", "status"])
+PREDICTED_CLASS = Counter("canary_router_predicted_class_total",
+                          "Predicted classes: model is the arm that answered a user, or shadow.",
+                          ["model", "version", "class"])
+SHADOW_REQUESTS = Counter("canary_router_shadow_requests_total", "Shadow copies sent to the canary.",
+                          ["version", "status"])
+SHADOW_DURATION = Histogram("canary_router_shadow_duration_seconds", "Duration of successful shadow calls.",
+                            ["version"], buckets=BUCKETS)
+SHADOW_AGREEMENT = Counter("canary_router_shadow_agreement_total",
+                           "Shadow predictions compared with production's answer.", ["version", "outcome"])
+SHADOW_DROPPED = Counter("canary_router_shadow_dropped_total",
+                         "Shadow copies not sent because the worker's shadow queue was full.", ["version"])
+SHADOW_RATIO = Gauge("canary_router_shadow_ratio", "Share of production requests copied to the canary (0..1).",
+                     multiprocess_mode="mostrecent")
+FEEDBACK = Counter("canary_router_feedback_total",
+                   "POST /feedback answers by result (operations only; never read by the analysis).",
+                   ["result"])
+
 
 def multiproc_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None

@@ -1,6 +1,11 @@
-"""POST /predict: choose the arm, call it, fall back to production if the canary fails."""
+"""POST /predict: choose the arm, call it, fall back to production if the canary fails.
+
+The arm: forced by X-Canary-Route (testers, when ALLOW_FORCED_ROUTE=1; counted apart), else sticky
+by X-Canary-Key or the body's user_id, else a random draw as in the seed.
+"""
 from __future__ import annotations
 
+import random
 import re
 import uuid
 
@@ -9,27 +14,40 @@ from flask import Blueprint, current_app, jsonify, request
 from . import metrics
 from .backends import BackendError, BackendRejected
 from .errors import error
-from .split import CANARY, PRODUCTION, choose_arm
-from .validation import check_label, parse_predict_body
+from .ids import FLAG_FORCED, FLAG_LABELLED
+from .shadow import class_label
+from .split import CANARY, PRODUCTION, choose_arm, choose_sticky
+from .validation import check_label, parse_header_key, parse_predict_body, parse_route
 
 bp = Blueprint("predict", __name__)
 
 _REQUEST_ID = re.compile(r"^[\w.:\-]{1,128}$")
 
 
-def _request_id() -> str:
+def _client_request_id() -> str | None:
     given = request.headers.get("X-Request-ID", "")
-    return given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+    return given if _REQUEST_ID.match(given) else None
 
 
 @bp.post("/predict")
 def predict():
     rt = current_app.extensions["canary_router"]
-    request_id = _request_id()
+    client_id = _client_request_id()
     body = parse_predict_body(request.get_data(cache=False))
     state = rt.follower.state
     weight = rt.follower.effective_weight()
-    arm = choose_arm(weight)
+
+    header = request.headers.get("X-Canary-Key")
+    key = parse_header_key(header) if header is not None else body.user_id  # checked even when forced
+    forced = _forced_arm(rt, state)
+    if forced is not None and not isinstance(forced, str):
+        return forced  # an error response
+    if forced:
+        arm, assignment = forced, "forced"
+    elif key is not None:
+        arm, assignment = choose_sticky(weight, key, (state.canary_version if state else None) or ""), "sticky"
+    else:
+        arm, assignment = choose_arm(weight), "random"
 
     if body.actual_label is not None:
         # Checked before any model is asked, so a bad label never counts as a prediction.
@@ -41,23 +59,40 @@ def predict():
         pred = rt.backends.predict(arm, body.text)
     except (BackendError, BackendRejected) as exc:
         if arm != CANARY:
-            return _production_failed(exc, state, request_id)
+            return _production_failed(exc, state, client_id, forced=bool(forced))
         # The client must not pay for the canary: count it against the canary, answer from production.
-        metrics.REQUESTS.labels(CANARY, _version(None, state, CANARY), "error").inc()
-        metrics.FALLBACKS.inc()
+        if forced:
+            metrics.FORCED.labels(CANARY, _version(None, state, CANARY), "error").inc()
+        else:
+            metrics.REQUESTS.labels(CANARY, _version(None, state, CANARY), "error").inc()
+            metrics.FALLBACKS.inc()
         served_by, fallback = PRODUCTION, True
         try:
             pred = rt.backends.predict(PRODUCTION, body.text)
         except (BackendError, BackendRejected) as exc2:
-            return _production_failed(exc2, state, request_id)
+            return _production_failed(exc2, state, client_id, forced=bool(forced))
 
     version = _version(pred.version, state, served_by)
-    metrics.REQUESTS.labels(served_by, version, "ok").inc()
-    metrics.DURATION.labels(served_by, version).observe(pred.latency_s)
-    if body.actual_label is not None and (not pred.classes or body.actual_label in pred.classes):
-        outcome = "correct" if pred.prediction == body.actual_label else "incorrect"
-        metrics.LABELLED.labels(served_by, version, outcome).inc()
+    flags = ""
+    if forced:
+        # Testers' traffic: counted apart, never in the series the analysis reads.
+        metrics.FORCED.labels(served_by, version, "ok").inc()
+        flags += FLAG_FORCED
+    else:
+        metrics.REQUESTS.labels(served_by, version, "ok").inc()
+        metrics.DURATION.labels(served_by, version).observe(pred.latency_s)
+        metrics.PREDICTED_CLASS.labels(served_by, version, class_label(pred.prediction)).inc()
+        if body.actual_label is not None and (not pred.classes or body.actual_label in pred.classes):
+            outcome = "correct" if pred.prediction == body.actual_label else "incorrect"
+            metrics.LABELLED.labels(served_by, version, outcome).inc()
+        if served_by == PRODUCTION and not fallback:
+            share = rt.shadow_share(state, weight)
+            if share > 0 and random.random() * 100.0 < share:
+                rt.shadow.offer(body.text, (state.canary_version if state else None) or "unknown", pred.prediction)
+    if body.actual_label is not None:
+        flags += FLAG_LABELLED  # a later /feedback for it is a duplicate
 
+    request_id = rt.signer.issue(served_by, version, pred.prediction, flags)
     resp = jsonify({
         "prediction": pred.prediction,
         "model_version": served_by,
@@ -65,11 +100,27 @@ def predict():
         "latency_ms": round(pred.latency_s * 1000.0, 3),
         "request_id": request_id,
     })
-    resp.headers["X-Request-ID"] = request_id
+    resp.headers["X-Request-ID"] = client_id or request_id
     resp.headers["X-Router-Weight"] = f"{weight:g}"
+    resp.headers["X-Canary-Assignment"] = assignment
     if fallback:
         resp.headers["X-Canary-Fallback"] = "1"
     return resp
+
+
+def _forced_arm(rt, state):
+    """None, the forced arm, or an error response."""
+    raw = request.headers.get("X-Canary-Route")
+    if raw is None:
+        return None
+    if not rt.settings.allow_forced_route:
+        return error("forced routing (X-Canary-Route) is disabled on this router; "
+                     "set ALLOW_FORCED_ROUTE=1 to allow it", 403)
+    arm = parse_route(raw)
+    if arm == CANARY and (state is None or not state.canary_version or rt.follower.fail_closed):
+        return error("cannot force the canary: there is no canary alias, or the rollout state is "
+                     "unconfirmed (failing closed)", 409)
+    return arm
 
 
 def _version(answered: str | None, state, arm: str) -> str:
@@ -80,11 +131,13 @@ def _version(answered: str | None, state, arm: str) -> str:
     return alias or "unknown"
 
 
-def _production_failed(exc, state, request_id: str):
+def _production_failed(exc, state, client_id: str | None, forced: bool = False):
+    request_id = client_id or uuid.uuid4().hex
     if isinstance(exc, BackendRejected):
         resp = error(f"the model server rejected the input: {exc}", 400, request_id=request_id)
     else:
-        metrics.REQUESTS.labels(PRODUCTION, _version(None, state, PRODUCTION), "error").inc()
+        counter = metrics.FORCED if forced else metrics.REQUESTS
+        counter.labels(PRODUCTION, _version(None, state, PRODUCTION), "error").inc()
         status = 503 if exc.kind == "unreachable" else 502
         resp = error(f"production model unavailable: {exc}", status, request_id=request_id)
     resp.headers["X-Request-ID"] = request_id

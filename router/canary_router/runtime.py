@@ -1,12 +1,22 @@
-"""What one worker holds: settings, the state follower, backend sessions, the registry client."""
+"""What one worker holds: settings, the state follower, backend sessions, the registry client,
+the request-id signer, the labelled-id store and the shadow pool."""
 from __future__ import annotations
+
+import logging
+import secrets
 
 from canary_common.registry import RegistryClient
 
+from . import metrics
 from .backends import Backends
 from .config import Settings
+from .dedupe import LabelledSet
+from .ids import IdSigner
+from .shadow import ShadowPool, shadow_percentage
 from .split import CANARY, PRODUCTION
 from .state import StateFollower
+
+log = logging.getLogger(__name__)
 
 
 class Runtime:
@@ -18,14 +28,38 @@ class Runtime:
             RegistryClient(settings.tracking_uri, settings.model_name, timeout=min(2.0, settings.state_poll_s * 2)),
             poll_s=settings.state_poll_s, fail_closed_after_s=settings.fail_closed_after_s,
             default_weight=settings.default_canary_percentage)
-        self.backends = Backends({PRODUCTION: settings.production_url, CANARY: settings.canary_url},
-                                 timeout_s=settings.backend_timeout_s)
+        urls = {PRODUCTION: settings.production_url, CANARY: settings.canary_url}
+        self.backends = Backends(urls, timeout_s=settings.backend_timeout_s, pool_size=settings.backend_pool_size,
+                                 connect_timeout_s=settings.backend_connect_timeout_s)
+        # Its own timeout: a slow canary must not hold shadow threads as long as live calls may.
+        self.shadow = ShadowPool(Backends(urls, timeout_s=settings.shadow_timeout_s, pool_size=1,
+                                          connect_timeout_s=settings.backend_connect_timeout_s),
+                                 workers=settings.shadow_workers, queue_max=settings.shadow_queue_max)
+        secret = settings.feedback_secret
+        self.secret_generated = not secret
+        if not secret:
+            secret = secrets.token_hex(32)
+            log.warning("FEEDBACK_SECRET is not set: request ids are signed with a secret of this process "
+                        "only, so POST /feedback works only for ids issued by this same process")
+        self.signer = IdSigner(secret, ttl_s=settings.feedback_ttl_s)
+        self.labelled = LabelledSet(settings.feedback_store_dir or None, settings.feedback_dedupe_max)
+        self.follower.on_publish = self._publish_shadow
+
+    def _publish_shadow(self) -> None:
+        metrics.SHADOW_RATIO.set(self.shadow_share(self.follower.state, self.follower.effective_weight()) / 100.0)
 
     def start(self, first_read: bool = False) -> None:
         """Called in each worker after the fork (gunicorn post_worker_init, or the first request)."""
         if first_read and not self.follower.ready:
             self.follower.refresh()
         self.follower.start()
+
+    def shadow_share(self, state, weight: float) -> float:
+        """Percent of production-served requests to copy to the canary now (see shadow.py)."""
+        if (state is None or weight > 0 or not state.canary_version or self.follower.fail_closed
+                or state.phase == "rolled_back"):
+            return 0.0
+        return shadow_percentage(state)
 
     def state_dict(self) -> dict:
         state = self.follower.state
@@ -36,4 +70,6 @@ class Runtime:
         out["fail_closed"] = self.follower.fail_closed
         age = self.follower.state_age_s
         out["state_age_s"] = None if age is None else round(age, 3)
+        out["shadow_percentage"] = shadow_percentage(state)
+        out["shadow_active"] = self.shadow_share(state, self.follower.effective_weight()) > 0
         return out

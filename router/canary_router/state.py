@@ -36,6 +36,7 @@ class StateFollower:
         self._thread: threading.Thread | None = None
         self._thread_pid: int | None = None
         self._stop = threading.Event()
+        self.on_publish = None  # called after each poll, e.g. to export settings derived from the state
 
     # -- reading ------------------------------------------------------------------------
     def refresh(self) -> bool:
@@ -71,6 +72,8 @@ class StateFollower:
                 log.warning("rollout state confirmed again; canary weight %.4g%% applies", self.effective_weight())
         metrics.FAIL_CLOSED.set(1 if closed else 0)
         metrics.WEIGHT.set(self.effective_weight() / 100.0)
+        if self.on_publish is not None:
+            self.on_publish()
 
     # -- the thread (started in the worker, after the fork) -------------------------------
     def start(self) -> None:

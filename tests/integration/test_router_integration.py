@@ -58,15 +58,20 @@ def set_weight(lab, weight):
     wait_weight(lab, float(weight))
 
 
-def wait_weight(lab, weight, timeout=5.0):
-    """Until every worker of both replicas answers with this weight (new connection each time)."""
+def wait_weight(lab, weight, timeout=5.0, workers=2):
+    """Until every worker of both replicas answers with this weight (new connection each time):
+    each replica's workers are told apart by X-Router-Worker, and all must have been seen."""
     deadline = time.monotonic() + timeout
+    seen: dict = {}
     while time.monotonic() < deadline:
-        seen = [requests.get(f"{lab[r]}/stats/local", timeout=5).headers["X-Router-Weight"]
-                for r in ("a", "b") for _ in range(6)]
-        if all(float(w) == weight for w in seen):
+        for r in ("a", "b"):
+            for _ in range(6):
+                resp = requests.get(f"{lab[r]}/stats/local", timeout=5)
+                seen[(r, resp.headers["X-Router-Worker"])] = float(resp.headers["X-Router-Weight"])
+        per_replica = {r: [w for (rr, _), w in seen.items() if rr == r] for r in ("a", "b")}
+        if all(len(ws) >= workers and set(ws) == {weight} for ws in per_replica.values()):
             return
-        time.sleep(0.2)
+        time.sleep(0.05)
     raise AssertionError(f"weight {weight} not applied everywhere: {seen}")
 
 
@@ -79,7 +84,8 @@ def test_predict_answer_fields_and_request_id(lab):
     assert resp.status_code == 200
     body = resp.json()
     assert set(body) == {"prediction", "model_version", "version", "latency_ms", "request_id"}
-    assert body["request_id"] == "abc-123" and resp.headers["X-Request-ID"] == "abc-123"
+    # The client's id is echoed in the header; the body's id is the router's signed one (for /feedback).
+    assert resp.headers["X-Request-ID"] == "abc-123" and body["request_id"] != "abc-123"
     assert body["model_version"] in ("production", "canary")
     assert body["version"] == {"production": "1", "canary": "2"}[body["model_version"]]
     generated = predict(lab["a"])

@@ -29,6 +29,7 @@ class StandInStack:
         self.calls: list[tuple[str, str, object]] = []
         self.weight = 20.0
         self.n = 0
+        self.feedback: list[dict] = []
         app = Flask("stand-in-stack")
 
         def admin(handler):
@@ -45,8 +46,18 @@ class StandInStack:
             body = request.get_json()
             self.n += 1
             arm = "canary" if self.n % 4 == 0 else "production"
-            return jsonify(prediction=body["actual_label"], model_version=arm, version="2" if arm == "canary" else "1",
+            return jsonify(prediction=body.get("actual_label", 1), model_version=arm, version="2" if arm == "canary" else "1",
                            latency_ms=2.5, request_id=str(self.n))
+
+        @app.post("/feedback")
+        def feedback():
+            body = request.get_json()
+            self.feedback.append(body)
+            if body["request_id"] == "bad":
+                return jsonify(error="unknown request_id: its signature does not match"), 403
+            return jsonify(request_id=body["request_id"], model_version="production", version="1", prediction=1,
+                           actual_label=body["actual_label"],
+                           outcome="correct" if body["actual_label"] == 1 else "incorrect")
 
         @app.get("/stats")
         def stats():
@@ -358,3 +369,21 @@ def test_400_shows_the_servers_message(stack, capsys):
 def test_500_is_a_failure(stack, capsys):
     assert ctl(stack, "promote")[0] == 1
     assert "failed on POST /controller/promote (HTTP 500): controller crashed" in capsys.readouterr().err
+
+
+def test_send_with_late_labels_posts_them_to_feedback(stack):
+    stack.feedback.clear()
+    code, out = ctl(stack, "send", "4", "--delay", "0", "--late-labels", "--label-delay", "0.1", "--json")
+    assert code == 0
+    summary = json.loads(out.splitlines()[-1])["summary"]
+    assert len(stack.feedback) == 4 and sum(summary["late_labels"].values()) == 4
+    assert all(set(b) == {"request_id", "actual_label"} for b in stack.feedback)
+
+
+def test_feedback_command(stack):
+    code, out = ctl(stack, "feedback", "abc.def", "1")
+    assert code == 0 and "Label 1 recorded for production v1" in out and "correct" in out
+    code, out = ctl(stack, "feedback", "bad", "1")
+    assert code == 1
+    code, _ = ctl(stack, "feedback", "abc.def", "one")
+    assert code == 2

@@ -41,6 +41,7 @@ class StandInRouter:
         self.arrivals: list[float] = []
         self.bodies: list[dict] = []
         self.admin_calls: list[tuple[str, str | None]] = []
+        self.feedback: list[tuple[float, dict]] = []
         self._lock = threading.Lock()
         app = Flask("stand-in-router")
 
@@ -61,6 +62,12 @@ class StandInRouter:
             prediction = 1 - label if arm == "canary" else label
             return jsonify(prediction=prediction, model_version=arm, version="2" if arm == "canary" else "1",
                            latency_ms=1.0, request_id=str(n))
+
+        @app.post("/feedback")
+        def feedback():
+            with self._lock:
+                self.feedback.append((time.monotonic(), request.get_json()))
+            return jsonify(outcome="correct")
 
         @app.post("/simulate_failure/<int:on>")
         def simulate_failure(on):
@@ -317,3 +324,29 @@ def test_sigterm_prints_the_summary_and_exits_0():
     assert any(" | last " in line for line in lines)  # progress lines came
     summary = json.loads(lines[-1])
     assert summary["event"] == "summary" and summary["sent"] >= 10 and summary["errors"] == 0
+
+
+def test_late_labels_go_to_feedback_after_the_delay():
+    from loadgen.late import LateLabeller
+    with StandInRouter() as router:
+        late = LateLabeller(router.url, delay_s=0.3)
+        send = PredictSender(router.url, timeout_s=2, late=late)
+        sent_at = time.monotonic()
+        outcomes = [send(Sample(f"t{i}", i % 2)) for i in range(4)] + [send(Sample("no label", 1, send_label=False))]
+        assert all(o.ok for o in outcomes)
+        assert all("actual_label" not in b for b in router.bodies)  # nothing inline
+        deadline = time.monotonic() + 5
+        while len(router.feedback) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [b["actual_label"] for _, b in router.feedback] == [0, 1, 0, 1]
+        assert [b["request_id"] for _, b in router.feedback] == ["1", "2", "3", "4"]
+        assert min(t for t, _ in router.feedback) - sent_at >= 0.3
+        assert late.flush(2) and late.summary()["ok"] == 4
+
+
+def test_late_mode_settings():
+    config = from_env({"LABEL_MODE": "late", "LABEL_DELAY_S": "2.5"})
+    assert (config.label_mode, config.label_delay_s) == ("late", 2.5)
+    assert from_env({}).label_mode == "inline"
+    with pytest.raises(ConfigError, match="LABEL_MODE must be one of inline, late"):
+        from_env({"LABEL_MODE": "later"})

@@ -1,0 +1,163 @@
+"""GET /openapi.json: the router's public and admin API as OpenAPI 3.0.
+
+Written by hand next to the code it describes; tests/unit/test_router_openapi.py checks that every
+route is here and nothing else is, and the fuzz test checks every answer against it.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+
+bp = Blueprint("openapi", __name__)
+
+PERCENT = r"^(100(\.0+)?|[0-9]{1,2}(\.[0-9]+)?)$"
+NOT_BLANK = r"\S"
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict | str, description: str) -> dict:
+    return {"description": description,
+            "content": {"application/json": {"schema": _ref(schema) if isinstance(schema, str) else schema}}}
+
+
+def _errors(*codes: int) -> dict:
+    words = {400: "bad input", 401: "missing or wrong admin token", 403: "refused", 404: "not found",
+             409: "conflict", 410: "gone (expired)", 413: "body over MAX_BODY_BYTES",
+             502: "an upstream failed", 503: "an upstream is unavailable"}
+    return {str(c): _json("Error", words[c]) for c in codes}
+
+
+ADMIN = [{"bearerAuth": []}]
+
+SCHEMAS = {
+    "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+    "PredictRequest": {
+        "type": "object", "required": ["text"],
+        "properties": {
+            "text": {"type": "string", "pattern": NOT_BLANK, "description": "the review to classify"},
+            "actual_label": {"type": "integer", "enum": [0, 1, None], "nullable": True,
+                             "description": "the true class, if known now (one of the model's classes); "
+                                            "null is the same as absent"},
+            "user_id": {"description": "sticky key when no X-Canary-Key header is sent; null is the same as absent",
+                        "nullable": True,
+                        "oneOf": [{"type": "string", "pattern": NOT_BLANK, "maxLength": 256}, {"type": "integer"}]},
+        }},
+    "PredictResponse": {
+        "type": "object", "required": ["prediction", "model_version", "version", "latency_ms", "request_id"],
+        "properties": {
+            "prediction": {"description": "the class the model predicted"},
+            "model_version": {"type": "string", "enum": ["production", "canary"]},
+            "version": {"type": "string"},
+            "latency_ms": {"type": "number"},
+            "request_id": {"type": "string", "description": "signed id to send a late label to /feedback"},
+        }},
+    "FeedbackRequest": {
+        "type": "object", "required": ["request_id", "actual_label"],
+        "properties": {
+            "request_id": {"type": "string", "pattern": r"^[A-Za-z0-9_-]{4,1000}\.[A-Za-z0-9_-]{22}$",
+                           "description": "the request_id of a /predict answer (403 if not issued by this fleet)"},
+            "actual_label": {"type": "integer", "enum": [0, 1]}}},
+    "FeedbackResponse": {
+        "type": "object",
+        "required": ["request_id", "model_version", "version", "prediction", "actual_label", "outcome"],
+        "properties": {
+            "request_id": {"type": "string"}, "model_version": {"type": "string", "enum": ["production", "canary"]},
+            "version": {"type": "string"}, "prediction": {}, "actual_label": {"type": "integer"},
+            "outcome": {"type": "string", "enum": ["correct", "incorrect"]}, "recorded_by": {"type": "string"},
+        }},
+    "Stats": {"type": "object", "required": ["production", "canary", "canary_percentage", "totals", "replicas"]},
+    "LocalStats": {"type": "object", "required": ["pid", "counts", "state"],
+                   "properties": {"pid": {"type": "integer"},
+                                  "counts": {"type": "object", "additionalProperties": {"type": "number"}},
+                                  "state": {"type": "object"}}},
+    "Ready": {"type": "object", "required": ["ready"], "properties": {"ready": {"type": "boolean"}}},
+    "Object": {"type": "object"},
+}
+
+
+def _percent_param(what: str) -> dict:
+    return {"name": "percentage", "in": "path", "required": True, "description": what,
+            "schema": {"type": "string", "pattern": PERCENT}}
+
+
+def _admin_post(summary: str, ok: str, params=None, errors=(401, 503)) -> dict:
+    op = {"summary": summary, "security": ADMIN, "responses": {"200": _json("Object", ok), **_errors(*errors)}}
+    if params:
+        op["parameters"] = params
+    return {"post": op}
+
+
+PATHS = {
+    "/predict": {"post": {
+        "summary": "Classify a text; the router picks production or the canary.",
+        "parameters": [
+            {"name": "X-Canary-Key", "in": "header", "required": False,
+             "description": "sticky key: the same key gets the same model at a given weight",
+             "schema": {"type": "string", "pattern": "^[!-~]{1,256}$"}},
+            {"name": "X-Canary-Route", "in": "header", "required": False,
+             "description": "force a side (testers; only with ALLOW_FORCED_ROUTE=1, else 403)",
+             "schema": {"type": "string", "enum": ["canary", "production"]}},
+            {"name": "X-Request-ID", "in": "header", "required": False,
+             "description": "echoed in the X-Request-ID response header if it matches "
+                            "^[A-Za-z0-9_.:-]{1,128}$ (else the router's own id is returned there)",
+             "schema": {"type": "string"}},
+        ],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("PredictRequest")}}},
+        "responses": {"200": _json("PredictResponse", "the prediction"), **_errors(400, 403, 409, 413, 502, 503)},
+    }},
+    "/feedback": {"post": {
+        "summary": "A late label for an earlier prediction, by its request_id.",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("FeedbackRequest")}}},
+        "responses": {"200": _json("FeedbackResponse", "counted"), **_errors(400, 403, 409, 410, 413, 503)},
+    }},
+    "/feedback/owner": {"post": {
+        "summary": "Replica to replica: the owner replica's part of /feedback (needs X-Canary-Owner-Token).",
+        "parameters": [{"name": "X-Canary-Owner-Token", "in": "header", "required": True,
+                        "schema": {"type": "string"}}],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("FeedbackRequest")}}},
+        "responses": {"200": _json("FeedbackResponse", "counted"), **_errors(400, 403, 409, 410, 413, 503)},
+    }},
+    "/stats": {"get": {"summary": "Per-model summary of the whole fleet.",
+                       "responses": {"200": _json("Stats", "summary")}}},
+    "/stats/local": {"get": {"summary": "This replica's counts (for /stats to sum).",
+                             "responses": {"200": _json("LocalStats", "counts")}}},
+    "/": {"get": {"summary": "Status page.", "responses": {"200": {
+        "description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}}},
+    "/health": {"get": {"summary": "Alive.", "responses": {"200": _json("Object", "alive")}}},
+    "/ready": {"get": {"summary": "Ready once the rollout state was read.",
+                       "responses": {"200": _json("Ready", "ready"), "503": _json("Ready", "not ready")}}},
+    "/metrics": {"get": {"summary": "Prometheus exposition.", "responses": {"200": {
+        "description": "metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+    "/openapi.json": {"get": {"summary": "This description.", "responses": {"200": _json("Object", "OpenAPI")}}},
+    "/set_canary/{percentage}": _admin_post("Set the canary weight (manual mode).", "weight set",
+                                            [_percent_param("canary share, 0..100")], (400, 401, 404, 503)),
+    "/shadow/{percentage}": _admin_post("Set the share of production requests copied to the canary.",
+                                        "shadow share set", [_percent_param("shadow share, 0..100")],
+                                        (400, 401, 404, 503)),
+    "/simulate_failure/{switch}": _admin_post(
+        "Turn the canary's bad-prediction simulation on (1) or off (0).", "faults set",
+        [{"name": "switch", "in": "path", "required": True, "schema": {"type": "string", "enum": ["0", "1"]}}],
+        (400, 401, 404, 503)),
+    "/reset": _admin_post("Reset every replica's stats, clear faults, weight back to the default.", "reset",
+                          errors=(401, 502)),
+    "/check_rollback": _admin_post("Ask the controller to analyse and act now.", "the controller's answer",
+                                   errors=(401, 502, 503)),
+    "/stats/reset_local": _admin_post("This replica's part of /reset.", "reset", errors=(401,)),
+}
+
+SPEC = {
+    "openapi": "3.0.3",
+    "info": {"title": "Canary router", "version": "1.0.0",
+             "description": "Splits /predict between the production and canary model servers. Admin "
+                            "operations need `Authorization: Bearer <ADMIN_TOKEN>` when ADMIN_TOKEN is set."},
+    "paths": PATHS,
+    "components": {"schemas": SCHEMAS,
+                   "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
+}
+
+
+@bp.get("/openapi.json")
+def openapi_json():
+    return jsonify(SPEC)
