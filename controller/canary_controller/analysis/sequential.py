@@ -343,7 +343,7 @@ class SequentialAnalysis:
         name = mc.name
         if rollback:
             text = (f"{name} is worse on the canary (g = {g_hat:+.4f}, upper bound {upper:+.4f} < "
-                    f"{-mc.delta_rollback:+g}; log e {log_e_r:.2f} >= {c_r:.2f})")
+                    f"{-mc.delta_rollback + 0.0:+g}; log e {log_e_r:.2f} >= {c_r:.2f})")
         elif not burn:
             text = (f"{name} gate: burn-in, {cfg.burn_in} {unit.replace('canary ', '')} per arm needed "
                     f"(canary {nc:.0f}, production {np_:.0f})")
