@@ -67,6 +67,19 @@ def wait_ready(target_url: str, timeout_s: float, stop: threading.Event, poll_s:
     return False
 
 
+HEARTBEAT_FILE = os.environ.get("HEARTBEAT_FILE", "/tmp/loadgen-heartbeat")
+
+
+def _progress(line: str) -> None:
+    """Log the progress line and leave it in the heartbeat file the container healthcheck reads."""
+    log(line)
+    try:
+        with open(HEARTBEAT_FILE, "w") as f:
+            f.write(line + "\n")
+    except OSError:
+        pass  # a read-only file system must not stop the traffic
+
+
 def run(config: Config, samples: Sequence[tuple[str, int]], stop: threading.Event) -> dict:
     """One whole run; returns the summary."""
     tally = Tally(started_at=time.monotonic())
@@ -84,7 +97,7 @@ def run(config: Config, samples: Sequence[tuple[str, int]], stop: threading.Even
         runner.run(arrivals.offsets(config.rate, config.arrivals, config.seed),
                    sample_stream(samples, config.label_fraction, config.seed),
                    config.duration_s, stop, config.progress_s,
-                   on_progress=lambda now: log(tally.progress_line(now)))
+                   on_progress=lambda now: _progress(tally.progress_line(now)))
     finally:
         if timer is not None:
             timer.cancel()
