@@ -20,18 +20,7 @@ class PredictRequest:
 
 
 def parse_predict_body(raw: bytes) -> PredictRequest:
-    if not raw or not raw.strip():
-        raise BadInput('request body is empty; send a JSON object like {"text": "..."}')
-    try:
-        body = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise BadInput("request body is not valid UTF-8") from None
-    except ValueError as exc:
-        raise BadInput(f"request body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise BadInput("request body is not valid JSON: nested too deeply") from None
-    if not isinstance(body, dict):
-        raise BadInput(f"request body must be a JSON object, got {type(body).__name__ if body is not None else 'null'}")
+    body = _json_object(raw, '{"text": "..."}')
     if "text" not in body:
         raise BadInput("field 'text' is missing")
     text = body["text"]
