@@ -14,6 +14,7 @@ import requests
 from canary_common.registry import RegistryClient, RolloutState
 
 log = logging.getLogger("canary.controller.actions")
+ROLLOUT_TAG = "canary.rollout"
 
 
 class Actions:
@@ -73,6 +74,8 @@ class Actions:
         self.registry.get_version(version)
         # Weight 0 first: routers must not send the new version traffic before the rollout starts.
         self.registry.write_state(weight=0, phase="progressing", mode="auto", reason=f"deploying version {version}")
+        # A new rollout, even of the same version again: the controller starts a fresh analysis.
+        self.registry.set_model_tags({ROLLOUT_TAG: f"{version}@{time.time():.3f}"})
         self.registry.set_alias("canary", version)
         self.registry.write_state(weight=first_weight, phase="progressing", mode="auto",
                                   reason=f"rollout of version {version} started at {first_weight:g}%")

@@ -12,7 +12,7 @@ import time
 
 from canary_common.registry import RegistryClient, RegistryError, RolloutState
 
-from .actions import Actions
+from .actions import ROLLOUT_TAG, Actions
 from .analysis import build_analysis
 from .analysis.base import Analysis, Decision, Poll, Verdict
 from .prometheus import CounterReader, MetricsUnavailable, PrometheusClient
@@ -93,7 +93,7 @@ class Controller:
             self.reader.reset()
             return self._note(f"idle: phase {state.phase}, nothing to analyse")
 
-        key = (state.canary_version, state.production_version)
+        key = (state.canary_version, state.production_version, state.tags.get(ROLLOUT_TAG))
         if key != self.rollout_key:
             self.analysis = build_analysis(self.config)
             self.rollout_key, self.stage_weight = key, None

@@ -278,7 +278,7 @@ def test_engine_batch_matches_single_runs():
 def test_error_burst_fires_without_burn_in():
     a = SequentialAnalysis(load_config(None))
     a.start_stage(0.05, 0.0, False)
-    a.observe(poll(15, arm(12, errors=10, correct=2), arm(150, errors=1, correct=135), weight=0.05))
+    a.observe(poll(15, arm(16, errors=14, correct=2), arm(150, errors=1, correct=135), weight=0.05))
     v = a.verdict(15)
     assert v.decision is Decision.ROLLBACK
     burst = next(g for g in v.guards if g["name"] == "error_burst")

@@ -45,6 +45,12 @@ CODE_TO_DECISION = {CONTINUE: Decision.CONTINUE, STEP_UP: Decision.STEP_UP, PROM
 _EPS = 1e-9
 
 
+def guard_log_threshold(config: AnalysisConfig, alpha: float) -> float:
+    """The guards start afresh at every stage, so each stage gets alpha / (number of steps): over
+    a whole rollout the chance of a false guard alarm stays within alpha (union bound)."""
+    return math.log(max(1, len(config.steps)) / alpha)
+
+
 def _share(weight) -> np.ndarray:
     """The canary share 0..1; a value above 1 is read as a percentage."""
     w = np.asarray(weight, float)
@@ -203,10 +209,10 @@ class SequentialEngine:
         rho = self.stage_weight
         burst_bf = lindon_malek_log_bf(self.err_c, self.err_p, rho, g.error_burst.k)
         tot_err = self.err_c + self.err_p
-        burst = (g.error_burst.enabled & (burst_bf >= math.log(1 / g.error_burst.alpha))
+        burst = (g.error_burst.enabled & (burst_bf >= guard_log_threshold(cfg, g.error_burst.alpha))
                  & (self.err_c > rho * tot_err))
         srm_bf = lindon_malek_log_bf(self.req_c, self.req_p, rho, g.sample_ratio.k)
-        srm = g.sample_ratio.enabled & (srm_bf >= math.log(1 / g.sample_ratio.alpha))
+        srm = g.sample_ratio.enabled & (srm_bf >= guard_log_threshold(cfg, g.sample_ratio.alpha))
         restarts = g.restarts.enabled & (self.restarts > g.restarts.max)
 
         age = at - self.stage_start
@@ -408,7 +414,7 @@ class SequentialAnalysis:
             ("sample_ratio", g.sample_ratio, ev["srm_log_bf"][0], ev["srm"][0], eng.req_c[0], eng.req_p[0],
              "requests"),
         ):
-            thr = math.log(1 / cfg.alpha)
+            thr = guard_log_threshold(self.config, cfg.alpha)
             tot = float(x_c + x_p)
             share = float(x_c) / tot if tot > 0 else None
             if fired and name == "error_burst":
