@@ -7,7 +7,8 @@ canary model servers (gunicorn), the router (gunicorn) and one nginx with two se
 minimal config: (a) "direct" splits 80/20 itself (split_clients) over keep-alive upstreams to the
 two model servers; (b) "routed" proxies to the router (weight 20 from the registry). wrk (POST via
 a Lua script) measures, alternating a/b at each step:
-  - throughput at rising concurrency: each side's peak requests/s;
+  - throughput at rising concurrency: each side's peak requests/s (each level twice, the
+    order alternating, the better run kept: noise only ever slows a run down);
   - latency at half the direct peak rate: wrk with a per-connection Lua delay (an approximately
     fixed rate; wrk2 is not available), p50 and p99 of both sides.
 The last line is one JSON object. Not a timed test: numbers depend on the machine.
@@ -19,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -96,8 +98,14 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true", help="py-spy a router worker during a routed run")
     parser.add_argument("--router-workers", type=int, default=2)
     parser.add_argument("--router-threads", type=int, default=4)
+    parser.add_argument("--router-class", default="gthread", help="gunicorn worker class of the router")
     parser.add_argument("--model-workers", type=int, default=2)
+    parser.add_argument("--model-threads", type=int, default=4, help="threads per model-server worker")
+    parser.add_argument("--serve", type=float, default=0.0, metavar="SECONDS",
+                        help="start everything, print the two URLs, keep serving this long (for profiling)")
     args = parser.parse_args()
+    # Stopped by a signal, still stop what we started (the `finally` below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if not shutil.which("wrk") or not shutil.which("nginx"):
         log("needs wrk and nginx on PATH")
         return 2
@@ -110,15 +118,18 @@ def main() -> int:
         procs.append(mlflow)
         log("training and registering the models")
         setup_models(ml_url, work)
-        prod, prod_url = start_model_server(ml_url, "production", work, workers=args.model_workers)
+        prod, prod_url = start_model_server(ml_url, "production", work, workers=args.model_workers,
+                                             threads=args.model_threads)
         procs.append(prod)
-        canary, canary_url = start_model_server(ml_url, "canary", work, workers=args.model_workers)
+        canary, canary_url = start_model_server(ml_url, "canary", work, workers=args.model_workers,
+                                                 threads=args.model_threads)
         procs.append(canary)
         router_port = free_port()
         (work / "router-prom").mkdir()
         router = Proc("router", [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "router/gunicorn.conf.py")], work,
                       env={"ROUTER_BIND": f"127.0.0.1:{router_port}", "ROUTER_WORKERS": args.router_workers,
-                           "ROUTER_THREADS": args.router_threads, "PROMETHEUS_MULTIPROC_DIR": work / "router-prom",
+                           "ROUTER_THREADS": args.router_threads,
+                           "ROUTER_WORKER_CLASS": args.router_class, "PROMETHEUS_MULTIPROC_DIR": work / "router-prom",
                            "MLFLOW_TRACKING_URI": ml_url, "PRODUCTION_URL": prod_url, "CANARY_URL": canary_url,
                            "FEEDBACK_SECRET": "bench", "ROUTER_LOG_LEVEL": "warning"}).start()
         procs.append(router)
@@ -137,17 +148,25 @@ def main() -> int:
         for side in urls:
             nginx.wait_http(urls[side].replace("/predict", "/nope"), timeout=10, status=404)
             wrk(urls[side], lua, 4, 2)  # warm-up: connections, caches, lazy imports
+        if args.serve:
+            print(json.dumps({**urls, "router_pid": router.popen.pid, "lua": str(lua)}), flush=True)
+            time.sleep(args.serve)
+            return 0
         log(f"machine: {os.cpu_count()} cores; router {args.router_workers}x{args.router_threads} gthread, "
-            f"model servers {args.model_workers} workers each")
+            f"model servers {args.model_workers}x{args.model_threads} each")
 
+        # Noise on a shared machine only ever slows a run down: each level runs `rounds` times,
+        # alternating which side goes first, and each side keeps its best.
+        rounds = 1 if args.quick else 2
         peak = {"direct": None, "routed": None}
         for c in levels:
-            for side in ("direct", "routed"):
-                r = wrk(urls[side], lua, c, duration)
-                log(f"throughput c={c:<3} {side:6}: {r['rps']:8.1f} req/s p50 {r['p50_ms']:.2f} ms "
-                    f"p99 {r['p99_ms']:.2f} ms non2xx {r['non2xx']} {r['socket_errors']}")
-                if peak[side] is None or r["rps"] > peak[side]["rps"]:
-                    peak[side] = dict(r, connections=c)
+            for r in range(rounds):
+                for side in (("direct", "routed") if r % 2 == 0 else ("routed", "direct")):
+                    res = wrk(urls[side], lua, c, duration)
+                    log(f"throughput c={c:<3} {side:6}: {res['rps']:8.1f} req/s p50 {res['p50_ms']:.2f} ms "
+                        f"p99 {res['p99_ms']:.2f} ms non2xx {res['non2xx']} {res['socket_errors']}")
+                    if peak[side] is None or res["rps"] > peak[side]["rps"]:
+                        peak[side] = dict(res, connections=c)
 
         if args.profile:
             profile(router, urls["routed"], lua, peak["routed"]["connections"], work)
@@ -157,15 +176,15 @@ def main() -> int:
         target = peak["direct"]["rps"] / 2
         conns = 8
         lat = {"direct": [], "routed": []}
-        for _ in range(2):
-            for side in ("direct", "routed"):
+        for r in range(2 if args.quick else 3):
+            for side in (("direct", "routed") if r % 2 == 0 else ("routed", "direct")):
                 base = lat[side][-1]["p50_ms"] if lat[side] else 2.0
                 delay_ms = max(0.0, conns * 1000.0 / target - base)
-                r = wrk(urls[side], lua, conns, duration, delay_ms)
-                lat[side].append(r)
-                log(f"latency at ~{target:.0f} req/s {side:6}: {r['rps']:8.1f} req/s p50 {r['p50_ms']:.2f} ms "
-                    f"p99 {r['p99_ms']:.2f} ms")
-        best = {side: min(runs, key=lambda r: r["p50_ms"]) for side, runs in lat.items()}
+                res = wrk(urls[side], lua, conns, duration, delay_ms)
+                lat[side].append(res)
+                log(f"latency at ~{target:.0f} req/s {side:6}: {res['rps']:8.1f} req/s p50 {res['p50_ms']:.2f} ms "
+                    f"p99 {res['p99_ms']:.2f} ms")
+        best = {side: min(runs, key=lambda run: run["p50_ms"]) for side, runs in lat.items()}
         result = {
             "direct_rps": round(peak["direct"]["rps"], 1),
             "routed_rps": round(peak["routed"]["rps"], 1),
@@ -176,6 +195,8 @@ def main() -> int:
             "direct_peak_connections": peak["direct"]["connections"],
             "routed_peak_connections": peak["routed"]["connections"],
             "cores": os.cpu_count(),
+            "router": f"{args.router_workers}x{args.router_threads} {args.router_class}",
+            "model_servers": f"{args.model_workers}x{args.model_threads} gthread",
         }
         print(json.dumps(result), flush=True)
         return 0

@@ -6,6 +6,9 @@ PROM_DIR="${PROMETHEUS_MULTIPROC_DIR:-/tmp/mlflow-prom}"
 # Stale metric files from a previous start would be summed into this one's.
 rm -rf "$PROM_DIR" && mkdir -p "$PROM_DIR" /mlflow/artifacts
 export PROMETHEUS_MULTIPROC_DIR="$PROM_DIR"
+# MLflow 3's job runner (GenAI evaluation jobs, which Canary does not use) starts seven polling
+# consumer processes that take a fifth of a core doing nothing: off unless asked for.
+export MLFLOW_SERVER_ENABLE_JOB_EXECUTION="${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false}"
 exec mlflow server \
   --host 0.0.0.0 --port "${MLFLOW_PORT:-5000}" \
   --backend-store-uri "${MLFLOW_BACKEND_STORE_URI:-sqlite:////mlflow/mlflow.db}" \

@@ -16,6 +16,8 @@ errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info")
 # One default control socket path per host: several servers side by side (tests) would clash.
 control_socket_disable = True
+# The workers' heartbeat file, touched on every loop: in memory, not on a container's overlay disk.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 # Files the workers share. Set here, in the master, so that every forked worker inherits them.
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -19,7 +19,7 @@ def _env(*names, default):
 bind = _env("ROUTER_BIND", default=f"{_env('HOST', default='0.0.0.0')}:{_env('PORT', default='8000')}")
 workers = int(_env("ROUTER_WORKERS", "WORKERS", default="2"))
 threads = int(_env("ROUTER_THREADS", "THREADS", default="4"))
-worker_class = "gthread"
+worker_class = _env("ROUTER_WORKER_CLASS", default="gthread")
 timeout = int(os.environ.get("ROUTER_WORKER_TIMEOUT_S", "30"))
 # SIGTERM: stop accepting, finish the requests in flight for up to this long (then nginx sends
 # the next ones to another replica). Keep it above BACKEND_TIMEOUT_S.
@@ -32,6 +32,8 @@ preload_app = False  # the app (and its threads) must be built in each worker, a
 wsgi_app = "canary_router:create_app()"
 # Not needed, and replicas sharing a host (tests) would fight over its one default path.
 control_socket_disable = True
+# The workers' heartbeat file, touched on every loop: in memory, not on a container's overlay disk.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 
 # One secret for all workers of this replica when none is configured (a dev run): request ids

@@ -5,7 +5,7 @@ import os
 
 from flask import Flask, request
 
-from . import admin, errors, feedback, metrics, openapi, predict, public
+from . import admin, errors, fastpath, feedback, metrics, openapi, public
 from .config import Settings
 from .runtime import Runtime
 
@@ -18,7 +18,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     rt = Runtime(settings)
     app.extensions["canary_router"] = rt
 
-    app.register_blueprint(predict.bp)
+    app.register_blueprint(fastpath.bp)
     app.register_blueprint(public.bp)
     app.register_blueprint(feedback.bp)
     app.register_blueprint(openapi.bp)
@@ -36,4 +36,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         resp.headers["X-Router-Worker"] = str(os.getpid())
         return resp
 
+    # Predictions skip Flask altogether (see fastpath.py); everything else goes through it.
+    app.wsgi_app = fastpath.PredictFastPath(app.wsgi_app, rt, settings.max_body_bytes)
     return app

@@ -1,9 +1,9 @@
 """Calls to the model servers (and the controller): pooled connections, hard timeouts.
 
-The prediction path, which every request crosses, goes straight through urllib3's thread-safe
-connection pool: profiling showed requests' session machinery (preparing, hooks, cookies,
-adapters) as a third of the router's CPU. The rare calls (faults, /ready) keep a requests
-session per worker thread, since requests.Session is not promised to be thread-safe.
+The prediction path, which every request crosses, goes through the small keep-alive client in
+httpclient.py (profiling showed requests, then urllib3, as a third of the router's CPU). The rare
+calls (faults, /ready) keep a requests session per worker thread, since requests.Session is not
+promised to be thread-safe.
 """
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import time
 from dataclasses import dataclass
 
 import requests
-import urllib3
 from requests.adapters import HTTPAdapter
+
+from .httpclient import ConnectFailed, HTTPFailure, KeepAlivePool, ReadTimeout
 
 _JSON = {"Content-Type": "application/json"}
 
@@ -54,8 +55,8 @@ class Backends:
         self.timeouts = (min(connect_timeout_s or timeout_s, timeout_s), timeout_s)
         self._local = threading.local()
         self._classes: dict[str, tuple] = {}
-        self._pool = urllib3.PoolManager(num_pools=4, maxsize=max(pool_size, 1), block=False, retries=False)
-        self._timeout = urllib3.Timeout(connect=self.timeouts[0], read=self.timeouts[1])
+        self._pools = {arm: KeepAlivePool(url, self.timeouts[0], self.timeouts[1], max_idle=pool_size)
+                       for arm, url in self.urls.items()}
 
     @property
     def session(self) -> requests.Session:
@@ -70,28 +71,26 @@ class Backends:
 
     # -- predictions ----------------------------------------------------------------------
     def predict(self, arm: str, text: str) -> Prediction:
-        url = self.urls[arm] + "/predict"
         payload = json.dumps({"text": text}).encode()
         began = time.perf_counter()
         try:
-            resp = self._pool.request("POST", url, body=payload, headers=_JSON, timeout=self._timeout,
-                                      retries=False)
-        except urllib3.exceptions.NewConnectionError as exc:  # a ConnectTimeoutError subclass, but refused
-            raise BackendError(f"{arm} model server unreachable: {type(exc).__name__}", "unreachable") from None
-        except urllib3.exceptions.TimeoutError:
+            resp = self._pools[arm].post_json("/predict", payload)
+        except ConnectFailed as exc:
+            raise BackendError(f"{arm} model server unreachable: {exc}", "unreachable") from None
+        except ReadTimeout:
             raise BackendError(f"{arm} model server timed out after {self.timeout_s:g}s", "timeout") from None
-        except urllib3.exceptions.HTTPError as exc:
-            raise BackendError(f"{arm} model server unreachable: {type(exc).__name__}", "unreachable") from None
+        except HTTPFailure as exc:
+            raise BackendError(f"{arm} model server unreachable: {exc}", "unreachable") from None
         elapsed = time.perf_counter() - began
         status = resp.status
         if status >= 500:
             raise BackendError(f"{arm} model server answered HTTP {status}", "http", status)
         if status in (400, 413, 422):
-            raise BackendRejected(_error_text_of(resp.data), status)
+            raise BackendRejected(_error_text_of(resp.body), status)
         if status != 200:
             raise BackendError(f"{arm} model server answered HTTP {status}", "http", status)
         try:
-            body = json.loads(resp.data)
+            body = json.loads(resp.body)
         except ValueError:
             raise BackendError(f"{arm} model server answered with invalid JSON", "bad_answer") from None
         if not isinstance(body, dict) or "prediction" not in body:

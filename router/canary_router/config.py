@@ -39,8 +39,8 @@ class Settings:
     router_peers: str = ""
     default_canary_percentage: float = 20.0
     max_body_bytes: int = 65536
-    # Connections to the model servers: connect timeout (0: the same as backend_timeout_s, as
-    # before) and the keep-alive connections kept per worker thread and server.
+    # Connections to the model servers: connect timeout (0: the same as backend_timeout_s) and
+    # the idle keep-alive connections each worker keeps per model server (its threads share them).
     backend_connect_timeout_s: float = 0.0
     backend_pool_size: int = 4
     peer_timeout_s: float = 2.0

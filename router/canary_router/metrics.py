@@ -52,6 +52,23 @@ FEEDBACK = Counter("canary_router_feedback_total",
                    ["result"])
 
 
+_children: dict = {}
+_MAX_CHILDREN = 10_000
+
+
+def child(metric, *values):
+    """metric.labels(*values), remembered: labels() validates and takes a lock on every call,
+    which the prediction path pays several times per request. The label values are bounded
+    (arms, versions, statuses, classes); the cap only guards against a misbehaving model server."""
+    key = (metric, values)
+    found = _children.get(key)
+    if found is None:
+        if len(_children) >= _MAX_CHILDREN:
+            _children.clear()
+        found = _children[key] = metric.labels(*values)
+    return found
+
+
 def multiproc_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 

@@ -70,6 +70,7 @@ class Runtime:
         out["fail_closed"] = self.follower.fail_closed
         age = self.follower.state_age_s
         out["state_age_s"] = None if age is None else round(age, 3)
+        out["state_error"] = self.follower.last_error or None  # why the last read failed, if it did
         out["shadow_percentage"] = shadow_percentage(state)
         out["shadow_active"] = self.shadow_share(state, self.follower.effective_weight()) > 0
         return out

@@ -95,7 +95,10 @@ class StateFollower:
     def _run(self) -> None:
         while not self._stop.is_set():
             began = self.clock()
-            self.refresh()
+            try:
+                self.refresh()
+            except Exception:  # publishing the state failed: log it, and the next poll still happens
+                log.exception("state follower: poll failed")
             self._stop.wait(max(0.0, self.poll_s - (self.clock() - began)))
 
     # -- what the request path asks ---------------------------------------------------------

@@ -75,6 +75,21 @@ def wait_weight(lab, weight, timeout=5.0, workers=2):
     raise AssertionError(f"weight {weight} not applied everywhere: {seen}")
 
 
+def wait_every_worker_fresh(url, workers, max_age_s=1.5, timeout=15.0):
+    """Until each of the replica's workers (told apart by X-Router-Worker) has just confirmed the
+    rollout state: its last successful registry read is under max_age_s old."""
+    deadline = time.monotonic() + timeout
+    last: dict = {}
+    while time.monotonic() < deadline:
+        resp = requests.get(url + "/stats/local", timeout=5)
+        last[resp.headers["X-Router-Worker"]] = resp.json()["state"]
+        fresh = [s for s in last.values() if s["state_age_s"] is not None and s["state_age_s"] < max_age_s]
+        if len(last) >= workers and len(fresh) == len(last):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"not every worker confirmed the rollout state: {last}")
+
+
 def predict(url, text="a good film", **extra):
     return requests.post(url + "/predict", json={"text": text, **extra}, timeout=10)
 
@@ -286,15 +301,11 @@ def test_fail_closed_when_the_registry_goes_away(lab, tmp_path):
                              canary_url=lab["canary"].url, workers=2, STATE_POLL_S=0.5, FAIL_CLOSED_AFTER_S=6,
                              BACKEND_TIMEOUT_S=5)
     try:
+        # Every worker must have confirmed the state through the proxy just now: a worker whose first
+        # read failed at boot serves with weight 0 until its next poll, and proves nothing here.
+        wait_every_worker_fresh(url, workers=2)
         assert {predict(url).json()["model_version"] for _ in range(10)} == {"canary"}
-        # Every worker must have confirmed the state through the proxy just now: the stand-in proxy
-        # occasionally stalls one worker's reads, and a worker already past its limit proves nothing.
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            ages = [requests.get(url + "/stats/local", timeout=5).json()["state"].get("state_age_s") for _ in range(8)]
-            if all(a is not None and a < 1.5 for a in ages):
-                break
-            time.sleep(0.3)
+        wait_every_worker_fresh(url, workers=2)
         proxy.stop()
         lost = time.monotonic()
         # Until FAIL_CLOSED_AFTER_S the last known state still holds: the weight applied stays 100

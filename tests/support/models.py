@@ -29,7 +29,7 @@ def setup_models(mlflow_url: str, log_dir, model_name: str = "sentiment", timeou
 
 def start_model_server(mlflow_url: str, alias: str, log_dir, workers: int = 2, model_name: str = "sentiment",
                        alias_poll_s: float = 1.0, port: int | None = None, name: str | None = None,
-                       timeout: float = 90) -> tuple[Proc, str]:
+                       timeout: float = 90, threads: int = 4) -> tuple[Proc, str]:
     """The model server under real gunicorn on a loopback port, waited for until /ready is 200."""
     port = port or free_port()
     log_dir = Path(log_dir)
@@ -37,7 +37,7 @@ def start_model_server(mlflow_url: str, alias: str, log_dir, workers: int = 2, m
     (scratch / "prom").mkdir(parents=True, exist_ok=True)
     env = {
         "MLFLOW_TRACKING_URI": mlflow_url, "MODEL_NAME": model_name, "MODEL_ALIAS": alias,
-        "ALIAS_POLL_S": alias_poll_s, "HOST": "127.0.0.1", "PORT": port, "WORKERS": workers,
+        "ALIAS_POLL_S": alias_poll_s, "HOST": "127.0.0.1", "PORT": port, "WORKERS": workers, "THREADS": threads,
         "PROMETHEUS_MULTIPROC_DIR": scratch / "prom", "FAULTS_FILE": scratch / "faults.json",
     }
     proc = Proc(name or f"model-server-{alias}",

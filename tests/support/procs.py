@@ -100,7 +100,7 @@ def start_mlflow(log_dir: Path, port: int | None = None) -> tuple[Proc, str]:
                                      "--backend-store-uri", f"sqlite:///{data}/mlflow.db",
                                      "--artifacts-destination", str(data / "artifacts"),
                                      "--serve-artifacts", "--workers", "1"),
-                log_dir).start()
+                log_dir, env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}).start()  # as in mlflow/serve.sh
     url = f"http://127.0.0.1:{port}"
     proc.wait_http(url + "/health", timeout=120)
     return proc, url
