@@ -184,7 +184,8 @@ def main() -> int:
                 lat[side].append(res)
                 log(f"latency at ~{target:.0f} req/s {side:6}: {res['rps']:8.1f} req/s p50 {res['p50_ms']:.2f} ms "
                     f"p99 {res['p99_ms']:.2f} ms")
-        best = {side: min(runs, key=lambda run: run["p50_ms"]) for side, runs in lat.items()}
+        # Each side's best p50 and best p99 over its runs (noise only ever adds latency).
+        best = {side: {q: min(run[q] for run in runs) for q in ("p50_ms", "p99_ms")} for side, runs in lat.items()}
         result = {
             "direct_rps": round(peak["direct"]["rps"], 1),
             "routed_rps": round(peak["routed"]["rps"], 1),

@@ -30,6 +30,7 @@ TEXTS = ["a wonderful, moving film", "dull and far too long", "I loved every min
 def lab(tmp_path_factory):
     logs = tmp_path_factory.mktemp("router-features")
     procs = []
+    routers: dict = {}  # a test may restart a replica: the new process takes the old one's place here
     mlflow, ml_url = start_mlflow(logs)
     procs.append(mlflow)
     try:
@@ -45,15 +46,13 @@ def lab(tmp_path_factory):
         env = dict(mlflow_url=ml_url, production_url=prod_url, canary_url=canary_url, workers=2,
                    ADMIN_TOKEN=TOKEN, FEEDBACK_SECRET=SECRET, STATE_POLL_S=0.5,
                    ROUTER_PEERS=f"http://127.0.0.1:{port_a},http://127.0.0.1:{port_b}")
-        a, url_a = start_router("router-a", logs, port=port_a, ALLOW_FORCED_ROUTE=1, **env)
-        procs.append(a)
-        b, url_b = start_router("router-b", logs, port=port_b, **env)
-        procs.append(b)
-        yield {"a": url_a, "b": url_b, "procs": {"a": a, "b": b}, "ports": {"a": port_a, "b": port_b},
+        routers["a"], url_a = start_router("router-a", logs, port=port_a, ALLOW_FORCED_ROUTE=1, **env)
+        routers["b"], url_b = start_router("router-b", logs, port=port_b, **env)
+        yield {"a": url_a, "b": url_b, "procs": routers, "ports": {"a": port_a, "b": port_b},
                "env": env, "logs": logs, "prod": prod_url, "canary": canary_url,
                "registry": RegistryClient(ml_url)}
     finally:
-        for p in reversed(procs):
+        for p in [*routers.values(), *reversed(procs)]:
             p.stop()
 
 
