@@ -17,9 +17,6 @@ from requests.adapters import HTTPAdapter
 
 from .httpclient import ConnectFailed, HTTPFailure, KeepAlivePool, ReadTimeout
 
-_JSON = {"Content-Type": "application/json"}
-
-
 class BackendError(RuntimeError):
     """A model server failed: unreachable, timed out, 5xx, or an answer we cannot use."""
 

@@ -8,7 +8,7 @@ from werkzeug.exceptions import HTTPException
 
 from . import metrics
 from .ids import IdError
-from .validation import BadInput
+from .validation import BadInput, body_too_large
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def install(app: Flask) -> None:
             message = f"method {request.method} is not allowed on {request.path}; allowed: {', '.join(allowed)}"
         elif code == 413:
             limit = app.config.get("MAX_CONTENT_LENGTH")
-            message = f"request body is larger than the limit of {limit} bytes (MAX_BODY_BYTES)"
+            message = body_too_large(limit)
         else:
             message = exc.description or exc.name
         resp = error(message, code)

@@ -15,12 +15,16 @@ from http import HTTPStatus
 from flask import Blueprint, current_app, jsonify, request
 
 from . import metrics, predict
-from .validation import BadInput
+from .validation import BadInput, body_too_large
 
 log = logging.getLogger(__name__)
 
 _JSON = ("Content-Type", "application/json")
 _STATUS_LINES = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
+
+
+class _BodyTooLarge(Exception):
+    pass
 
 
 def _header_getter(environ):
@@ -40,8 +44,9 @@ class PredictFastPath:
             return self.app_wsgi(environ, start_response)
         self.rt.start()  # the state follower, if the server did not start it after the fork
         try:
-            raw = self._body(environ)
-            reply = predict.serve(self.rt, _header_getter(environ), raw) if isinstance(raw, bytes) else raw
+            reply = predict.serve(self.rt, _header_getter(environ), self._body(environ))
+        except _BodyTooLarge:
+            reply = predict.error_reply(body_too_large(self.max_body_bytes), 413)
         except BadInput as exc:
             reply = predict.error_reply(str(exc), 400)
         except Exception as exc:  # as Flask's handler would: logged, and a JSON 500
@@ -54,11 +59,9 @@ class PredictFastPath:
         start_response(_STATUS_LINES.get(reply.status) or f"{reply.status} Error", headers)
         return [payload]
 
-    def _body(self, environ):
-        """The request body, or an error Reply when it is over the limit."""
+    def _body(self, environ) -> bytes:
+        """The request body; _BodyTooLarge when it is over the limit (then it is not read)."""
         limit = self.max_body_bytes
-        too_large = predict.error_reply(
-            f"request body is larger than the limit of {limit} bytes (MAX_BODY_BYTES)", 413)
         length = environ.get("CONTENT_LENGTH")
         stream = environ["wsgi.input"]
         if length:
@@ -67,10 +70,12 @@ class PredictFastPath:
             except ValueError:
                 raise BadInput(f"Content-Length is not a number: {length[:40]!r}") from None
             if n > limit:
-                return too_large
+                raise _BodyTooLarge
             return stream.read(n) if n > 0 else b""
         raw = stream.read(limit + 1)  # no length given (chunked): read up to just past the limit
-        return too_large if len(raw) > limit else raw
+        if len(raw) > limit:
+            raise _BodyTooLarge
+        return raw
 
 
 bp = Blueprint("predict", __name__)

@@ -113,12 +113,6 @@ class KeepAlivePool:
         conn, _ = self._take(fresh=True)
         return self._exchange(conn, request)
 
-    def close(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
-
     # -- plumbing ---------------------------------------------------------------------------
     def _take(self, fresh: bool = False) -> tuple[_Connection, bool]:
         while not fresh:
