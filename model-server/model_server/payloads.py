@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+from canary_common.text import is_blank
+
 TEXT = "text"
 SCORING_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
@@ -30,7 +32,7 @@ def check_texts(texts, max_texts: int, where: str = "texts") -> list[str]:
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise BadInput(f"{where}[{i}] must be a string, got {type(text).__name__}")
-        if not text.strip():
+        if is_blank(text):
             raise BadInput(f"{where}[{i}] must not be empty")
     return texts
 
@@ -46,7 +48,7 @@ def predict_texts(body, max_texts: int) -> tuple[list[str], bool]:
         text = body[TEXT]
         if not isinstance(text, str):
             raise BadInput(f'"text" must be a string, got {type(text).__name__}')
-        if not text.strip():
+        if is_blank(text):
             raise BadInput('"text" must not be empty')
         return [text], False
     if has_many:

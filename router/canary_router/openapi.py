@@ -5,12 +5,13 @@ route is here and nothing else is, and the fuzz test checks every answer against
 """
 from __future__ import annotations
 
+from canary_common.text import NOT_BLANK_PATTERN
 from flask import Blueprint, jsonify
 
 bp = Blueprint("openapi", __name__)
 
 PERCENT = r"^(100(\.0+)?|[0-9]{1,2}(\.[0-9]+)?)$"
-NOT_BLANK = r"\S"
+NOT_BLANK = NOT_BLANK_PATTERN
 
 
 def _ref(name: str) -> dict:

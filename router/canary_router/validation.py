@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from canary_common.registry import parse_weight
+from canary_common.text import is_blank
 
 
 class BadInput(ValueError):
@@ -26,7 +27,7 @@ def parse_predict_body(raw: bytes) -> PredictRequest:
     text = body["text"]
     if not isinstance(text, str):
         raise BadInput(f"field 'text' must be a string, got {_json_type(text)}")
-    if not text.strip():
+    if is_blank(text):
         raise BadInput("field 'text' must not be empty")
     label = body.get("actual_label")
     if label is not None and (isinstance(label, bool) or not isinstance(label, int)):
@@ -45,7 +46,7 @@ def parse_key(value, what: str) -> str | None:
         return str(value)
     if not isinstance(value, str):
         raise BadInput(f"{what} must be a string or an integer, got {_json_type(value)}")
-    if not value.strip():
+    if is_blank(value):
         raise BadInput(f"{what} must not be empty")
     if len(value) > MAX_KEY_CHARS:
         raise BadInput(f"{what} is longer than {MAX_KEY_CHARS} characters")

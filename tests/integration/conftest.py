@@ -11,9 +11,14 @@ from support.stack import Stack
 # Seed-lab threshold mode, with a short dwell and window so rollouts finish in seconds. The
 # latency threshold is raised from 100 ms: CI shares 2 cores among a dozen processes, and this
 # suite is about the rollout mechanics, not the latency gate (unit-tested in the analysis).
+# The accuracy threshold is lowered from 85 % for the same reason: the seed's rule re-checks a
+# noisy ratio at every poll, and with version 2 at 93.8 % held-out, 85 % after 20 labels falsely
+# rolled a healthy canary back in ~18 % of simulated runs of the promotion test (it failed CI so).
+# At 75 % after 30 labels that is ~0.1 %, and the bad canary (~59 %) still fails it in seconds.
 THRESHOLD_ENV = {
     "ANALYSIS_CONFIG": str(ROOT / "controller/analysis-threshold.yaml"),
-    "MIN_SAMPLES": "20",
+    "ACCURACY_THRESHOLD": "75",
+    "MIN_SAMPLES": "30",
     "STEP_INTERVAL_S": "4",
     "WINDOW_S": "30",
     "LATENCY_THRESHOLD": "1000",

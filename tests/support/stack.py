@@ -182,8 +182,17 @@ class Stack:
             if value:
                 return value
             time.sleep(interval)
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}; controller: "
-                             f"{requests.get(self.controller_url + '/status', timeout=5).json()}")
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}; controller: {self.controller_summary()}")
+
+    def controller_summary(self) -> str:
+        """The controller's phase, weight and latest decisions, short enough to survive CI's log cut."""
+        try:
+            status = requests.get(self.controller_url + "/status", timeout=5).json()
+        except (requests.RequestException, ValueError) as exc:
+            return f"/status unreadable: {exc}"
+        recent = [{k: e.get(k) for k in ("decision", "summary") if k in e} for e in status.get("history", [])[:6]]
+        return (f"phase={status.get('phase')} weight={status.get('weight')} note={status.get('note')!r} "
+                f"recent decisions (newest first)={recent}")
 
     def roll_out_a_bad_canary(self, wrong_rate: float = 0.4, weight: int = 20, rate: float = 50,
                               timeout: float = 60) -> tuple[float, "Traffic"]:

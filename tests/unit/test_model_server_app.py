@@ -49,6 +49,14 @@ def test_predict_one_and_many(client):
     assert resp.json["predictions"] == [1, 0]
 
 
+def test_blank_means_what_the_router_schema_says(client):
+    # The router forwards any text its OpenAPI schema allows; "\x1d" is not whitespace there.
+    assert client.post("/predict", json={"text": "\x1d"}).status_code == 200
+    assert client.post("/predict", json={"texts": ["ok", "\x85"]}).status_code == 200
+    resp = client.post("/predict", json={"text": "\ufeff\u3000"})
+    assert resp.status_code == 400 and "must not be empty" in resp.json["error"]
+
+
 @pytest.mark.parametrize("body, words", [
     (b"{not json", "not valid JSON"),
     (b"", "empty"),

@@ -58,3 +58,33 @@ def test_switch():
     for raw in ("", "2", "true", "01"):
         with pytest.raises(BadInput):
             parse_switch(raw)
+
+
+# JSON Schema patterns are ECMA-262: "\x1d" is not whitespace there (it is for Python's strip()),
+# and U+FEFF is. The fuzz test once found the router refusing a text the schema allowed.
+@pytest.mark.parametrize("text,blank", [
+    ("\x1d", False), ("\x1c\x1f", False), ("\x85", False), ("x", False), (" a ", False),
+    ("\ufeff", True), ("\u3000\u00a0", True), ("\u2028\v\f", True), (" \t\r\n", True), ("", True),
+])
+def test_blank_is_what_the_schema_says(text, blank):
+    import json
+    raw = json.dumps({"text": text}).encode()
+    if blank:
+        with pytest.raises(BadInput, match="must not be empty"):
+            parse_predict_body(raw)
+    else:
+        assert parse_predict_body(raw).text == text
+
+
+def test_the_published_pattern_and_the_validator_agree_on_every_character():
+    import re
+    from canary_common.text import is_blank
+    from canary_router.openapi import NOT_BLANK
+    pattern = re.compile(NOT_BLANK)
+    # Only escapes that mean the same in Python and ECMA-262 regexes.
+    assert re.fullmatch(r"\[\^(\\[tnvfr]|\\u[0-9a-f]{4}|-| )+\]", NOT_BLANK), NOT_BLANK
+    disagree = [hex(c) for c in range(0x10000) if (pattern.search(chr(c)) is None) != is_blank(chr(c))]
+    assert not disagree
+    ecma_whitespace = {0x9, 0xA, 0xB, 0xC, 0xD, 0x20, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x2028, 0x2029,
+                       0x202F, 0x205F, 0x3000, 0xFEFF}
+    assert {c for c in range(0x10000) if is_blank(chr(c))} == ecma_whitespace
