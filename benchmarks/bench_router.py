@@ -202,6 +202,8 @@ def main() -> int:
         print(json.dumps(result), flush=True)
         return 0
     finally:
+        # A second SIGTERM (e.g. from `timeout` and pkill both) must not cut the cleanup short.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for p in reversed(procs):
             p.stop()
         log(f"logs in {work}")

@@ -106,7 +106,7 @@ def create_app(settings: Settings | None = None, start_loop: bool = True) -> Fla
             if not state.canary_version or state.canary_version == state.production_version:
                 return jsonify(error="there is no canary to promote"), 409
             controller.actions.start_promotion(state, "promoted by hand")
-            controller._record("promote", f"version {state.canary_version} promoted by hand")
+            controller.record("promote", f"version {state.canary_version} promoted by hand")
         return jsonify(status="promoting", version=state.canary_version)
 
     @app.post("/rollback")
@@ -116,7 +116,7 @@ def create_app(settings: Settings | None = None, start_loop: bool = True) -> Fla
             if not state.canary_version:
                 return jsonify(error="there is no canary to roll back"), 409
             controller.actions.rollback(state, "rolled back by hand")
-            controller._record("rollback", f"version {state.canary_version} rolled back by hand")
+            controller.record("rollback", f"version {state.canary_version} rolled back by hand")
         return jsonify(status="rolled_back", version=state.canary_version, canary_percentage=0)
 
     @app.post("/resume")

@@ -15,7 +15,7 @@ from canary_common.registry import RegistryClient, RegistryError, RolloutState
 from .actions import ROLLOUT_TAG, Actions
 from .analysis import build_analysis
 from .analysis.base import Analysis, Decision, Poll, Verdict
-from .prometheus import CounterReader, MetricsUnavailable, PrometheusClient
+from .prometheus import CounterReader, MetricsUnavailable, OutageCounter, PrometheusClient
 from .settings import Settings
 from . import telemetry
 
@@ -33,6 +33,7 @@ class Controller:
         self.actions = actions
         self.clock = clock
         self.reader = CounterReader(prometheus, dict(self.config.counters))
+        self.outages = OutageCounter(prometheus)
         self.lock = threading.RLock()
         self.analysis: Analysis | None = None
         self.rollout_key: tuple | None = None
@@ -82,7 +83,7 @@ class Controller:
         if state.phase == "promoting":
             if self.actions.production_serves(state.canary_version):
                 self.actions.finish_promotion(state)
-                self._record("promoted", f"version {state.canary_version} serves production; canary weight 0")
+                self.record("promoted", f"version {state.canary_version} serves production; canary weight 0")
                 return self._note("promotion finished")
             return self._note(f"promoting: waiting for the production server to serve version {state.canary_version}")
 
@@ -91,6 +92,7 @@ class Controller:
         if not active:
             self.analysis, self.rollout_key = None, None
             self.reader.reset()
+            self.outages.reset()
             return self._note(f"idle: phase {state.phase}, nothing to analyse")
 
         key = (state.canary_version, state.production_version, state.tags.get(ROLLOUT_TAG))
@@ -98,6 +100,7 @@ class Controller:
             self.analysis = build_analysis(self.config)
             self.rollout_key, self.stage_weight = key, None
             self.reader.reset()
+            self.outages.reset()
             self.last_verdict = None
         if state.weight != self.stage_weight:
             self.analysis.start_stage(state.weight / 100.0, now, final=self.next_step(state.weight) is None)
@@ -105,11 +108,11 @@ class Controller:
 
         try:
             increments = self.reader.poll({"production": state.production_version, "canary": state.canary_version})
-            restarts = self._canary_restarts()
+            restarts = self.outages.poll()
         except MetricsUnavailable as exc:
             return self._outage(state, now, exc)
         if self.outage_since is not None:
-            self._record("metrics_back", f"Prometheus answers again after {now - self.outage_since:.0f}s")
+            self.record("metrics_back", f"Prometheus answers again after {now - self.outage_since:.0f}s")
             self.outage_since = None
         telemetry.PROMETHEUS_UP.set(1)
         if increments is None:
@@ -130,13 +133,13 @@ class Controller:
         d = verdict.decision
         if d is Decision.ROLLBACK:
             self.actions.rollback(state, verdict.summary, evidence)
-            return self._record("rollback", verdict.summary)
+            return self.record("rollback", verdict.summary)
         if d is Decision.INCONCLUSIVE:
             if self.config.on_inconclusive == "rollback":
                 reason = f"inconclusive: {verdict.summary}"
                 self.actions.rollback(state, reason, evidence)
-                return self._record("rollback", reason)
-            return self._record("hold", f"inconclusive, holding: {verdict.summary}")
+                return self.record("rollback", reason)
+            return self.record("hold", f"inconclusive, holding: {verdict.summary}")
         if d in (Decision.STEP_UP, Decision.PROMOTE):
             if state.mode == "manual":
                 return self._note(f"would {d.value} but the weight was set by hand: stepping paused "
@@ -144,10 +147,10 @@ class Controller:
             nxt = self.next_step(state.weight)
             if d is Decision.PROMOTE or nxt is None:
                 self.actions.start_promotion(state, verdict.summary, evidence)
-                return self._record("promote", verdict.summary)
+                return self.record("promote", verdict.summary)
             self.actions.set_weight(nxt, f"stepped up {state.weight:g}% -> {nxt:g}%: {verdict.summary}",
                                     evidence, state)
-            return self._record("step_up", f"{state.weight:g}% -> {nxt:g}%: {verdict.summary}")
+            return self.record("step_up", f"{state.weight:g}% -> {nxt:g}%: {verdict.summary}")
         self._tag_hold(state, evidence)
         return self._note(verdict.summary, decision="continue")
 
@@ -166,21 +169,17 @@ class Controller:
         telemetry.PROMETHEUS_UP.set(0)
         if self.outage_since is None:
             self.outage_since = now
-            self._record("hold", f"metrics unavailable, holding: {exc}")
+            self.record("hold", f"metrics unavailable, holding: {exc}")
         down_for = now - self.outage_since
         limit = self.config.outage_fallback_s
         if state.weight > 0 and down_for >= limit:
             reason = f"no metrics for {down_for:.0f}s (limit {limit:g}s): fell back to production"
             self.actions.rollback(state, reason)
-            return self._record("rollback", reason)
+            return self.record("rollback", reason)
         return self._note(f"holding: metrics unavailable for {down_for:.0f}s "
                           f"(fall back to production after {limit:g}s): {exc}", decision="hold")
 
-    def _canary_restarts(self) -> int:
-        rows = self.prometheus.instant('up{job="model-server",arm="canary"}')
-        return sum(1 for _, v in rows if v == 0)
-
-    def _record(self, decision: str, summary: str) -> dict:
+    def record(self, decision: str, summary: str) -> dict:
         entry = {"at": self.clock(), "decision": decision, "summary": summary}
         self.history.appendleft(entry)
         telemetry.DECISIONS.labels(decision=decision).inc()

@@ -129,3 +129,25 @@ class CounterReader:
             arm: ArmIncrement(latency_buckets=tuple(sorted(buckets[arm].items())), **sums[arm])
             for arm in ARMS
         }
+
+
+class OutageCounter:
+    """Counts the canary server going down: each target that is down now and was not at the
+    previous poll is one restart (or crash). An outage that lasts many polls counts once, so
+    `guards.restarts.max` means restarts, not polls spent down."""
+
+    QUERY = 'up{job="model-server",arm="canary"}'
+
+    def __init__(self, prometheus: PrometheusClient):
+        self.prometheus = prometheus
+        self.down: set[tuple] = set()
+
+    def poll(self) -> int:
+        down = {_series_key(labels) for labels, value in self.prometheus.instant(self.QUERY) if value == 0}
+        started = len(down - self.down)
+        self.down = down
+        return started
+
+    def reset(self) -> None:
+        """A new rollout: a canary that is down right now counts as one restart of this rollout."""
+        self.down = set()

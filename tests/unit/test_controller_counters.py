@@ -5,7 +5,7 @@ what is under test); the integration suite reads a real Prometheus.
 """
 import pytest
 
-from canary_controller.prometheus import CounterReader
+from canary_controller.prometheus import CounterReader, OutageCounter
 
 COUNTERS = {"requests": "req", "errors": "err", "labelled": "lab", "correct": "cor",
             "latency_count": "lc", "latency_fast": "lf", "latency_buckets": "lb"}
@@ -107,3 +107,35 @@ def test_a_failed_query_leaves_the_baseline_alone():
     prom.fail = False
     prom.answers["req"] = [series("canary", "2", 25)]
     assert reader.poll(VERSIONS)["canary"].requests == 15
+
+
+def up(*states):
+    """`up` of the canary targets: (instance, 0 or 1), ..."""
+    return [({"__name__": "up", "job": "model-server", "arm": "canary", "instance": i}, float(v)) for i, v in states]
+
+
+def test_an_outage_counts_once_however_many_polls_it_lasts():
+    prom = Canned()
+    outages = OutageCounter(prom)
+    answers = [up(("c:8000", 1)), up(("c:8000", 0)), up(("c:8000", 0)), up(("c:8000", 0)),
+               up(("c:8000", 1)), up(("c:8000", 0)), up(("c:8000", 1))]
+    seen = []
+    for answer in answers:
+        prom.answers[OutageCounter.QUERY] = answer
+        seen.append(outages.poll())
+    assert seen == [0, 1, 0, 0, 0, 1, 0]
+
+
+def test_each_canary_target_counts_apart_and_a_new_rollout_starts_afresh():
+    prom = Canned()
+    outages = OutageCounter(prom)
+    prom.answers[OutageCounter.QUERY] = up(("a", 0), ("b", 1))
+    assert outages.poll() == 1
+    prom.answers[OutageCounter.QUERY] = up(("a", 0), ("b", 0))
+    assert outages.poll() == 1
+    prom.answers[OutageCounter.QUERY] = []  # a target gone from service discovery is not a restart
+    assert outages.poll() == 0
+    prom.answers[OutageCounter.QUERY] = up(("a", 0))
+    assert outages.poll() == 1
+    outages.reset()  # a canary already down when a rollout starts counts for that rollout
+    assert outages.poll() == 1
