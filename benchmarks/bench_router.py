@@ -33,6 +33,7 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "common"), str(ROOT / "router")]
 from support.models import setup_models, start_model_server  # noqa: E402
 from support.procs import Proc, free_port, start_mlflow  # noqa: E402
 
+DEFAULT_ROUTER_CLASS = "canary_router.worker.ConnectionThreadWorker"  # as in router/gunicorn.conf.py
 BODY = '{"text": "a wonderful, moving film with a weak ending"}'
 
 NGINX_CONF = """
@@ -98,7 +99,9 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true", help="py-spy a router worker during a routed run")
     parser.add_argument("--router-workers", type=int, default=2)
     parser.add_argument("--router-threads", type=int, default=4)
-    parser.add_argument("--router-class", default="gthread", help="gunicorn worker class of the router")
+    parser.add_argument("--router-class", default="",
+                        help="gunicorn worker class of the router (default: router/gunicorn.conf.py's, "
+                             "canary_router.worker.ConnectionThreadWorker); e.g. gthread to compare")
     parser.add_argument("--model-workers", type=int, default=2)
     parser.add_argument("--model-threads", type=int, default=4, help="threads per model-server worker")
     parser.add_argument("--serve", type=float, default=0.0, metavar="SECONDS",
@@ -129,7 +132,8 @@ def main() -> int:
         router = Proc("router", [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "router/gunicorn.conf.py")], work,
                       env={"ROUTER_BIND": f"127.0.0.1:{router_port}", "ROUTER_WORKERS": args.router_workers,
                            "ROUTER_THREADS": args.router_threads,
-                           "ROUTER_WORKER_CLASS": args.router_class, "PROMETHEUS_MULTIPROC_DIR": work / "router-prom",
+                           "ROUTER_WORKER_CLASS": args.router_class or DEFAULT_ROUTER_CLASS,
+                           "PROMETHEUS_MULTIPROC_DIR": work / "router-prom",
                            "MLFLOW_TRACKING_URI": ml_url, "PRODUCTION_URL": prod_url, "CANARY_URL": canary_url,
                            "FEEDBACK_SECRET": "bench", "ROUTER_LOG_LEVEL": "warning"}).start()
         procs.append(router)
@@ -152,7 +156,9 @@ def main() -> int:
             print(json.dumps({**urls, "router_pid": router.popen.pid, "lua": str(lua)}), flush=True)
             time.sleep(args.serve)
             return 0
-        log(f"machine: {os.cpu_count()} cores; router {args.router_workers}x{args.router_threads} gthread, "
+        router_desc = (f"{args.router_workers}x{args.router_threads} gthread" if args.router_class == "gthread"
+                       else f"{args.router_workers} workers {(args.router_class or DEFAULT_ROUTER_CLASS).rsplit('.', 1)[-1]}")
+        log(f"machine: {os.cpu_count()} cores; router {router_desc}, "
             f"model servers {args.model_workers}x{args.model_threads} each")
 
         # Noise on a shared machine only ever slows a run down: each level runs `rounds` times,
@@ -196,7 +202,7 @@ def main() -> int:
             "direct_peak_connections": peak["direct"]["connections"],
             "routed_peak_connections": peak["routed"]["connections"],
             "cores": os.cpu_count(),
-            "router": f"{args.router_workers}x{args.router_threads} {args.router_class}",
+            "router": router_desc,
             "model_servers": f"{args.model_workers}x{args.model_threads} gthread",
         }
         print(json.dumps(result), flush=True)

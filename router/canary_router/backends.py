@@ -43,7 +43,7 @@ class Prediction:
 
 
 class Backends:
-    def __init__(self, urls: dict[str, str], timeout_s: float = 2.0, pool_size: int = 4,
+    def __init__(self, urls: dict[str, str], timeout_s: float = 2.0, pool_size: int = 32,
                  connect_timeout_s: float | None = None):
         self.urls = dict(urls)
         self.timeout_s = timeout_s

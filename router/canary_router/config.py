@@ -42,7 +42,7 @@ class Settings:
     # Connections to the model servers: connect timeout (0: the same as backend_timeout_s) and
     # the idle keep-alive connections each worker keeps per model server (its threads share them).
     backend_connect_timeout_s: float = 0.0
-    backend_pool_size: int = 4
+    backend_pool_size: int = 32
     peer_timeout_s: float = 2.0
     # X-Canary-Route is for testers only: off unless asked for.
     allow_forced_route: bool = False
@@ -75,7 +75,7 @@ class Settings:
             default_canary_percentage=_float(env, "DEFAULT_CANARY_PERCENTAGE", 20.0),
             max_body_bytes=int(_float(env, "MAX_BODY_BYTES", 65536)),
             backend_connect_timeout_s=_float(env, "BACKEND_CONNECT_TIMEOUT_S", 0.0),
-            backend_pool_size=max(1, int(_float(env, "BACKEND_POOL_SIZE", 4))),
+            backend_pool_size=max(1, int(_float(env, "BACKEND_POOL_SIZE", 32))),
             peer_timeout_s=_float(env, "PEER_TIMEOUT_S", 2.0),
             allow_forced_route=_bool(env, "ALLOW_FORCED_ROUTE"),
             feedback_secret=env.get("FEEDBACK_SECRET", ""),

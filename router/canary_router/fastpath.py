@@ -43,15 +43,23 @@ class PredictFastPath:
         if environ.get("PATH_INFO") != "/predict" or environ.get("REQUEST_METHOD") != "POST":
             return self.app_wsgi(environ, start_response)
         self.rt.start()  # the state follower, if the server did not start it after the fork
+        reply = None
         try:
-            reply = predict.serve(self.rt, _header_getter(environ), self._body(environ))
+            # An OSError while reading (the client went away, or stalled past the server's read
+            # timeout) is not caught: there is no one to answer, the server closes the connection.
+            raw = self._body(environ)
         except _BodyTooLarge:
             reply = predict.error_reply(body_too_large(self.max_body_bytes), 413)
         except BadInput as exc:
             reply = predict.error_reply(str(exc), 400)
-        except Exception as exc:  # as Flask's handler would: logged, and a JSON 500
-            log.exception("unhandled error on POST /predict")
-            reply = predict.error_reply(f"internal error: {type(exc).__name__}", 500)
+        if reply is None:
+            try:
+                reply = predict.serve(self.rt, _header_getter(environ), raw)
+            except BadInput as exc:
+                reply = predict.error_reply(str(exc), 400)
+            except Exception as exc:  # as Flask's handler would: logged, and a JSON 500
+                log.exception("unhandled error on POST /predict")
+                reply = predict.error_reply(f"internal error: {type(exc).__name__}", 500)
         payload = json.dumps(reply.body, separators=(",", ":")).encode()
         metrics.child(metrics.RESPONSES, str(reply.status)).inc()
         headers = [_JSON, ("Content-Length", str(len(payload))), ("X-Router-Worker", str(os.getpid()))]
