@@ -54,6 +54,8 @@ class _Connection:
 class ConnectionThreadWorker(base.Worker):
 
     def init_process(self):
+        if self.cfg.is_ssl:  # TLS ends at the nginx edge; this worker speaks plain HTTP/1.1
+            raise RuntimeError("ConnectionThreadWorker does not serve TLS: use gthread, or end TLS at nginx")
         self.conns: set[_Connection] = set()
         self.conns_lock = threading.Lock()
         self.idle_changed = threading.Condition(self.conns_lock)
