@@ -43,7 +43,6 @@ class PredictFastPath:
         if environ.get("PATH_INFO") != "/predict" or environ.get("REQUEST_METHOD") != "POST":
             return self.app_wsgi(environ, start_response)
         self.rt.start()  # the state follower, if the server did not start it after the fork
-        reply = None
         try:
             # An OSError while reading (the client went away, or stalled past the server's read
             # timeout) is not caught: there is no one to answer, the server closes the connection.
@@ -52,20 +51,23 @@ class PredictFastPath:
             reply = predict.error_reply(body_too_large(self.max_body_bytes), 413)
         except BadInput as exc:
             reply = predict.error_reply(str(exc), 400)
-        if reply is None:
-            try:
-                reply = predict.serve(self.rt, _header_getter(environ), raw)
-            except BadInput as exc:
-                reply = predict.error_reply(str(exc), 400)
-            except Exception as exc:  # as Flask's handler would: logged, and a JSON 500
-                log.exception("unhandled error on POST /predict")
-                reply = predict.error_reply(f"internal error: {type(exc).__name__}", 500)
+        else:
+            reply = self._answer(environ, raw)
         payload = json.dumps(reply.body, separators=(",", ":")).encode()
         metrics.child(metrics.RESPONSES, str(reply.status)).inc()
         headers = [_JSON, ("Content-Length", str(len(payload))), ("X-Router-Worker", str(os.getpid()))]
         headers.extend(reply.headers)
         start_response(_STATUS_LINES.get(reply.status) or f"{reply.status} Error", headers)
         return [payload]
+
+    def _answer(self, environ, raw: bytes) -> predict.Reply:
+        try:
+            return predict.serve(self.rt, _header_getter(environ), raw)
+        except BadInput as exc:
+            return predict.error_reply(str(exc), 400)
+        except Exception as exc:  # as Flask's handler would: logged, and a JSON 500
+            log.exception("unhandled error on POST /predict")
+            return predict.error_reply(f"internal error: {type(exc).__name__}", 500)
 
     def _body(self, environ) -> bytes:
         """The request body; _BodyTooLarge when it is over the limit (then it is not read)."""
