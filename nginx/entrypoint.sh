@@ -5,12 +5,15 @@
 #
 #   entrypoint.sh            render to $NGINX_RUN_DIR/nginx.conf and exec nginx
 #   entrypoint.sh render     print the rendered config and exit
+#   entrypoint.sh check      only the safety check below (compose's preflight service), then exit
 #
 # Environment (defaults in brackets):
 #   ROUTER_UPSTREAM       host:port of the router replicas, comma-separated [router:8000]
 #   CONTROLLER_UPSTREAM   host:port of the controller [controller:8000]
-#   ADMIN_TOKEN           when non-empty the admin port requires "Authorization: Bearer <token>"
-#   NGINX_PUBLIC_PORT [8080]  NGINX_ADMIN_PORT [8081]  NGINX_LISTEN_HOST [0.0.0.0]
+#   ADMIN_TOKEN           when non-empty admin calls require "Authorization: Bearer <token>"
+#   CANARY_BIND, CANARY_TOOLS_BIND  host addresses the edge and the tools are published on
+#                         [127.0.0.1]: beyond loopback, it refuses to start without ADMIN_TOKEN
+#   NGINX_PUBLIC_PORT [8080]  NGINX_LISTEN_HOST [0.0.0.0]
 #   NGINX_RESOLVER        DNS server for the controller name [first nameserver in /etc/resolv.conf]
 #   NGINX_DNS_WATCH_S     seconds between checks of the router name's addresses; nginx reloads
 #                         when they change (replicas scaled or recreated); 0 turns it off [5]
@@ -35,6 +38,19 @@ die() { log "$*"; exit 1; }
 case $ADMIN_TOKEN in
     *[!A-Za-z0-9._~+/=-]*) die "ADMIN_TOKEN may only contain letters, digits and . _ ~ + / = -" ;;
 esac
+
+# Published beyond loopback with the admin calls open to anyone: refuse, and say why.
+# CANARY_TOOLS_BIND counts too: the controller's port takes admin calls.
+for bind in "${CANARY_BIND:-127.0.0.1}" "${CANARY_TOOLS_BIND:-127.0.0.1}"; do
+    case $bind in
+        127.*|localhost|::1|\[::1\]) ;;
+        *) [ -n "$ADMIN_TOKEN" ] || die "refusing to start: ports are published on $bind (beyond loopback) and ADMIN_TOKEN is not set, so anyone who can reach them could change the rollout. Set ADMIN_TOKEN, or bind to 127.0.0.1 (CANARY_BIND, CANARY_TOOLS_BIND)." ;;
+    esac
+done
+if [ "${1:-}" = "check" ]; then
+    log "edge published on ${CANARY_BIND:-127.0.0.1}, admin token $([ -n "$ADMIN_TOKEN" ] && echo set || echo 'not set (loopback only)'): ok"
+    exit 0
+fi
 
 router_list=$(printf '%s' "$ROUTER_UPSTREAM" | tr ',' ' ')
 [ -n "$router_list" ] || die "ROUTER_UPSTREAM is empty"
@@ -72,17 +88,16 @@ NGX_RESOLVER_DIRECTIVE="resolver $resolver valid=5s ipv6=off;
 NGX_ROUTER_SERVERS=$servers
 NGX_LISTEN_HOST=${NGINX_LISTEN_HOST:-0.0.0.0}
 NGX_PUBLIC_PORT=${NGINX_PUBLIC_PORT:-8080}
-NGX_ADMIN_PORT=${NGINX_ADMIN_PORT:-8081}
 NGX_CONTROLLER_UPSTREAM=$CONTROLLER_UPSTREAM
 export NGX_USER_DIRECTIVE NGX_ADMIN_EXPECTED NGX_WORKER_PROCESSES NGX_ERROR_LOG NGX_ACCESS_LOG \
-    NGX_RESOLVER_DIRECTIVE NGX_ROUTER_SERVERS NGX_LISTEN_HOST NGX_PUBLIC_PORT NGX_ADMIN_PORT \
+    NGX_RESOLVER_DIRECTIVE NGX_ROUTER_SERVERS NGX_LISTEN_HOST NGX_PUBLIC_PORT \
     NGX_CONTROLLER_UPSTREAM
 
 # Must name every placeholder of the template (a unit test checks); nginx's own $variables
 # are left alone because envsubst only replaces the names listed here.
 NGX_VARS='${NGX_USER_DIRECTIVE} ${NGX_ADMIN_EXPECTED} ${NGX_WORKER_PROCESSES} ${NGX_ERROR_LOG}
 ${NGX_ACCESS_LOG} ${NGX_RESOLVER_DIRECTIVE} ${NGX_ROUTER_SERVERS} ${NGX_LISTEN_HOST}
-${NGX_PUBLIC_PORT} ${NGX_ADMIN_PORT} ${NGX_CONTROLLER_UPSTREAM}'
+${NGX_PUBLIC_PORT} ${NGX_CONTROLLER_UPSTREAM}'
 
 command -v envsubst >/dev/null 2>&1 || die "envsubst not found (Debian package gettext-base)"
 
@@ -130,5 +145,5 @@ if [ "$DNS_WATCH_S" != "0" ] && command -v getent >/dev/null 2>&1; then
     ) &
 fi
 
-log "starting nginx: public :$NGX_PUBLIC_PORT, admin :$NGX_ADMIN_PORT, routers [$ROUTER_UPSTREAM], admin auth $([ -n "$ADMIN_TOKEN" ] && echo on || echo off)"
+log "starting nginx: edge :$NGX_PUBLIC_PORT, routers [$ROUTER_UPSTREAM], admin auth $([ -n "$ADMIN_TOKEN" ] && echo on || echo off)"
 exec "$@"

@@ -1,7 +1,7 @@
 """Render nginx/nginx.conf.template for process mode (tests), the way entrypoint.sh does in Docker.
 
     conf = render(["127.0.0.1:41001", "127.0.0.1:41002"], "127.0.0.1:41003",
-                  public_port=41004, admin_port=41005, admin_token="s3cret", resolver=None)
+                  public_port=41004, admin_token="s3cret", resolver=None)
     (prefix / "nginx.conf").write_text(conf)
     nginx -p <prefix>/ -c <prefix>/nginx.conf        # foreground (`daemon off;` is in the file)
 
@@ -57,7 +57,7 @@ def _is_address(hostport: str) -> bool:
         return False
 
 
-def render(router_upstreams: list[str], controller_upstream: str, public_port: int, admin_port: int,
+def render(router_upstreams: list[str], controller_upstream: str, public_port: int,
            admin_token: str, resolver: str | None, *, listen_host: str = "127.0.0.1",
            access_log: str = "access.log", error_log: str = "error.log",
            worker_processes: str = "1") -> str:
@@ -84,7 +84,6 @@ def render(router_upstreams: list[str], controller_upstream: str, public_port: i
         "NGX_ROUTER_SERVERS": router_servers(router_upstreams),
         "NGX_LISTEN_HOST": listen_host,
         "NGX_PUBLIC_PORT": str(int(public_port)),
-        "NGX_ADMIN_PORT": str(int(admin_port)),
         "NGX_ADMIN_EXPECTED": admin_expected(admin_token),
         "NGX_CONTROLLER_UPSTREAM": controller_upstream,
     })

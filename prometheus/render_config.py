@@ -19,6 +19,8 @@ MODEL_SERVER_ARMS = {"model-server-production": "production", "model-server-cana
 COMPOSE_RULES_DIR = "/etc/prometheus/rules"
 
 _JOB_ORDER = ("prometheus", "router", "model-server", "controller", "mlflow")
+# The routers keep GET /metrics for the lab's JSON summary; their exposition format is here.
+ROUTER_METRICS_PATH = "/metrics/prometheus"
 
 
 def _job(name: str, static: list[str] | None = None, *, dns_name: str | None = None, port: int = 8000,
@@ -65,7 +67,7 @@ def render_compose() -> str:
     """The docker-compose configuration (service DNS names, 5 s scrapes)."""
     jobs = [
         _job("prometheus", ["localhost:9090"]),
-        _job("router", dns_name="router", port=8000),
+        _job("router", dns_name="router", port=8000, metrics_path=ROUTER_METRICS_PATH),
         _model_server_job({svc: [f"{svc}:8000"] for svc in MODEL_SERVER_ARMS}),
         _job("controller", ["controller:8000"]),
         _job("mlflow", ["mlflow:5000"]),  # mlflow server --expose-prometheus serves /metrics
@@ -89,7 +91,7 @@ def render(targets: dict[str, list[str]], rules_dir: str, scrape_interval: str =
         if name == "model-server":
             job = _model_server_job(targets)
         elif targets.get(name):
-            job = _job(name, targets[name])
+            job = _job(name, targets[name], metrics_path=ROUTER_METRICS_PATH if name == "router" else "/metrics")
         else:
             job = None
         if job:

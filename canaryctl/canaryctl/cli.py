@@ -16,7 +16,6 @@ from canaryctl.client import EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE
 from canaryctl.samples import labelled_samples
 
 DEFAULT_URL = "http://localhost:8080"
-DEFAULT_ADMIN_URL = "http://localhost:8081"
 
 
 def _add_common(parser: argparse.ArgumentParser, environ, suppress: bool) -> None:
@@ -25,10 +24,10 @@ def _add_common(parser: argparse.ArgumentParser, environ, suppress: bool) -> Non
     def default(value):
         return argparse.SUPPRESS if suppress else value
 
-    parser.add_argument("--url", default=default(environ.get("CANARY_URL", DEFAULT_URL)),
-                        help="data plane (nginx public port); env CANARY_URL")
-    parser.add_argument("--admin-url", default=default(environ.get("CANARY_ADMIN_URL", DEFAULT_ADMIN_URL)),
-                        help="admin port; env CANARY_ADMIN_URL")
+    url = environ.get("CANARY_URL", DEFAULT_URL)
+    parser.add_argument("--url", default=default(url), help="the edge (nginx, :8080); env CANARY_URL")
+    parser.add_argument("--admin-url", default=default(environ.get("CANARY_ADMIN_URL") or None),
+                        help="where admin calls go, if not the edge itself; env CANARY_ADMIN_URL")
     parser.add_argument("--token", default=default(environ.get("CANARY_ADMIN_TOKEN") or None),
                         help="admin bearer token; env CANARY_ADMIN_TOKEN")
     parser.add_argument("--timeout", type=float, default=default(10.0), help="seconds per HTTP call")
@@ -103,7 +102,8 @@ class Context:
         self.args = args
         self.out = out
         self.data = Endpoint(args.url, "the router", timeout=args.timeout)
-        self.admin = Endpoint(args.admin_url, "the admin port", token=args.token, timeout=args.timeout)
+        self.admin = Endpoint(args.admin_url or args.url, "the admin API", token=args.token,
+                              timeout=args.timeout)
 
     def say(self, text: str = "") -> None:
         self.out.write(text + "\n")

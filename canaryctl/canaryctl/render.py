@@ -165,8 +165,18 @@ def decision_of(body: dict) -> tuple[str, str]:
     return decision, str(words)
 
 
+LAB_STATUSES = ("rollback", "waiting", "healthy")
+
+
 def rollback_text(body: dict, percentage) -> str:
-    decision, words = decision_of(body)
+    if body.get("status") in LAB_STATUSES:  # the lab's answer: it says how the canary stands now
+        decision = body["status"]
+        words = first(body, "reason", "message", default="") or ""
+        if body.get("canary_accuracy") is not None:
+            line = f" (threshold {body['threshold']}%)" if body.get("threshold") is not None else ""
+            words = f"{words}; canary accuracy {body['canary_accuracy']}%{line}".lstrip("; ")
+    else:
+        decision, words = decision_of(body)
     head = f"Decision: {decision.upper()}"
     if decision.lower() in ("rollback", "rolled_back"):
         head = "ROLLBACK TRIGGERED"

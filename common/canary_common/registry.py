@@ -18,9 +18,15 @@ MODE_TAG = "canary.mode"
 PHASE_TAG = "canary.phase"
 REASON_TAG = "canary.reason"
 UPDATED_TAG = "canary.updated_at"
+# `<version>@<epoch s>`, new for every rollout: the controller starts a fresh analysis when it changes.
+ROLLOUT_TAG = "canary.rollout"
+# Percent of production's requests copied to the canary while its live weight is 0.
+SHADOW_TAG = "canary.shadow_percentage"
 
 MODES = ("auto", "manual")
 PHASES = ("progressing", "rolled_back", "promoting", "promoted", "idle")
+# Phases in which a canary weight above 0 is part of a rollout that the controller is judging.
+ROLLING_PHASES = ("progressing", "promoting")
 
 
 class RegistryError(RuntimeError):
@@ -47,6 +53,21 @@ class RolloutState:
     @property
     def weight_ratio(self) -> float:
         return self.weight / 100.0
+
+    @property
+    def shadow_percentage(self) -> float:
+        """The shadow tag in percent; a missing or corrupt tag means no shadow."""
+        raw = (self.tags or {}).get(SHADOW_TAG)
+        try:
+            return parse_weight(raw) if raw not in (None, "") else 0.0
+        except ValueError:
+            return 0.0
+
+    @property
+    def shadow_live(self) -> bool:
+        """Shadow copies flow only while the canary has no live traffic and was not rolled back."""
+        return (bool(self.canary_version) and self.weight <= 0 and self.shadow_percentage > 0
+                and self.phase != "rolled_back")
 
     def as_dict(self) -> dict:
         return {
@@ -179,3 +200,23 @@ class RegistryClient:
         if weight is not None:
             tags[WEIGHT_TAG] = f"{parse_weight(weight):g}"
         self.set_model_tags(tags)
+
+    def set_weight_by_hand(self, weight: float, reason: str, mode: str = "manual",
+                           fresh: bool = False) -> RolloutState:
+        """A person's weight (`/set_canary`, `/reset`). When nothing is rolling out (after a
+        rollback or a promotion, or before any rollout), a weight above 0 starts a manual rollout
+        of the version under the `canary` alias with a fresh analysis, so the phase tells the
+        truth about traffic and the canary is never unwatched. `fresh` always starts a new one.
+        Returns the state read before the write."""
+        weight = parse_weight(weight)
+        state = self.read_state()
+        if weight > 0 and state.canary_version and (fresh or state.phase not in ROLLING_PHASES):
+            self.set_model_tags({ROLLOUT_TAG: new_rollout_id(state.canary_version)})
+            self.write_state(weight=weight, mode=mode, phase="progressing", reason=reason)
+        else:
+            self.write_state(weight=weight, mode=mode, reason=reason)
+        return state
+
+
+def new_rollout_id(version: str) -> str:
+    return f"{version}@{time.time():.3f}"

@@ -11,10 +11,9 @@ import time
 
 import requests
 
-from canary_common.registry import RegistryClient, RolloutState
+from canary_common.registry import ROLLOUT_TAG, RegistryClient, RolloutState, new_rollout_id
 
 log = logging.getLogger("canary.controller.actions")
-ROLLOUT_TAG = "canary.rollout"
 
 
 class Actions:
@@ -75,7 +74,7 @@ class Actions:
         # Weight 0 first: routers must not send the new version traffic before the rollout starts.
         self.registry.write_state(weight=0, phase="progressing", mode="auto", reason=f"deploying version {version}")
         # A new rollout, even of the same version again: the controller starts a fresh analysis.
-        self.registry.set_model_tags({ROLLOUT_TAG: f"{version}@{time.time():.3f}"})
+        self.registry.set_model_tags({ROLLOUT_TAG: new_rollout_id(version)})
         self.registry.set_alias("canary", version)
         self.registry.write_state(weight=first_weight, phase="progressing", mode="auto",
                                   reason=f"rollout of version {version} started at {first_weight:g}%")

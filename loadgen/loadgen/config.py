@@ -22,7 +22,7 @@ class Config:
     arrivals: str = "fixed"
     scenario: str = "none"
     scenario_delay_s: float = 60.0
-    admin_url: str = "http://nginx:8081"
+    admin_url: str = "http://nginx:8080"
     admin_token: str = ""
     request_timeout_s: float = 5.0
     max_in_flight: int = 0  # 0 = enough for `rate` requests each taking the whole timeout

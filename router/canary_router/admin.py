@@ -6,7 +6,7 @@ import hmac
 import requests
 from flask import Blueprint, current_app, jsonify, request
 
-from canary_common.registry import RegistryError
+from canary_common.registry import ROLLING_PHASES, RegistryError
 
 from . import stats
 from .backends import BackendError
@@ -46,16 +46,18 @@ def set_canary(raw: str):
     rt = _rt()
     weight = parse_percentage(raw)
     try:
-        rt.registry.write_state(weight=weight, mode="manual",
-                                reason=f"canary weight set to {weight:g}% by an operator (router /set_canary)")
+        before = rt.registry.set_weight_by_hand(
+            weight, reason=f"canary weight set to {weight:g}% by an operator (router /set_canary)")
     except RegistryError as exc:
         return error(f"could not write the rollout state to the registry: {exc}", 503)
     rt.follower.refresh()  # this worker at once; the others within STATE_POLL_S
-    state = rt.follower.state
     body = {"canary_percentage": weight, "mode": "manual",
             "message": f"Canary percentage set to {weight:g}%"}
-    if state is not None and not state.canary_version:
+    if not before.canary_version:
         body["note"] = "there is no canary alias, so all traffic still goes to production"
+    elif weight > 0 and before.phase not in ROLLING_PHASES:
+        body["note"] = (f"phase was {before.phase}: a manual rollout of version {before.canary_version} "
+                        "started, with a fresh analysis that can still roll it back")
     return jsonify(body)
 
 
@@ -104,15 +106,17 @@ def reset():
         problems["faults"] = str(exc)
     weight = rt.settings.default_canary_percentage
     try:
-        rt.registry.write_state(weight=weight, mode="auto", reason=f"reset to {weight:g}% (router /reset)")
+        # The lab's reset: counts from zero, so the analysis starts afresh too. Manual mode: the
+        # controller judges the canary and can roll it back, but does not step it on its own.
+        rt.registry.set_weight_by_hand(weight, reason=f"reset to {weight:g}% (router /reset)", fresh=True)
         rt.follower.refresh()
     except RegistryError as exc:
         problems["state"] = f"could not write the rollout state: {exc}"
     body = {"stats_reset": replicas, "faults_cleared": "faults" not in problems,
-            "canary_percentage": weight, "mode": "auto"}
+            "canary_percentage": weight, "mode": "manual"}
     if problems:
         return error("reset incomplete: " + "; ".join(f"{k}: {v}" for k, v in problems.items()), 502, **body)
-    body["message"] = "Metrics reset"
+    body = {"status": "reset", **body, "message": "Metrics reset"}
     return jsonify(body)
 
 

@@ -12,6 +12,9 @@ from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry,
                                Histogram, generate_latest)
 from prometheus_client import multiprocess
 
+# GET /metrics is the lab's JSON summary; Prometheus scrapes each replica here instead.
+EXPOSITION_PATH = "/metrics/prometheus"
+
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5)
 
 REQUESTS = Counter("canary_router_requests_total", "Backend attempts per arm, version and outcome.",
@@ -43,6 +46,9 @@ SHADOW_DURATION = Histogram("canary_router_shadow_duration_seconds", "Duration o
                             ["version"], buckets=BUCKETS)
 SHADOW_AGREEMENT = Counter("canary_router_shadow_agreement_total",
                            "Shadow predictions compared with production's answer.", ["version", "outcome"])
+SHADOW_LABELLED = Counter("canary_router_shadow_labelled_total",
+                          "Shadow predictions of labelled requests, by outcome against the label.",
+                          ["version", "outcome"])
 SHADOW_DROPPED = Counter("canary_router_shadow_dropped_total",
                          "Shadow copies not sent because the worker's shadow queue was full.", ["version"])
 SHADOW_RATIO = Gauge("canary_router_shadow_ratio", "Share of production requests copied to the canary (0..1).",

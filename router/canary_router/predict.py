@@ -100,7 +100,8 @@ def serve(rt, header: HeaderGetter, raw: bytes) -> Reply:
         if served_by == PRODUCTION and not fallback:
             share = rt.shadow_share(state, weight)
             if share > 0 and random.random() * 100.0 < share:
-                rt.shadow.offer(body.text, (state.canary_version if state else None) or "unknown", pred.prediction)
+                rt.shadow.offer(body.text, (state.canary_version if state else None) or "unknown", pred.prediction,
+                                body.actual_label)
     if body.actual_label is not None:
         flags += FLAG_LABELLED  # a later /feedback for it is a duplicate
 

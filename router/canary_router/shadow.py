@@ -16,7 +16,7 @@ import os
 import queue
 import threading
 
-from canary_common.registry import parse_weight
+from canary_common.registry import SHADOW_TAG  # noqa: F401  (re-exported for the admin routes)
 
 from . import metrics
 from .backends import BackendError, BackendRejected
@@ -24,20 +24,9 @@ from .split import CANARY
 
 log = logging.getLogger(__name__)
 
-SHADOW_TAG = "canary.shadow_percentage"
-
-
 def shadow_percentage(state) -> float:
-    """The tag's value in percent; a missing or corrupt tag means no shadow."""
-    if state is None:
-        return 0.0
-    raw = (state.tags or {}).get(SHADOW_TAG)
-    if raw in (None, ""):
-        return 0.0
-    try:
-        return parse_weight(raw)
-    except ValueError:
-        return 0.0
+    """The tag's value in percent; no state or a missing or corrupt tag means no shadow."""
+    return 0.0 if state is None else state.shadow_percentage
 
 
 def class_label(prediction) -> str:
@@ -68,10 +57,10 @@ class ShadowPool:
                 self._queue, self._pid = q, os.getpid()
         return self._queue
 
-    def offer(self, text: str, version: str, production_prediction) -> bool:
+    def offer(self, text: str, version: str, production_prediction, actual_label=None) -> bool:
         """Queue one copy; False (and counted) when the queue is full."""
         try:
-            self._ensure_started().put_nowait((text, version, production_prediction))
+            self._ensure_started().put_nowait((text, version, production_prediction, actual_label))
             return True
         except queue.Full:
             metrics.SHADOW_DROPPED.labels(version).inc()
@@ -82,13 +71,13 @@ class ShadowPool:
 
     def _run(self, q: queue.Queue) -> None:
         while True:
-            text, version, production_prediction = q.get()
+            text, version, production_prediction, actual_label = q.get()
             try:
-                self._shadow_one(text, version, production_prediction)
+                self._shadow_one(text, version, production_prediction, actual_label)
             except Exception:  # one bad copy must not stop the thread
                 log.exception("shadow call failed unexpectedly")
 
-    def _shadow_one(self, text: str, version: str, production_prediction) -> None:
+    def _shadow_one(self, text: str, version: str, production_prediction, actual_label=None) -> None:
         try:
             pred = self.backends.predict(CANARY, text)
         except (BackendError, BackendRejected):
@@ -101,3 +90,7 @@ class ShadowPool:
         metrics.SHADOW_AGREEMENT.labels(served, "agree" if pred.prediction == production_prediction
                                         else "disagree").inc()
         metrics.PREDICTED_CLASS.labels("shadow", served, class_label(pred.prediction)).inc()
+        if actual_label is not None and (not pred.classes or actual_label in pred.classes):
+            # The user's label judges the copy too: the controller's accuracy test in shadow.
+            outcome = "correct" if pred.prediction == actual_label else "incorrect"
+            metrics.SHADOW_LABELLED.labels(served, outcome).inc()

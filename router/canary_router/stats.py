@@ -195,3 +195,26 @@ def summarize(counts: dict, state: dict | None = None) -> dict:
     out["observed_canary_percentage"] = round(100.0 * out["canary"]["requests"] / served, 2) if served else None
     out["totals"] = totals
     return out
+
+
+def _number(value) -> float | int:
+    """The lab's client formats these with :.1f, so never None; whole numbers stay whole."""
+    if value is None:
+        return 0
+    return int(value) if float(value).is_integer() else value
+
+
+def lab_metrics(summary: dict) -> dict:
+    """The lab's /metrics JSON from the fleet summary: `canary_percentage`, and per arm
+    `requests`, `accuracy` (percent of labelled predictions; 0 before any label) and
+    `avg_latency_ms`, plus what /stats tells about each arm (version, errors, labels, p95)."""
+    out: dict = {"canary_percentage": _number(summary.get("canary_percentage"))}
+    for arm in ("production", "canary"):
+        entry = {k: v for k, v in summary[arm].items() if k != "by_version"}
+        entry["accuracy"] = _number(entry.get("accuracy"))
+        entry["avg_latency_ms"] = _number(entry.get("avg_latency_ms"))
+        out[arm] = entry
+    for key in ("observed_canary_percentage", "mode", "phase", "fail_closed", "replicas"):
+        if key in summary:
+            out[key] = summary[key]
+    return out

@@ -79,7 +79,7 @@ def labelled_total(lab):
 def metric(url, name, **labels):
     """Sum of one metric's samples whose labels include `labels`."""
     total = 0.0
-    for line in requests.get(url + "/metrics", timeout=5).text.splitlines():
+    for line in requests.get(url + "/metrics/prometheus", timeout=5).text.splitlines():
         if not line.startswith(name + "{") and not line.startswith(name + " "):
             continue
         if all(f'{k}="{v}"' in line for k, v in labels.items()):
@@ -263,7 +263,7 @@ def test_shadow_changes_no_answer_and_exports_agreement(lab):
         time.sleep(0.2)
     assert shadow_metric() + dropped() - before - dropped_before == 30
     assert shadow_metric() > before
-    text = requests.get(lab["a"] + "/metrics", timeout=5).text
+    text = requests.get(lab["a"] + "/metrics/prometheus", timeout=5).text
     assert re.search(r'canary_router_shadow_agreement_total\{outcome="(agree|disagree)",version="2"\}', text)
     assert 'canary_router_shadow_duration_seconds_bucket{le="0.005",version="2"}' in text
     assert re.search(r'canary_router_predicted_class_total\{class="[01]",model="shadow",version="2"\}', text)

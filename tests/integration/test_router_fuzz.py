@@ -59,7 +59,7 @@ def test_schemathesis_finds_no_server_error_and_no_hang(lab):
         assert result.returncode == 0, output[-6000:]
         # Still answering after the fuzzing, and it never answered 500 (its own errors).
         assert requests.get(url + "/health", timeout=5).status_code == 200
-        metrics = requests.get(url + "/metrics", timeout=5).text
+        metrics = requests.get(url + "/metrics/prometheus", timeout=5).text
         assert 'canary_router_responses_total{code="500"}' not in metrics, output[-3000:]
     finally:
         proc.stop()

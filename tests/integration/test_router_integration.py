@@ -157,7 +157,7 @@ def test_admin_paths_need_the_token(lab):
         assert none.status_code == 401 and "Bearer" in none.json()["error"], path
         assert wrong.status_code == 401 and "wrong admin token" in wrong.json()["error"], path
     # Public paths and the Prometheus scrape need no token.
-    assert requests.get(lab["a"] + "/metrics", timeout=5).status_code == 200
+    assert requests.get(lab["a"] + "/metrics/prometheus", timeout=5).status_code == 200
     assert predict(lab["a"]).status_code == 200
     assert requests.get(lab["a"] + "/", timeout=5).status_code == 200
 
@@ -235,7 +235,7 @@ def test_failing_canary_costs_the_client_nothing(lab):
     assert 0.3 * len(statuses) < errors < 0.7 * len(statuses)
     assert stats["totals"]["fallbacks"] == errors
     assert stats["production"]["requests"] == len(statuses)
-    metrics = requests.get(lab["b"] + "/metrics", timeout=5).text
+    metrics = requests.get(lab["b"] + "/metrics/prometheus", timeout=5).text
     assert 'canary_router_requests_total{model="canary",status="error",version="2"}' in metrics
 
 
@@ -286,7 +286,7 @@ def test_stats_fan_out_over_both_replicas_and_reset_resets_both(lab):
 
 def test_metric_names_in_exposition(lab):
     predict(lab["a"], actual_label=1)
-    text = requests.get(lab["a"] + "/metrics", timeout=5).text
+    text = requests.get(lab["a"] + "/metrics/prometheus", timeout=5).text
     for name in METRIC_NAMES:
         assert name in text, name
     assert "canary_router_canary_weight_ratio 0.2" in text
@@ -319,7 +319,7 @@ def test_fail_closed_when_the_registry_goes_away(lab, tmp_path):
         answers = [predict(url) for _ in range(40)]
         assert {r.status_code for r in answers} == {200}
         assert {r.json()["model_version"] for r in answers} == {"production"}
-        assert "canary_router_fail_closed 1.0" in requests.get(url + "/metrics", timeout=5).text
+        assert "canary_router_fail_closed 1.0" in requests.get(url + "/metrics/prometheus", timeout=5).text
         assert requests.get(url + "/stats/local", timeout=5).json()["state"]["fail_closed"] is True
         proxy = RegistryProxy(lab["mlflow"])
         proxy.port = int(proc.env["MLFLOW_TRACKING_URI"].rsplit(":", 1)[1])
@@ -328,7 +328,7 @@ def test_fail_closed_when_the_registry_goes_away(lab, tmp_path):
         while {predict(url).json()["model_version"] for _ in range(10)} != {"canary"}:
             assert time.monotonic() - back < 5, "the router did not recover after the registry came back"
             time.sleep(0.2)
-        assert "canary_router_fail_closed 0.0" in requests.get(url + "/metrics", timeout=5).text
+        assert "canary_router_fail_closed 0.0" in requests.get(url + "/metrics/prometheus", timeout=5).text
     finally:
         proc.stop()
         proxy.stop()

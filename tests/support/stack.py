@@ -135,19 +135,19 @@ class Stack:
 
     def start_nginx(self) -> None:
         render = _load(ROOT / "nginx/render.py", "nginx_render")
-        public, admin = free_port(), free_port()
+        public = free_port()
         prefix = self.log_dir / "nginx"
         prefix.mkdir(exist_ok=True)
         conf = render.render(router_upstreams=[u.replace("http://", "") for u in self.router_urls],
                              controller_upstream=self.controller_url.replace("http://", ""),
-                             public_port=public, admin_port=admin, admin_token=self.admin_token,
+                             public_port=public, admin_token=self.admin_token,
                              resolver=None)
         (prefix / "nginx.conf").write_text(conf)
         proc = Proc("nginx", [nginx_binary(), "-p", f"{prefix}/", "-c", str(prefix / "nginx.conf")],
                     self.log_dir).start()
         self.procs["nginx"] = proc
         self.public_url = f"http://127.0.0.1:{public}"
-        self.admin_url = f"http://127.0.0.1:{admin}"
+        self.admin_url = self.public_url  # one edge: admin calls carry the token
         proc.wait_http(f"{self.public_url}/health", timeout=30)
 
     def stop(self) -> None:

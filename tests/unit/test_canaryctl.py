@@ -154,7 +154,7 @@ def closed_port() -> int:
 
 def test_defaults_and_environment():
     args = build_parser({}).parse_args(["metrics"])
-    assert (args.url, args.admin_url, args.token, args.json) == ("http://localhost:8080", "http://localhost:8081",
+    assert (args.url, args.admin_url, args.token, args.json) == ("http://localhost:8080", None,
                                                                  None, False)
     env = {"CANARY_URL": "http://h:1", "CANARY_ADMIN_URL": "http://h:2", "CANARY_ADMIN_TOKEN": "t"}
     args = build_parser(env).parse_args(["status"])
@@ -343,7 +343,7 @@ def test_unreachable_router_exits_3(capsys):
     assert capsys.readouterr().err == (f"canaryctl: cannot reach the router at {url}: is the stack up? "
                                        "try `docker compose up`\n")
     assert main(["--admin-url", url, "status"], environ={}) == 3
-    assert f"cannot reach the admin port at {url}" in capsys.readouterr().err
+    assert f"cannot reach the admin API at {url}" in capsys.readouterr().err
 
 
 def test_send_stops_at_once_when_unreachable(capsys):
@@ -362,7 +362,7 @@ def test_401_without_and_with_a_wrong_token(stack, capsys):
 
 def test_400_shows_the_servers_message(stack, capsys):
     assert ctl(stack, "deploy", "99")[0] == 1
-    assert capsys.readouterr().err == ("canaryctl: the admin port refused POST /controller/deploy (HTTP 400): "
+    assert capsys.readouterr().err == ("canaryctl: the admin API refused POST /controller/deploy (HTTP 400): "
                                        "version 99 is not registered\n")
 
 

@@ -90,11 +90,10 @@ class StandIn:
 class Nginx:
     def __init__(self, prefix: Path, routers: list[str], controller: str, token: str):
         self.public = _free_port()
-        self.admin = _free_port()
         prefix.mkdir(parents=True, exist_ok=True)
         self.prefix = prefix
         self.conf = prefix / "nginx.conf"
-        self.conf.write_text(nginx_render.render(routers, controller, self.public, self.admin, token, None))
+        self.conf.write_text(nginx_render.render(routers, controller, self.public, token, None))
         self.proc = subprocess.Popen([_nginx(), "-p", f"{prefix}/", "-c", str(self.conf)],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 10
@@ -102,15 +101,15 @@ class Nginx:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"nginx exited: {self.proc.stdout.read().decode()}\n{self.error_log()}")
             try:
-                for port in (self.public, self.admin):
-                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                socket.create_connection(("127.0.0.1", self.public), timeout=0.5).close()
                 return
             except OSError:
                 time.sleep(0.05)
         raise TimeoutError(self.error_log())
 
     def url(self, path: str, admin: bool = False) -> str:
-        return f"http://127.0.0.1:{self.admin if admin else self.public}{path}"
+        # One edge: admin calls are on the same port as everything else (`admin` marks them).
+        return f"http://127.0.0.1:{self.public}{path}"
 
     def error_log(self) -> str:
         path = self.prefix / "error.log"
@@ -151,7 +150,7 @@ def _json(resp: requests.Response) -> dict:
 def test_rendered_config_passes_nginx_t(tmp_path, token, resolver):
     conf = tmp_path / "nginx.conf"
     conf.write_text(nginx_render.render(["127.0.0.1:1", "127.0.0.1:2"], "127.0.0.1:3", _free_port(),
-                                        _free_port(), token, resolver))
+                                        token, resolver))
     proc = subprocess.run([_nginx(), "-t", "-p", f"{tmp_path}/", "-c", str(conf)],
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -160,13 +159,13 @@ def test_rendered_config_passes_nginx_t(tmp_path, token, resolver):
 
 def test_render_refuses_unsafe_input():
     with pytest.raises(ValueError):
-        nginx_render.render(["127.0.0.1:1"], "127.0.0.1:3", 1, 2, 'bad"token', None)
+        nginx_render.render(["127.0.0.1:1"], "127.0.0.1:3", 1, 'bad"token', None)
     with pytest.raises(ValueError):
-        nginx_render.render([], "127.0.0.1:3", 1, 2, "", None)
+        nginx_render.render([], "127.0.0.1:3", 1, "", None)
     with pytest.raises(ValueError):  # a host name behind a variable proxy_pass needs a resolver
-        nginx_render.render(["127.0.0.1:1"], "controller:8000", 1, 2, "", None)
+        nginx_render.render(["127.0.0.1:1"], "controller:8000", 1, "", None)
     with pytest.raises(ValueError):
-        nginx_render.render(["router; evil"], "127.0.0.1:3", 1, 2, "", None)
+        nginx_render.render(["router; evil"], "127.0.0.1:3", 1, "", None)
 
 
 def test_entrypoint_names_every_template_placeholder():
@@ -180,14 +179,14 @@ def test_entrypoint_renders_the_same_config_as_render_py():
         pytest.skip("envsubst (gettext-base) is not installed")
     env = {"PATH": os.environ["PATH"], "ROUTER_UPSTREAM": "127.0.0.1:9001,127.0.0.1:9002",
            "CONTROLLER_UPSTREAM": "controller:8000", "ADMIN_TOKEN": TOKEN, "NGINX_RESOLVER": "127.0.0.11",
-           "NGINX_PUBLIC_PORT": "18080", "NGINX_ADMIN_PORT": "18081", "NGINX_LISTEN_HOST": "0.0.0.0",
+           "NGINX_PUBLIC_PORT": "18080", "NGINX_LISTEN_HOST": "0.0.0.0",
            "NGINX_ACCESS_LOG": "/dev/stdout", "NGINX_ERROR_LOG": "stderr", "NGINX_WORKER_PROCESSES": "auto"}
     if os.geteuid() == 0:
         env["NGINX_USER"] = "root"
     out = subprocess.run(["sh", str(NGINX_DIR / "entrypoint.sh"), "render"], env=env, capture_output=True,
                          text=True, timeout=30)
     assert out.returncode == 0, out.stderr
-    expected = nginx_render.render(["127.0.0.1:9001", "127.0.0.1:9002"], "controller:8000", 18080, 18081, TOKEN,
+    expected = nginx_render.render(["127.0.0.1:9001", "127.0.0.1:9002"], "controller:8000", 18080, TOKEN,
                                    "127.0.0.11", listen_host="0.0.0.0", access_log="/dev/stdout",
                                    error_log="stderr", worker_processes="auto")
     assert out.stdout == expected
@@ -222,11 +221,11 @@ def test_wrong_method_on_public_path_is_405_json(stack):
     assert requests.post(nginx.url("/stats"), timeout=5).status_code == 405
 
 
-@pytest.mark.parametrize("method,path", [("POST", "/set_canary/50"), ("POST", "/simulate_failure/1"),
-                                         ("POST", "/reset"), ("POST", "/check_rollback"), ("GET", "/metrics"),
-                                         ("GET", "/controller/status"), ("GET", "/nope"),
-                                         ("GET", "/predict/../metrics")])
-def test_admin_and_unknown_paths_are_404_on_the_public_port(stack, method, path):
+@pytest.mark.parametrize("method,path", [("GET", "/metrics/prometheus"), ("GET", "/stats/local"),
+                                         ("POST", "/stats/reset_local"), ("POST", "/feedback/owner"),
+                                         ("POST", "/set_canary"), ("POST", "/controller"), ("GET", "/nope"),
+                                         ("GET", "/predict/../stats/local")])
+def test_internal_and_unknown_paths_are_404_at_the_edge(stack, method, path):
     nginx, routers, controller = stack
     resp = requests.request(method, nginx.url(path), headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
     assert resp.status_code == 404
@@ -239,7 +238,7 @@ def test_admin_and_unknown_paths_are_404_on_the_public_port(stack, method, path)
                                      {"Authorization": TOKEN}, {"Authorization": f"Basic {TOKEN}"}])
 def test_admin_without_the_right_token_is_401(stack, headers):
     nginx, routers, controller = stack
-    for path in ("/set_canary/50", "/controller/status", "/metrics"):
+    for path in ("/set_canary/50", "/controller/status", "/reset", "/simulate_failure/1", "/check_rollback"):
         resp = requests.post(nginx.url(path, admin=True), headers=headers, timeout=5)
         assert resp.status_code == 401
         assert _json(resp)["error"] == "unauthorized"
@@ -251,7 +250,7 @@ def test_admin_with_the_right_token_reaches_router_and_controller(stack):
     nginx, routers, controller = stack
     auth = {"Authorization": f"Bearer {TOKEN}"}
     for method, path in [("POST", "/set_canary/50"), ("POST", "/simulate_failure/1"), ("POST", "/reset"),
-                         ("POST", "/check_rollback"), ("GET", "/metrics")]:
+                         ("POST", "/check_rollback"), ("POST", "/shadow/10")]:
         resp = requests.request(method, nginx.url(path, admin=True), headers=auth, timeout=5)
         assert resp.status_code == 200, (path, resp.text)
         body = resp.json()
@@ -263,9 +262,33 @@ def test_admin_with_the_right_token_reaches_router_and_controller(stack):
     assert resp.status_code == 200
     assert resp.json() == {**resp.json(), "server": "controller", "path": "/deploy?dry=1", "method": "POST"}
     assert controller.seen[-1]["authorization"] == f"Bearer {TOKEN}"
-    # Right token, but not an admin path.
-    for path in ("/predict", "/stats", "/set_canary", "/controller"):
+    # Right token, but not an admin path; right path, wrong method.
+    for path in ("/set_canary", "/controller", "/set_canary/5/6"):
         assert requests.post(nginx.url(path, admin=True), headers=auth, timeout=5).status_code == 404
+    assert requests.get(nginx.url("/reset", admin=True), headers=auth, timeout=5).status_code == 405
+
+
+def test_the_labs_read_only_paths_need_no_token(stack):
+    nginx, routers, _ = stack
+    for path in ("/metrics", "/stats", "/", "/rollout.json", "/openapi.json"):
+        resp = requests.get(nginx.url(path), timeout=5)
+        assert resp.status_code == 200, path
+        assert resp.json()["path"] == path and resp.json()["server"].startswith("router-")
+        assert "WWW-Authenticate" not in resp.headers
+    assert requests.post(nginx.url("/metrics"), timeout=5).status_code == 405
+
+
+@pytest.mark.parametrize("env,ok", [({}, True), ({"CANARY_BIND": "127.0.0.1"}, True),
+                                    ({"CANARY_BIND": "0.0.0.0"}, False),
+                                    ({"CANARY_BIND": "0.0.0.0", "ADMIN_TOKEN": TOKEN}, True),
+                                    ({"CANARY_TOOLS_BIND": "192.0.2.7"}, False),
+                                    ({"CANARY_BIND": "::1"}, True)])
+def test_entrypoint_refuses_an_open_admin_beyond_loopback(env, ok):
+    out = subprocess.run(["sh", str(NGINX_DIR / "entrypoint.sh"), "check"],
+                         env={"PATH": os.environ["PATH"], **env}, capture_output=True, text=True, timeout=30)
+    assert (out.returncode == 0) == ok, out.stderr
+    if not ok:
+        assert "ADMIN_TOKEN is not set" in out.stderr and "beyond loopback" in out.stderr
 
 
 def test_admin_is_open_when_no_token_is_set(tmp_path):
@@ -342,10 +365,10 @@ def test_entrypoint_starts_nginx_with_a_host_name_upstream(tmp_path):
     if shutil.which("envsubst") is None or shutil.which("getent") is None:
         pytest.skip("envsubst or getent is not installed")
     router, controller = StandIn("router-a"), StandIn("controller")
-    public, admin = _free_port(), _free_port()
+    public = _free_port()
     env = {"PATH": os.environ["PATH"] + ":/usr/sbin", "ROUTER_UPSTREAM": f"localhost:{router.address.split(':')[1]}",
            "CONTROLLER_UPSTREAM": controller.address, "ADMIN_TOKEN": TOKEN, "NGINX_RESOLVER": "127.0.0.1",
-           "NGINX_PUBLIC_PORT": str(public), "NGINX_ADMIN_PORT": str(admin), "NGINX_LISTEN_HOST": "127.0.0.1",
+           "NGINX_PUBLIC_PORT": str(public), "NGINX_LISTEN_HOST": "127.0.0.1",
            "NGINX_RUN_DIR": str(tmp_path / "run"), "NGINX_DNS_WATCH_S": "1", "NGINX_WORKER_PROCESSES": "1"}
     if os.geteuid() == 0:
         env["NGINX_USER"] = "root"
@@ -362,7 +385,7 @@ def test_entrypoint_starts_nginx_with_a_host_name_upstream(tmp_path):
                 assert time.monotonic() < deadline
                 time.sleep(0.1)
         assert resp.status_code == 200 and resp.json()["server"] == "router-a"
-        resp = requests.get(f"http://127.0.0.1:{admin}/controller/status",
+        resp = requests.get(f"http://127.0.0.1:{public}/controller/status",
                             headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
         assert resp.status_code == 200 and resp.json()["path"] == "/status"
         assert (tmp_path / "run" / "nginx.conf").exists()

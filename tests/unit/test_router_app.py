@@ -51,7 +51,13 @@ def test_health_ready_metrics(client):
     assert client.get("/health").status_code == 200
     ready = client.get("/ready")
     assert ready.status_code == 503 and "not read yet" in ready.get_json()["error"]
-    text = client.get("/metrics").get_data(as_text=True)
+    text = client.get("/metrics/prometheus").get_data(as_text=True)
     assert "canary_router_fail_closed" in text
+    # GET /metrics is the lab's JSON: numbers the lab's client can format, never null.
+    lab = client.get("/metrics").get_json()
+    assert set(lab) >= {"canary_percentage", "production", "canary"}
+    for arm in ("production", "canary"):
+        assert {k: type(lab[arm][k]) for k in ("requests", "accuracy", "avg_latency_ms")} == \
+            {"requests": int, "accuracy": int, "avg_latency_ms": int}
     assert client.get("/stats").get_json()["production"]["requests"] >= 0
     assert client.get("/").status_code == 200
