@@ -70,6 +70,13 @@ def create_app(settings: Settings | None = None, start_loop: bool = True) -> Fla
     def status():
         return jsonify(controller.status())
 
+    @app.get("/timeline")
+    def timeline():
+        # What each poll saw, for the live page (read-only, like /status). ?since=<epoch s>: only
+        # the points after it, so a page that polls fetches what is new.
+        since = request.args.get("since", type=float)
+        return jsonify(controller.timeline.as_dict(controller.history, since=since))
+
     @app.get("/metrics")
     def metrics():
         return generate_latest(), 200, {"Content-Type": CONTENT_TYPE_LATEST}
@@ -78,10 +85,7 @@ def create_app(settings: Settings | None = None, start_loop: bool = True) -> Fla
     def check():
         # A person asking right after sending traffic: wait for Prometheus to scrape it first.
         record = controller.tick(fresh_after=time.time())
-        state = controller.status()
-        return jsonify(decision=record["decision"], summary=record["summary"],
-                       rollback=record["decision"] == "rollback",
-                       canary_percentage=state.get("canary_percentage"), status=state)
+        return jsonify(controller.lab_check(record))
 
     @app.post("/deploy")
     def deploy():

@@ -6,18 +6,21 @@ statistics; the metrics provider knows Prometheus; the registry knows where stat
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import threading
 import time
 
-from canary_common.registry import RegistryClient, RegistryError, RolloutState
+from canary_common.registry import (ROLLING_PHASES, ROLLOUT_TAG, RegistryClient, RegistryError, RolloutState,
+                                    new_rollout_id)
 
-from .actions import ROLLOUT_TAG, Actions
+from .actions import Actions
 from .analysis import build_analysis
 from .analysis.base import Analysis, Decision, Poll, Verdict
-from .prometheus import CounterReader, MetricsUnavailable, OutageCounter, PrometheusClient
+from .prometheus import CounterReader, MetricsUnavailable, OutageCounter, PrometheusClient, shadow_counters
 from .settings import Settings
-from . import telemetry
+from . import labcheck, telemetry
+from .timeline import Timeline
 
 log = logging.getLogger("canary.controller")
 HOLD_TAG_EVERY_S = 30.0
@@ -33,11 +36,12 @@ class Controller:
         self.actions = actions
         self.clock = clock
         self.reader = CounterReader(prometheus, dict(self.config.counters))
+        self.shadow_reader = CounterReader(prometheus, shadow_counters(dict(self.config.counters)))
         self.outages = OutageCounter(prometheus)
         self.lock = threading.RLock()
         self.analysis: Analysis | None = None
         self.rollout_key: tuple | None = None
-        self.stage_weight: float | None = None
+        self.stage_weight: tuple | None = None  # ("live", weight %) or ("shadow", shadow %)
         self.stage_started: float | None = None
         self.outage_since: float | None = None
         self.last_verdict: Verdict | None = None
@@ -45,6 +49,7 @@ class Controller:
         self.last_state: RolloutState | None = None
         self.last_note = "starting"
         self.history: collections.deque = collections.deque(maxlen=50)
+        self.timeline = Timeline(clock=clock)  # what each poll saw, for the live page
         self._stop = threading.Event()
         self._last_hold_tag = 0.0
 
@@ -69,7 +74,9 @@ class Controller:
         with self.lock:
             if fresh_after is not None:
                 self.prometheus.wait_for_scrape(self.settings.scrape_job, fresh_after, self.settings.scrape_wait_s)
-            return self._tick()
+            record = self._tick()
+            self.timeline.add(self.last_state, self.last_verdict, self.last_verdict_at, record)
+            return record
 
     def _tick(self) -> dict:
         now = self.clock()
@@ -87,27 +94,34 @@ class Controller:
                 return self._note("promotion finished")
             return self._note(f"promoting: waiting for the production server to serve version {state.canary_version}")
 
-        active = (state.phase == "progressing" and state.canary_version
-                  and state.canary_version != state.production_version)
-        if not active:
+        shadow = state.shadow_live
+        if not state.canary_version or (state.weight <= 0 and not shadow):
             self.analysis, self.rollout_key = None, None
             self.reader.reset()
+            self.shadow_reader.reset()
             self.outages.reset()
-            return self._note(f"idle: phase {state.phase}, nothing to analyse")
+            return self._note(f"idle: phase {state.phase}, the canary gets no traffic")
+        if state.phase not in ROLLING_PHASES:
+            state = self._watch(state)
 
         key = (state.canary_version, state.production_version, state.tags.get(ROLLOUT_TAG))
         if key != self.rollout_key:
             self.analysis = build_analysis(self.config)
             self.rollout_key, self.stage_weight = key, None
             self.reader.reset()
+            self.shadow_reader.reset()
             self.outages.reset()
             self.last_verdict = None
-        if state.weight != self.stage_weight:
-            self.analysis.start_stage(state.weight / 100.0, now, final=self.next_step(state.weight) is None)
-            self.stage_weight, self.stage_started = state.weight, now
+        # In shadow the canary's share of the calls is the copies' share of all backend calls.
+        stage = ("shadow", state.shadow_percentage) if shadow else ("live", state.weight)
+        if stage != self.stage_weight:
+            share = (state.shadow_percentage / (100.0 + state.shadow_percentage) if shadow
+                     else state.weight / 100.0)
+            self.analysis.start_stage(share, now, final=not shadow and self.next_step(state.weight) is None)
+            self.stage_weight, self.stage_started = stage, now
 
         try:
-            increments = self.reader.poll({"production": state.production_version, "canary": state.canary_version})
+            increments = self._increments(state, shadow)
             restarts = self.outages.poll()
         except MetricsUnavailable as exc:
             return self._outage(state, now, exc)
@@ -117,15 +131,43 @@ class Controller:
         telemetry.PROMETHEUS_UP.set(1)
         if increments is None:
             return self._note("baseline read; judging from the next poll")
-        if state.weight <= 0:
-            return self._note("canary weight is 0: nothing to judge")
 
+        # A shadow poll's live weight (0) differs from its stage's share, so the guards, which
+        # compare counts with the share, skip it: copies may be dropped by design.
         self.analysis.observe(Poll(at=now, canary=increments["canary"], production=increments["production"],
                                    weight=state.weight / 100.0, canary_restarts=restarts))
         verdict = self.analysis.verdict(now)
         self.last_verdict, self.last_verdict_at = verdict, now
         telemetry.export_verdict(verdict)
+        if shadow and verdict.decision is not Decision.ROLLBACK:
+            return self._note(f"shadow at {state.shadow_percentage:g}%: judging the canary's copies; "
+                              f"{verdict.summary}", decision="continue")
         return self._act(state, verdict)
+
+    def _increments(self, state: RolloutState, shadow: bool):
+        """Per-arm increments of this poll; in shadow the canary's are its copies' counters."""
+        versions = {"production": state.production_version, "canary": state.canary_version}
+        live = self.reader.poll(versions)
+        if not shadow:
+            return live
+        copies = self.shadow_reader.poll(versions)
+        if live is None or copies is None:
+            return None
+        return {"production": live["production"], "canary": copies["canary"]}
+
+    def _watch(self, state: RolloutState) -> RolloutState:
+        """The canary gets traffic outside a rollout (a weight or shadow share written after a
+        rollback or a promotion): judge it as a manual rollout with a fresh analysis, and say so."""
+        what = (f"{state.weight:g}% of traffic" if state.weight > 0
+                else f"{state.shadow_percentage:g}% shadow copies")
+        reason = (f"the canary (version {state.canary_version}) gets {what} in phase {state.phase}: "
+                  "judged as a manual rollout with a fresh analysis")
+        self.registry.set_model_tags({ROLLOUT_TAG: new_rollout_id(state.canary_version)})
+        self.registry.write_state(phase="progressing", mode="manual", reason=reason)
+        self.record("watch", reason)
+        state = self.registry.read_state()
+        self.last_state = state
+        return state
 
     # -- decisions ------------------------------------------------------------------------
     def _act(self, state: RolloutState, verdict: Verdict) -> dict:
@@ -191,6 +233,39 @@ class Controller:
         self.last_note = summary
         return {"at": self.clock(), "decision": decision, "summary": summary}
 
+    # -- the lab's /check_rollback --------------------------------------------------------
+    def lab_check(self, record: dict) -> dict:
+        """`record` is the poll just made: the lab's answer, and the evidence under `analysis`."""
+        try:
+            state = self.registry.read_state()
+        except RegistryError:
+            state = self.last_state
+        # The current rollout's latest verdict (none once idle: the analysis is dropped then).
+        verdict = self.last_verdict.as_dict() if self.last_verdict and self.analysis is not None else None
+        if state is None:
+            answer = {"status": labcheck.WAITING, "message": record["summary"]}
+        else:
+            rolled = self._rollback_evidence(state) if state.phase == "rolled_back" else None
+            answer = labcheck.lab_answer(state, record["decision"], record["summary"], verdict, rolled)
+        answer.update(decision=record["decision"], summary=record["summary"],
+                      rollback=answer["status"] == labcheck.ROLLBACK,
+                      canary_percentage=state.weight if state else None,
+                      analysis={"verdict": self.last_verdict.as_dict() if self.last_verdict else None,
+                                "controller": self.status()})
+        return answer
+
+    def _rollback_evidence(self, state: RolloutState) -> dict | None:
+        """The evidence the controller tagged on the version when it rolled it back."""
+        try:
+            version = self.registry.get_version(state.canary_version)
+        except RegistryError:
+            return None
+        raw = {t["key"]: t["value"] for t in version.get("tags", [])}.get("canary.decision")
+        try:
+            return json.loads(raw) if raw else None
+        except ValueError:  # cut at MLflow's tag limit
+            return None
+
     # -- what GET /status shows ------------------------------------------------------------
     def status(self) -> dict:
         try:
@@ -205,7 +280,9 @@ class Controller:
                 "now": self.clock(),
                 "note": self.last_note,
                 "metrics_outage_since": self.outage_since,
-                "stage": {"weight": self.stage_weight, "started_at": self.stage_started},
+                "stage": {"kind": self.stage_weight[0] if self.stage_weight else None,
+                          "weight": self.stage_weight[1] if self.stage_weight else None,
+                          "started_at": self.stage_started},
                 "last_verdict": (dict(self.last_verdict.as_dict(), at=self.last_verdict_at)
                                  if self.last_verdict else None),
                 "history": list(self.history),

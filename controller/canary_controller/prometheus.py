@@ -19,6 +19,25 @@ ARMS = ("production", "canary")
 SCALAR_FIELDS = ("requests", "errors", "labelled", "correct", "latency_count", "latency_fast")
 
 
+# The router counts shadow copies apart from live traffic (so they never mix); in shadow the
+# controller reads these twins of the live counters as the canary arm.
+SHADOW_TWINS = (
+    ("canary_router_requests_total", "canary_router_shadow_requests_total"),
+    ("canary_router_labelled_predictions_total", "canary_router_shadow_labelled_total"),
+    ("canary_router_request_duration_seconds", "canary_router_shadow_duration_seconds"),
+)
+
+
+def shadow_counters(counters: dict[str, str]) -> dict[str, str]:
+    """The configured live counters rewritten to their shadow twins, labelled model="canary"."""
+    out = {}
+    for name, query in counters.items():
+        for live, twin in SHADOW_TWINS:
+            query = query.replace(live, twin)
+        out[name] = f'label_replace({query}, "model", "canary", "", "")'
+    return out
+
+
 class MetricsUnavailable(RuntimeError):
     """Prometheus did not answer, or answered with an error."""
 

@@ -1,7 +1,7 @@
-"""Read-only endpoints: /stats (whole fleet), /stats/local (this replica), /, /health, /ready, /metrics."""
+"""Read-only endpoints: /stats and /metrics (whole fleet), /stats/local (this replica), /health, /ready,
+and the Prometheus exposition."""
 from __future__ import annotations
 
-import html
 import os
 
 from flask import Blueprint, Response, current_app, jsonify
@@ -58,36 +58,14 @@ def ready():
 
 
 @bp.get("/metrics")
+def lab_metrics():
+    """The lab's GET /metrics: per arm requests, accuracy % and average latency, whole fleet."""
+    return jsonify(stats.lab_metrics(fleet_summary()))
+
+
+@bp.get(metrics.EXPOSITION_PATH)
 def prometheus_metrics():
+    """This replica's Prometheus exposition, scraped directly (never through the edge)."""
     payload, content_type = metrics.exposition()
     return Response(payload, content_type=content_type)
 
-
-@bp.get("/")
-def status_page():
-    s = fleet_summary()
-    e = html.escape
-
-    def cell(value):
-        return e("-" if value is None else str(value))
-
-    rows = "".join(
-        f"<tr><td>{e(arm)}</td><td>{cell(s[arm]['version'])}</td><td>{cell(s[arm]['requests'])}</td>"
-        f"<td>{cell(s[arm]['errors'])}</td><td>{cell(s[arm]['accuracy'])}</td>"
-        f"<td>{cell(s[arm]['avg_latency_ms'])}</td><td>{cell(s[arm]['p95_latency_ms'])}</td></tr>"
-        for arm in ("production", "canary"))
-    warn = "<p class=warn>FAIL CLOSED: rollout state unconfirmed, all traffic to production</p>" \
-        if s["fail_closed"] else ""
-    page = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>Canary router</title><meta http-equiv="refresh" content="5">
-<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.3em .8em;border-bottom:1px solid #ccc}}
-.warn{{color:#b00;font-weight:bold}}</style></head><body>
-<h1>Canary router</h1>{warn}
-<p>Canary weight: <b>{cell(s['canary_percentage'])} %</b> (observed {cell(s['observed_canary_percentage'])} %)
-&middot; mode <b>{cell(s['mode'])}</b> &middot; phase <b>{cell(s['phase'])}</b>
-&middot; replicas answering {cell(s['replicas']['answered'])}/{cell(s['replicas']['queried'])}</p>
-<table><tr><th>model</th><th>version</th><th>requests</th><th>errors</th><th>accuracy %</th>
-<th>avg ms</th><th>p95 ms</th></tr>{rows}</table>
-<p>Fallbacks to production: {cell(s['totals']['fallbacks'])} &middot; <a href="/stats">/stats</a> JSON</p>
-</body></html>"""
-    return Response(page, content_type="text/html; charset=utf-8")

@@ -261,7 +261,8 @@ def test_stats_fan_out_over_both_replicas_and_reset_resets_both(lab):
     resp = requests.post(lab["b"] + "/reset", headers=AUTH, timeout=10)
     assert resp.status_code == 200, resp.text
     assert resp.json()["stats_reset"] == {"queried": 2, "reset": 2, "failed": []}
-    assert lab["registry"].read_state().mode == "auto"
+    # The lab's reset starts a fresh manual rollout: judged, never stepped by the controller.
+    assert (lab["registry"].read_state().mode, resp.json()["status"]) == ("manual", "reset")
     wait_weight(lab, 20.0)  # /reset restores DEFAULT_CANARY_PERCENTAGE; other workers follow
     with requests.Session() as s:
         for _ in range(30):
