@@ -1,6 +1,8 @@
 """The compose stack, built and started under its own project name and host ports (so a stack
-someone left running is not touched), then the rollback walkthrough through nginx and the admin
-port, read back from Prometheus and MLflow. `docker compose down -v` at the end, even on failure.
+someone left running is not touched), as a new user runs it (no ADMIN_TOKEN, loopback only):
+the lab's own calls and its four exercises, twice, at the one edge; a late fault; the rollback
+walkthroughs, read back from Prometheus and MLflow; the refusal to publish an open admin API.
+`docker compose down -v` at the end, even on failure.
 
 Grafana is left out: no image for it can be had on the CI machine (its files are checked in the
 unit tests and its queries against the live Prometheus of the integration tests).
@@ -15,6 +17,7 @@ import uuid
 import pytest
 import requests
 
+from support.lab_calls import LabClient
 from support.procs import ROOT, free_port
 
 SERVICES = ["mlflow", "model-setup", "model-server-production", "model-server-canary", "router",
@@ -27,14 +30,15 @@ class Compose:
     def __init__(self):
         self.project = f"canary-e2e-{uuid.uuid4().hex[:8]}"
         self.ports = {name: free_port() for name in
-                      ("CANARY_HTTP_PORT", "CANARY_ADMIN_PORT", "MLFLOW_PORT", "PROMETHEUS_PORT",
+                      ("CANARY_HTTP_PORT", "MLFLOW_PORT", "PROMETHEUS_PORT",
                        "CONTROLLER_PORT", "GRAFANA_PORT")}
-        self.env = dict(os.environ, COMPOSE_PROJECT_NAME=self.project, ADMIN_TOKEN="e2e-token",
-                        LOADGEN_RATE="20", **{k: str(v) for k, v in self.ports.items()})
+        env = {k: v for k, v in os.environ.items() if k not in ("ADMIN_TOKEN", "CANARY_BIND", "CANARY_TOOLS_BIND")}
+        self.env = dict(env, COMPOSE_PROJECT_NAME=self.project, LOADGEN_RATE="20",
+                        **{k: str(v) for k, v in self.ports.items()})
 
-    def run(self, *args, check=True, timeout=900, capture=True):
+    def run(self, *args, check=True, timeout=900, capture=True, env=None):
         cmd = ["docker", "compose", "-p", self.project, "-f", str(ROOT / "docker-compose.yml"), *args]
-        return subprocess.run(cmd, env=self.env, cwd=ROOT, check=check, timeout=timeout,
+        return subprocess.run(cmd, env=dict(self.env, **(env or {})), cwd=ROOT, check=check, timeout=timeout,
                               capture_output=capture, text=True)
 
     def url(self, key):
@@ -97,9 +101,10 @@ def test_stack_serves_and_reports(compose):
 
     tags, aliases = registry_state(c)
     assert aliases.get("production") and aliases.get("canary")
-    # Admin paths are not on the public port; the admin port wants the token.
-    assert requests.post(f"{public}/set_canary/50", timeout=5).status_code == 404
-    assert requests.post(f"{c.url('CANARY_ADMIN_PORT')}/set_canary/50", timeout=5).status_code == 401
+    # The lab's /metrics is JSON at the edge; the routers' exposition is not published there.
+    lab = requests.get(f"{public}/metrics", timeout=5).json()
+    assert {"canary_percentage", "production", "canary"} <= set(lab)
+    assert requests.get(f"{public}/metrics/prometheus", timeout=5).status_code == 404
     # Every Prometheus target is up.
     def all_up():
         rows = requests.get(f"{c.url('PROMETHEUS_PORT')}/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
@@ -109,6 +114,77 @@ def test_stack_serves_and_reports(compose):
     code, out = c.canaryctl("metrics")
     assert code == 0, out
     assert "canary" in out.lower() and "production" in out.lower()
+
+
+def test_the_labs_exercises_twice_with_the_labs_calls(compose):
+    c = compose
+    client = LabClient(c.url("CANARY_HTTP_PORT"), delay_s=0.1)
+    code, out = c.canaryctl("deploy", "2", "--production", "1")  # the lab's situation
+    assert code == 0, out
+    rounds = [run_exercises(c, client) for _ in range(2)]
+    print("\n".join(["lab-call transcript:"] + client.transcript))
+    assert rounds[0] == rounds[1], rounds
+
+
+def run_exercises(c, client) -> list:
+    """The lab's four exercises; what each showed, in a form that must repeat exactly."""
+    seen = []
+    client.say("== exercise 1: traffic split")
+    client.reset()
+    served = client.send(50)
+    assert 1 <= served["canary"] <= 25, served  # about 20 % of 50
+    seen.append(("ex1", client.metrics()["canary_percentage"]))
+    client.say("== exercise 2: gradual rollout")
+    client.reset()
+    for pct in (5, 10, 20, 50):
+        client.canary(pct)
+        client.send(30)
+        seen.append(("ex2", pct, client.metrics()["canary_percentage"]))
+    seen.append(("ex3",) + exercise_3(client))
+    client.say("== exercise 4: a stricter threshold (the lab's rule at 90 %)")
+    threshold = {"ANALYSIS_CONFIG": "/app/controller/analysis-threshold.yaml", "ACCURACY_THRESHOLD": "90"}
+    c.run("up", "-d", "--no-deps", "--wait", "controller", env=threshold)
+    try:
+        seen.append(("ex4",) + exercise_3(client))
+    finally:
+        c.run("up", "-d", "--no-deps", "--wait", "controller")
+    return seen
+
+
+def exercise_3(client) -> tuple:
+    client.say("== exercise 3: automatic rollback")
+    client.reset()
+    client.fail()
+    client.send(20)
+    # The lab's `rollback`, again until it answers (the controller, with loadgen's traffic, is
+    # usually there first: then the answer says the canary was rolled back, and why).
+    deadline = time.monotonic() + 120
+    while (answer := client.rollback())["status"] != "rollback":
+        assert time.monotonic() < deadline, answer
+        time.sleep(5)
+    assert answer["reason"] and answer["canary_accuracy"] is not None, answer
+    time.sleep(1.5)  # every router worker follows the registry within STATE_POLL_S
+    after = client.metrics()["canary_percentage"]
+    client.nofail()
+    return answer["status"], after
+
+
+def test_a_late_fault_is_rolled_back(compose):
+    """Healthy for two minutes under loadgen's traffic, then the lab's fault: time to rollback."""
+    c = compose
+    client = LabClient(c.url("CANARY_HTTP_PORT"))
+    client.reset()
+    time.sleep(120)
+    tags, _ = registry_state(c)
+    assert (tags["canary.phase"], tags["canary.weight"]) == ("progressing", "20"), tags
+    client.fail()
+    started = time.monotonic()
+    try:
+        wait_for(lambda: float(registry_state(c)[0].get("canary.weight", 1)) == 0, 180, "rollback of a late fault")
+    finally:
+        client.nofail()
+    print(f"late fault (after 120 s healthy at 20 %) rolled back in {time.monotonic() - started:.1f}s: "
+          f"{registry_state(c)[0].get('canary.reason')}")
 
 
 def test_walkthrough_bad_canary_rolled_back(compose):
@@ -146,3 +222,13 @@ def test_walkthrough_worse_version_rolled_back_with_no_fault(compose):
     code, out = c.canaryctl("status")
     print(f"canaryctl status after the rollback of version 3:\n{out}")
     assert code == 0 and "rolled_back" in out, out
+
+
+def test_an_open_admin_api_beyond_loopback_is_refused(compose):
+    c = compose
+    out = c.run("run", "--rm", "--no-deps", "-T", "preflight", check=False, env={"CANARY_BIND": "0.0.0.0"})
+    assert out.returncode != 0, out.stdout + out.stderr
+    assert "ADMIN_TOKEN is not set" in out.stdout + out.stderr, out.stdout + out.stderr
+    ok = c.run("run", "--rm", "--no-deps", "-T", "preflight", check=False,
+               env={"CANARY_BIND": "0.0.0.0", "ADMIN_TOKEN": "s3cret"})
+    assert ok.returncode == 0, ok.stdout + ok.stderr
