@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Installs the binaries the process-mode tests run for real: Prometheus (with promtool) and
-# nginx. Uses apt-get when they are missing; says plainly what is missing otherwise.
+# Installs the binaries the process-mode tests run for real: Prometheus (with promtool), nginx,
+# and Chromium (headless, for the live rollout page's browser test). Uses apt-get when they are
+# missing; says plainly what is missing otherwise.
 set -euo pipefail
 missing=()
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v promtool   >/dev/null 2>&1 || missing+=(prometheus)
 command -v nginx      >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+command -v chromium   >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0
 pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then

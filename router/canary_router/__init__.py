@@ -5,7 +5,7 @@ import os
 
 from flask import Flask, request
 
-from . import admin, errors, fastpath, feedback, metrics, openapi, public
+from . import admin, errors, fastpath, feedback, metrics, openapi, page, public
 from .config import Settings
 from .runtime import Runtime
 
@@ -20,6 +20,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app.register_blueprint(fastpath.bp)
     app.register_blueprint(public.bp)
+    app.register_blueprint(page.bp)
     app.register_blueprint(feedback.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(admin.bp)
