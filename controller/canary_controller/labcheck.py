@@ -48,4 +48,8 @@ def lab_answer(state: RolloutState, decision: str, summary: str, evidence: dict 
         return {"status": WAITING, "message": f"the canary gets no traffic (phase {state.phase}): {summary}"}
     if evidence is None or not enough:
         return {"status": WAITING, "message": summary, "canary_accuracy": acc}
+    if acc is not None and line is not None and acc < line:
+        # Below the line but not yet shown worse: the lab would not call that healthy.
+        return {"status": WAITING, "canary_accuracy": acc, "threshold": line,
+                "message": f"canary accuracy {acc:g}% is below {line:g}%, not yet conclusively: {summary}"}
     return {"status": HEALTHY, "canary_accuracy": acc, "threshold": line, "message": summary}
