@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 ARMS = ("production", "canary")
 
@@ -200,6 +201,25 @@ def _fact(value) -> str:
     return str(value)
 
 
+DETECTOR_WORDS = {"from_start": "the from-start test (evidence since the rollout began)",
+                  "change": "the change detector (evidence since the change)"}
+
+
+def detector_text(verdict: dict) -> str | None:
+    """Which rollback detector fired, and since when, from a verdict's per-metric evidence."""
+    for m in verdict.get("metrics") or []:
+        if not (isinstance(m, dict) and m.get("rollback") and m.get("detector")):
+            continue
+        text = f"{m.get('name', '?')}: {DETECTOR_WORDS.get(m['detector'], m['detector'])}"
+        since = m.get("change_since") if m["detector"] == "change" else None
+        if isinstance(since, (int, float)):
+            text += time.strftime(" since %H:%M:%S UTC", time.gmtime(since))
+            if isinstance(verdict.get("at"), (int, float)):
+                text += f" ({max(0.0, verdict['at'] - since) / 60:.1f} min before the decision)"
+        return text
+    return verdict.get("detector") if isinstance(verdict.get("detector"), str) else None
+
+
 def evidence_lines(item: dict) -> list[str]:
     """Two lines per metric or guard: its words, then its key numbers."""
     name = first(item, "name", "metric", "guard", default="?")
@@ -243,6 +263,9 @@ def status_text(body: dict) -> str:
     if verdict:
         decision, words = decision_of(verdict)
         lines.append(f"Decision:  {decision}{f' - {words}' if words else ''}")
+        fired = detector_text(verdict)
+        if fired:
+            lines.append(f"Detector:  {fired}")
         metrics = [m for m in verdict.get("metrics") or [] if isinstance(m, dict)]
         guards = [g for g in verdict.get("guards") or [] if isinstance(g, dict) and g.get("enabled", True)]
         if metrics:

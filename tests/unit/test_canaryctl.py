@@ -258,6 +258,20 @@ def test_status_text_from_the_controllers_shape():
     assert "    error_burst: no error burst" in lines and not any("restarts" in line for line in lines)
 
 
+def test_status_text_says_which_detector_fired_and_since_when():
+    since = 1796306520.0  # 14:02:00 UTC
+    verdict = {"decision": "rollback", "summary": "Roll back (change detector): ...", "at": since + 240,
+               "metrics": [{"name": "latency", "rollback": False, "detector": None},
+                           {"name": "accuracy", "rollback": True, "detector": "change", "change_since": since,
+                            "explanation": "accuracy turned worse on the canary about 4 min ago"}]}
+    lines = render.status_text({"phase": "rolled_back", "last_verdict": verdict}).splitlines()
+    assert ("Detector:  accuracy: the change detector (evidence since the change) since 14:02:00 UTC "
+            "(4.0 min before the decision)") in lines
+    verdict["metrics"][1].update(detector="from_start", change_since=None)
+    assert "Detector:  accuracy: the from-start test (evidence since the rollout began)" in \
+        render.status_text({"last_verdict": verdict}).splitlines()
+
+
 def test_status_text_nested_state_unknown_evidence_and_no_decision():
     text = render.status_text({"state": {"phase": "progressing", "canary_percentage": 5},
                                "last_decision": {"decision": "continue", "metrics": [{"metric": "x", "z": 1.5}]}})
