@@ -11,6 +11,11 @@ whose verdict is the event.
 
 Figures (last line = JSON):
 - rollback_90_to_50 / 90_to_80: canary accuracy 0.50 / 0.80 at a fixed 20 % weight.
+- rollback_after_healthy_60min_90_to_80 / 90_to_50: late degradation. The canary at production's
+  0.90 for 60 min at a fixed 20 %, then at 0.80 / 0.50; seconds from the change to the rollback
+  (the change detector's figure). Runs that rolled back before the change (false rollbacks of
+  the healthy hour) are counted (..._alarmed_before_change) and left out of the median. Extra:
+  the same for canary errors 0.5 % -> 5 % and slow requests 5 % -> 10 % after the healthy hour.
 - promote_healthy_median_s: healthy canary, rollout through the default steps 5, 10, 20, 50 %
   driven by the analysis' own STEP_UP / PROMOTE decisions, all three gates, min dwell 60 s; each
   step changes the canary share of the simulated traffic. max_stage_s is lifted (no
@@ -18,7 +23,8 @@ Figures (last line = JSON):
   the default 30 min stage limit is printed as promote_healthy_stage_over_30min_rate. A run that
   rolls back (a false rollback) counts as never promoted (infinite time) in the median.
 - false_rollback_rate_12h: healthy canary held at 20 % for 12 h (the weight is never stepped,
-  no max stage time): any ROLLBACK (the three metrics or a guard) counts.
+  no max stage time): any ROLLBACK (the three metrics by either detector, from-start test or
+  change detector, or a guard) counts; the printed line splits them by what fired first.
 - false_promote_rate_at_margin: canary accuracy exactly 2 points below production (0.88 vs 0.90),
   only the accuracy metric configured (the worst case: other healthy gates can only block a
   promotion), held at 20 % as the final stage (alpha_promote) for 6 h, no max stage time; a poll
@@ -30,7 +36,9 @@ Figures (last line = JSON):
   5 labelled canary requests, cumulative over the stage, checked at every poll; the latency and
   error checks are off so the accuracy rule is measured alone), at a fixed 20 % weight.
 
-Run: python benchmarks/bench_analysis.py  [--runs N]   (BENCH_QUICK=1: 200 runs per figure)
+Run: python benchmarks/bench_analysis.py  [--runs N] [--runs-12h N]
+(BENCH_QUICK=1: 200 runs per figure). runs_per_figure in the JSON says how many runs each
+figure used (the 12 h figure may use fewer: --runs-12h, default min(runs, 5000)).
 """
 from __future__ import annotations
 
@@ -47,7 +55,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "controller"))
 
 from canary_controller.analysis import SequentialEngine, ThresholdEngine, load_config  # noqa: E402
-from canary_controller.analysis.sequential import PROMOTE, ROLLBACK, STEP_UP  # noqa: E402
+from canary_controller.analysis.sequential import _EPS, PROMOTE, ROLLBACK, STEP_UP  # noqa: E402
 
 POLL_S = 15.0
 RPS = 50.0
@@ -99,6 +107,60 @@ def run_fixed(cfg, runs, seed, hours, canary, weight=0.2, final=False, event="ro
         if np.isfinite(hit).all():
             break
     return hit
+
+
+def run_late(cfg, runs, seed, healthy_s, canary, weight=0.2, after_s=1800.0):
+    """The canary at production's level for healthy_s, then as `canary` says (the change falls on
+    a poll boundary). Returns per run the seconds from the change to the first rollback (inf:
+    none within after_s; <= 0: rolled back before the change)."""
+    rng = np.random.default_rng(seed)
+    eng = SequentialEngine(cfg, runs)
+    eng.start_stage(weight, 0.0, False)
+    hit = np.full(runs, np.inf)
+    for i in range(1, int(round((healthy_s + after_s) / POLL_S)) + 1):
+        at = i * POLL_S
+        bad = at > healthy_s + _EPS
+        get = lambda key: canary.get(key, BASE[key]) if bad else BASE[key]  # noqa: E731
+        c = arm(rng, RPS * weight, get("acc"), get("err"), get("slow"), runs)
+        p = arm(rng, RPS * (1 - weight), BASE["acc"], BASE["err"], BASE["slow"], runs)
+        eng.observe(at, c, p, weight)
+        hit = np.where(eng.evaluate(at)["rollback"] & np.isinf(hit), at, hit)
+        if np.isfinite(hit).all():
+            break
+    return hit - healthy_s
+
+
+def late_summary(delay):
+    """Median / p90 of the delays of runs that were still running at the change."""
+    after = delay[delay > 0]
+    return {"median": float(np.median(after)) if after.size else math.inf,
+            "p90": float(np.quantile(after, 0.9, method="higher")) if after.size else math.inf,
+            "rate": float(np.isfinite(after).mean()) if after.size else 0.0,
+            "alarmed_before_change": int((delay <= 0).sum()), "runs": int(delay.size)}
+
+
+def run_false_rollbacks(cfg, runs, seed, hours, weight=0.2):
+    """Healthy runs at a fixed weight; first rollback time per run and what fired first."""
+    rng = np.random.default_rng(seed)
+    eng = SequentialEngine(cfg, runs)
+    eng.start_stage(weight, 0.0, False)
+    hit = np.full(runs, np.inf)
+    by = np.full(runs, "", dtype=object)
+    for i in range(1, int(round(hours * 3600 / POLL_S)) + 1):
+        at = i * POLL_S
+        c = arm(rng, RPS * weight, BASE["acc"], BASE["err"], BASE["slow"], runs)
+        p = arm(rng, RPS * (1 - weight), BASE["acc"], BASE["err"], BASE["slow"], runs)
+        eng.observe(at, c, p, weight)
+        ev = eng.evaluate(at)
+        new = ev["rollback"] & np.isinf(hit)
+        if new.any():
+            guard = ev["burst"] | ev["srm"] | ev["restarts"]
+            what = np.where(guard, "guard", np.where(ev["rollback_from_start"].any(axis=0), "from_start",
+                                                     "change"))
+            by = np.where(new, what, by)
+            hit = np.where(new, at, hit)
+    counts = {k: int((by == k).sum()) for k in ("from_start", "change", "guard")}
+    return hit, counts
 
 
 def run_promotion(cfg, runs, seed, hours=4.0):
@@ -155,12 +217,15 @@ def run_seed(cfg, runs, seed, hours, canary_acc, weight=0.2):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=200 if os.environ.get("BENCH_QUICK") else 5000)
+    ap.add_argument("--runs-12h", type=int, default=None, help="runs of the 12 h figure (default: --runs, "
+                    "at most 5000)")
     ap.add_argument("--seed", type=int, default=20240601)
     args = ap.parse_args()
     n, seed = args.runs, args.seed
-    default = load_config(None)
+    n12 = args.runs_12h or min(n, 5000)
     no_limit = load_config({"max_stage_s": None})
-    acc_only = load_config({"max_stage_s": None, "metrics": [{"name": "accuracy", "kind": "accuracy"}]})
+    acc_only = load_config({"max_stage_s": None, "metrics": [{"name": "accuracy", "kind": "accuracy"}],
+                            "change_detection": {"enabled": False}})
     seed_cfg = load_config({"mode": "threshold", "max_stage_s": None,
                             "threshold": {"accuracy_threshold": 85, "min_samples": 5, "window_s": None,
                                           "latency_threshold_ms": None, "error_threshold_pct": None}})
@@ -176,6 +241,15 @@ def main() -> None:
     out["rollback_90_to_80_median_s"] = r80["median"]
     out["rollback_90_to_80_p90_s"] = r80["p90"]
     note("rollback 90->80", r80)
+    for key, canary, sd in (("90_to_80", {"acc": 0.80}, 12), ("90_to_50", {"acc": 0.50}, 13)):
+        late = late_summary(run_late(no_limit, n, seed + sd, 3600.0, canary))
+        out[f"rollback_after_healthy_60min_{key}_median_s"] = late["median"]
+        out[f"rollback_after_healthy_60min_{key}_p90_s"] = late["p90"]
+        out[f"rollback_after_healthy_60min_{key}_alarmed_before_change"] = late["alarmed_before_change"]
+        note(f"rollback after 60 healthy min, {key.replace('_to_', '->')}", late)
+    for key, canary, sd in (("errors 0.5 %->5 %", {"err": 0.05}, 14), ("slow 5 %->10 %", {"slow": 0.10}, 15)):
+        note(f"rollback after 60 healthy min, {key} (extra)", late_summary(run_late(no_limit, n, seed + sd, 3600.0,
+                                                                                    canary)))
     e5 = first_times(run_fixed(no_limit, n, seed + 3, 0.5, {"err": 0.05}, ))
     note("rollback errors 0.5 %->5 % (extra)", e5)
     s10 = first_times(run_fixed(no_limit, n, seed + 4, 0.5, {"slow": 0.10}))
@@ -199,9 +273,11 @@ def main() -> None:
     out["promote_healthy_accuracy_gate_only_median_s"] = float(np.median(promoted_acc))
     note("promote healthy, accuracy gate only (extra)", out["promote_healthy_accuracy_gate_only_median_s"])
 
-    fr = first_times(run_fixed(no_limit, n, seed + 6, 12.0, {}))
+    hit12, by = run_false_rollbacks(no_limit, n12, seed + 6, 12.0)
+    fr = first_times(hit12)
     out["false_rollback_rate_12h"] = fr["rate"]
-    note("false rollback 12 h", fr)
+    out["false_rollback_12h_by"] = by
+    note("false rollback 12 h (all detectors and guards; by what fired first)", {**fr, "by": by, "runs": n12})
 
     fp = first_times(run_fixed(acc_only, n, seed + 7, 6.0, {"acc": 0.88}, final=True, event="promote"))
     out["false_promote_rate_at_margin"] = fp["rate"]
@@ -225,6 +301,8 @@ def main() -> None:
     note("seed rule false rollback 12 h", sf)
 
     out["runs_per_figure"] = n
+    out["runs_false_rollback_12h"] = n12
+    out["elapsed_s"] = round(time.time() - t0)
     out = {k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in out.items()}
     print(json.dumps(out))
 

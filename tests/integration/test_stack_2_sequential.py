@@ -39,6 +39,33 @@ def test_forty_percent_wrong_is_rolled_back_within_45s(stack):
     assert accuracy["rollback"] is True
 
 
+def test_a_canary_that_turns_bad_late_is_rolled_back(stack):
+    """Healthy at 20 % (set by hand: judged, not stepped) for a minute, then 40 % of its answers
+    flipped: rolled back, and the evidence says which detector fired and since when."""
+    stack.deploy("2", production="1")
+    requests.post(f"{stack.public_url}/set_canary/20", headers=stack.auth, timeout=5).raise_for_status()
+    registry = stack.registry()
+    with Traffic(stack.public_url, rate=50) as t:
+        time.sleep(60)
+        assert registry.read_state().phase == "progressing", stack.controller_summary()
+        stack.set_faults(wrong_rate=0.4)
+        try:
+            started = time.monotonic()
+            stack.wait_for(lambda: registry.read_state().phase == "rolled_back", timeout=90,
+                           what="the late fault rolled back")
+            took = time.monotonic() - started
+        finally:
+            stack.set_faults()
+    assert t.non_ok == 0, t.failures[:5]
+    decision = json.loads(version_tags(stack, "2")["canary.decision"])
+    accuracy = next(m for m in decision["metrics"] if m["name"] == "accuracy")
+    print(f"sequential: a fault after 60 s healthy rolled back in {took:.1f}s by the {accuracy['detector']} "
+          f"detector: {decision['summary']}")
+    assert accuracy["rollback"] and accuracy["detector"] in ("change", "from_start")
+    if accuracy["detector"] == "change":
+        assert accuracy["change_since"] >= time.time() - took - 30  # a start near the fault
+
+
 def test_worse_version_3_is_rolled_back_with_no_fault(stack):
     stack.deploy("3", production="1")
     registry = stack.registry()

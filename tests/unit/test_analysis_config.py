@@ -20,9 +20,12 @@ def test_defaults_follow_the_design():
     assert [m.kind for m in cfg.metrics] == ["accuracy", "availability", "latency"]
     assert [m.weight for m in cfg.metrics] == pytest.approx([1 / 3] * 3)
     acc, avail, lat = cfg.metrics
-    assert (acc.margin, acc.tau_rollback, acc.tau_promote) == (0.02, 0.05, 0.02)
-    assert (avail.margin, avail.tau_rollback, avail.tau_promote) == ("auto", "auto", "auto")
-    assert (lat.margin, lat.tau_rollback, lat.tau_promote) == (0.01, 0.03, 0.01)
+    assert (acc.margin, acc.tau_rollback, acc.tau_promote, acc.tau_change) == (0.02, 0.05, 0.02, 0.1)
+    assert (avail.margin, avail.tau_rollback, avail.tau_promote, avail.tau_change) == ("auto",) * 4
+    # Issue 7 part 5: the latency SLO margin is 2 points, like accuracy's.
+    assert (lat.margin, lat.tau_rollback, lat.tau_promote, lat.tau_change) == (0.02, 0.03, 0.02, 0.06)
+    cd = cfg.change_detection
+    assert (cd.enabled, cd.alpha_share, cd.start_interval_s, cd.max_starts) == (True, 0.5, 15, 64)
     assert cfg.counters == DEFAULT_COUNTERS
     assert cfg.counters["latency_fast"].endswith('{le="0.1"}')
     assert cfg.guards.error_burst.k == 100 and cfg.guards.restarts.max == 0

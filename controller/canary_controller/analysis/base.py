@@ -65,6 +65,9 @@ class Verdict:
     summary: str  # one sentence in words: why it rolls back, steps, or holds
     metrics: list[dict] = field(default_factory=list)  # evidence per metric
     guards: list[dict] = field(default_factory=list)  # evidence of the immediate guards
+    # On a rollback, what fired first in the summary's order: a guard's name ("error_burst",
+    # "sample_ratio", "restarts"), or a metric's detector ("from_start", "change"); else None.
+    detector: str | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -72,6 +75,7 @@ class Verdict:
             "summary": self.summary,
             "metrics": self.metrics,
             "guards": self.guards,
+            "detector": self.detector,
         }
 
 

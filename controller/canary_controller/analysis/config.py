@@ -24,11 +24,13 @@ MODES = ("sequential", "threshold")
 KINDS = ("accuracy", "availability", "latency")
 AUTO = "auto"
 
-# Defaults per metric kind from the design note (margin m, tau for rollback / promotion).
+# Defaults per metric kind (margin m, tau for rollback / promotion / the change detector). From
+# the design note, except the margins decided in issue 7 part 5: availability "auto" is
+# m = max(0.002, e) for production's error rate e (the canary may not double it), latency 0.02.
 KIND_DEFAULTS = {
-    "accuracy": {"margin": 0.02, "tau_rollback": 0.05, "tau_promote": 0.02},
-    "availability": {"margin": AUTO, "tau_rollback": AUTO, "tau_promote": AUTO},
-    "latency": {"margin": 0.01, "tau_rollback": 0.03, "tau_promote": 0.01},
+    "accuracy": {"margin": 0.02, "tau_rollback": 0.05, "tau_promote": 0.02, "tau_change": 0.1},
+    "availability": {"margin": AUTO, "tau_rollback": AUTO, "tau_promote": AUTO, "tau_change": AUTO},
+    "latency": {"margin": 0.02, "tau_rollback": 0.03, "tau_promote": 0.02, "tau_change": 0.06},
 }
 
 # One PromQL selector per ArmIncrement field; every series carries model=production|canary.
@@ -48,9 +50,10 @@ COUNTER_FIELDS = tuple(ArmIncrement.__dataclass_fields__)
 class MetricConfig:
     name: str
     kind: str
-    margin: float | str  # float, or "auto" (availability: max(0.001, baseline error / 2))
+    margin: float | str  # float, or "auto" (availability: max(0.002, baseline error rate))
     tau_rollback: float | str
     tau_promote: float | str
+    tau_change: float | str = 0.1  # prior scale of the change detector's e-processes
     delta_rollback: float = 0.0
     weight: float = 0.0  # Bonferroni share of alpha_rollback; filled in by load_config
     promotion_gate: bool = True  # False: a rollback monitor only, never blocks a step-up
@@ -74,6 +77,16 @@ class GuardsConfig:
     error_burst: BayesGuardConfig = field(default_factory=BayesGuardConfig)
     sample_ratio: BayesGuardConfig = field(default_factory=BayesGuardConfig)
     restarts: RestartGuardConfig = field(default_factory=RestartGuardConfig)
+
+
+@dataclass(frozen=True)
+class ChangeDetectionConfig:
+    """Start-indexed e-processes beside the from-start rollback test (see sequential.py)."""
+
+    enabled: bool = True
+    alpha_share: float = 0.5  # of alpha_rollback; the from-start test keeps the rest
+    start_interval_s: float = 15.0  # a new start at most this often (one per poll at 15 s polls)
+    max_starts: int = 64  # starts kept per rollout; older ones thinned, spacing kept ~ to their age
 
 
 @dataclass(frozen=True)
@@ -107,6 +120,7 @@ class AnalysisConfig:
     counters: dict = field(default_factory=lambda: dict(DEFAULT_COUNTERS))
     metrics: tuple[MetricConfig, ...] = ()
     guards: GuardsConfig = field(default_factory=GuardsConfig)
+    change_detection: ChangeDetectionConfig = field(default_factory=ChangeDetectionConfig)
     threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
 
 
@@ -158,11 +172,14 @@ def _number(value: Any, path: str, *, gt: float | None = None, ge: float | None 
     return value
 
 
-def _integer(value: Any, path: str, *, ge: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+def _integer(value: Any, path: str, *, ge: int, le: int | None = None) -> int:
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or value != int(value)):
         raise _fail(path, f"must be an integer, got {value!r}")
     if value < ge:
         raise _fail(path, f"must be >= {ge}, got {int(value)}")
+    if le is not None and value > le:
+        raise _fail(path, f"must be <= {le}, got {int(value)}")
     return int(value)
 
 
@@ -206,8 +223,8 @@ def _counters(value: Any) -> dict:
 
 def _metric(value: Any, i: int) -> MetricConfig:
     path = f"metrics[{i}]"
-    allowed = {"name", "kind", "margin", "tau_rollback", "tau_promote", "delta_rollback", "weight",
-               "promotion_gate"}
+    allowed = {"name", "kind", "margin", "tau_rollback", "tau_promote", "tau_change", "delta_rollback",
+               "weight", "promotion_gate"}
     raw = _mapping(value, path, allowed)
     kind = _choice(raw.get("kind"), f"{path}.kind", KINDS)
     name = raw.get("name", kind)
@@ -216,7 +233,7 @@ def _metric(value: Any, i: int) -> MetricConfig:
     defaults = KIND_DEFAULTS[kind]
     auto_ok = kind == "availability"  # only availability has baseline-dependent defaults
     values = {}
-    for key in ("margin", "tau_rollback", "tau_promote"):
+    for key in ("margin", "tau_rollback", "tau_promote", "tau_change"):
         v = raw.get(key, defaults[key])
         if v == AUTO and not auto_ok:
             raise _fail(f"{path}.{key}", f"\"auto\" is only for availability; omit it for the "
@@ -280,6 +297,19 @@ def _guards(value: Any) -> GuardsConfig:
     )
 
 
+def _change_detection(value: Any) -> ChangeDetectionConfig:
+    path = "change_detection"
+    raw = _mapping(value, path, {"enabled", "alpha_share", "start_interval_s", "max_starts"})
+    d = ChangeDetectionConfig()
+    return ChangeDetectionConfig(
+        enabled=_boolean(raw.get("enabled", d.enabled), f"{path}.enabled"),
+        alpha_share=_number(raw.get("alpha_share", d.alpha_share), f"{path}.alpha_share", gt=0, lt=1),
+        start_interval_s=_number(raw.get("start_interval_s", d.start_interval_s), f"{path}.start_interval_s",
+                                 gt=0),
+        max_starts=_integer(raw.get("max_starts", d.max_starts), f"{path}.max_starts", ge=2, le=1000),
+    )
+
+
 def _threshold(value: Any) -> ThresholdConfig:
     keys = {"accuracy_threshold", "latency_threshold_ms", "error_threshold_pct", "min_samples", "window_s"}
     raw = _mapping(value, "threshold", keys)
@@ -299,7 +329,7 @@ def _threshold(value: Any) -> ThresholdConfig:
 TOP_KEYS = {"mode", "steps", "min_dwell_s", "max_stage_s", "on_inconclusive", "step_margin", "step_margin_cap",
             "alpha_rollback",
             "alpha_step", "alpha_promote", "burn_in", "outage_fallback_s", "counters", "metrics",
-            "guards", "threshold"}
+            "guards", "change_detection", "threshold"}
 
 
 def load_config(source: str | Path | dict | None = None) -> AnalysisConfig:
@@ -333,5 +363,6 @@ def load_config(source: str | Path | dict | None = None) -> AnalysisConfig:
         counters=_counters(raw.get("counters")),
         metrics=_metrics(raw.get("metrics")),
         guards=_guards(raw.get("guards")),
+        change_detection=_change_detection(raw.get("change_detection")),
         threshold=_threshold(raw.get("threshold")),
     )
