@@ -27,8 +27,13 @@ deps:
 unit: venv
 	$(PYTEST) tests/unit -q
 
+# The stack's logs, and the live page's screenshot, stay in test-logs/integration.
 integration: venv deps
-	$(PYTEST) tests/integration -q
+	rm -rf test-logs/integration && mkdir -p test-logs/integration
+	TEST_LOG_DIR=$(CURDIR)/test-logs/integration $(PYTEST) tests/integration -q; status=$$?; \
+	  if [ -f test-logs/integration/live-page.png ]; then \
+	    echo "live page screenshot: $(CURDIR)/test-logs/integration/live-page.png"; fi; \
+	  exit $$status
 
 test: unit integration
 
