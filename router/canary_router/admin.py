@@ -51,7 +51,7 @@ def set_canary(raw: str):
     except RegistryError as exc:
         return error(f"could not write the rollout state to the registry: {exc}", 503)
     rt.follower.refresh()  # this worker at once; the others within STATE_POLL_S
-    body = {"canary_percentage": weight, "mode": "manual",
+    body = {"canary_percentage": stats.lab_number(weight), "mode": "manual",
             "message": f"Canary percentage set to {weight:g}%"}
     if not before.canary_version:
         body["note"] = "there is no canary alias, so all traffic still goes to production"
@@ -113,7 +113,7 @@ def reset():
     except RegistryError as exc:
         problems["state"] = f"could not write the rollout state: {exc}"
     body = {"stats_reset": replicas, "faults_cleared": "faults" not in problems,
-            "canary_percentage": weight, "mode": "manual"}
+            "canary_percentage": stats.lab_number(weight), "mode": "manual"}
     if problems:
         return error("reset incomplete: " + "; ".join(f"{k}: {v}" for k, v in problems.items()), 502, **body)
     body = {"status": "reset", **body, "message": "Metrics reset"}

@@ -197,7 +197,7 @@ def summarize(counts: dict, state: dict | None = None) -> dict:
     return out
 
 
-def _number(value) -> float | int:
+def lab_number(value) -> float | int:
     """The lab's client formats these with :.1f, so never None; whole numbers stay whole."""
     if value is None:
         return 0
@@ -208,11 +208,11 @@ def lab_metrics(summary: dict) -> dict:
     """The lab's /metrics JSON from the fleet summary: `canary_percentage`, and per arm
     `requests`, `accuracy` (percent of labelled predictions; 0 before any label) and
     `avg_latency_ms`, plus what /stats tells about each arm (version, errors, labels, p95)."""
-    out: dict = {"canary_percentage": _number(summary.get("canary_percentage"))}
+    out: dict = {"canary_percentage": lab_number(summary.get("canary_percentage"))}
     for arm in ("production", "canary"):
         entry = {k: v for k, v in summary[arm].items() if k != "by_version"}
-        entry["accuracy"] = _number(entry.get("accuracy"))
-        entry["avg_latency_ms"] = _number(entry.get("avg_latency_ms"))
+        entry["accuracy"] = lab_number(entry.get("accuracy"))
+        entry["avg_latency_ms"] = lab_number(entry.get("avg_latency_ms"))
         out[arm] = entry
     for key in ("observed_canary_percentage", "mode", "phase", "fail_closed", "replicas"):
         if key in summary:
