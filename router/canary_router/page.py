@@ -20,6 +20,7 @@ from pathlib import Path
 import requests
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from .errors import error
 from .public import fleet_summary
 
 bp = Blueprint("page", __name__)
@@ -79,8 +80,16 @@ def rollout_json():
     """{"generated_at", "status", "timeline", "fleet", "errors"}; ?since=<epoch s> asks the
     controller's timeline only for the points after it."""
     settings = _rt().settings
-    since = request.args.get("since", type=float)
-    params = {"since": repr(since)} if since is not None and math.isfinite(since) else None
+    raw_since = request.args.get("since")
+    since = None
+    if raw_since is not None:
+        try:
+            since = float(raw_since)
+        except ValueError:
+            since = math.nan
+        if not math.isfinite(since):
+            return error(f"since must be a number of epoch seconds, got {raw_since[:40]!r}", 400)
+    params = {"since": repr(since)} if since is not None else None
     errors: list[str] = []
     status = timeline = None
     base = settings.controller_url

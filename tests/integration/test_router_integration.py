@@ -282,7 +282,7 @@ def test_stats_fan_out_over_both_replicas_and_reset_resets_both(lab):
     stats = requests.get(lab["b"] + "/stats", timeout=10).json()
     assert stats["production"]["requests"] + stats["canary"]["requests"] == 0
     page = requests.get(lab["a"] + "/", timeout=10)
-    assert page.status_code == 200 and "Canary router" in page.text and "text/html" in page.headers["Content-Type"]
+    assert page.status_code == 200 and "Canary rollout" in page.text and "text/html" in page.headers["Content-Type"]
 
 
 def test_metric_names_in_exposition(lab):

@@ -102,7 +102,7 @@ class StandInModelServer:
             def do_POST(self):
                 body = self._body()
                 if self.path == "/check":  # plays the controller for /check_rollback
-                    self._send(200, {"decision": "hold", "reason": "stand-in controller"})
+                    self._send(200, {"status": "waiting", "message": "stand-in controller", "decision": "hold"})
                     return
                 if self.path == "/faults":
                     owner.faults.update(body)

@@ -2,6 +2,8 @@
 routers, Prometheus, the controller in the lab's threshold mode, nginx): after a rollback, after
 a promotion, with a hand-set weight and with shadow copies. And /check_rollback answers in the
 lab's shape in every phase."""
+import time
+
 import requests
 
 from support.stack import Traffic
@@ -85,6 +87,7 @@ def test_shadow_copies_of_a_bad_canary_are_rolled_back(stack):
     stack.deploy("2", production="1")
     registry = stack.registry()
     requests.post(f"{stack.public_url}/set_canary/0", headers=stack.auth, timeout=5).raise_for_status()
+    time.sleep(2.5)  # every router worker follows the registry within 2 s: no live canary traffic
     stack.set_faults(wrong_rate=0.5)
     try:
         on = requests.post(f"{stack.public_url}/shadow/100", headers=stack.auth, timeout=5)

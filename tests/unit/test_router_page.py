@@ -105,7 +105,12 @@ def test_rollout_json_passes_the_controllers_status_and_timeline_on():
         assert body["status"]["phase"] == "progressing" and "analysis_file" not in body["status"]
         assert body["timeline"]["points"][0]["weight"] == 10
         assert "/timeline?since=4.5" in FakeController.seen
-        c.get("/rollout.json?since=nonsense")
+        asked = len(FakeController.seen)
+        for bad in ("nonsense", "null", "nan", "inf"):
+            resp = c.get(f"/rollout.json?since={bad}")
+            assert resp.status_code == 400 and "since must be a number" in resp.get_json()["error"], bad
+        assert len(FakeController.seen) == asked  # a bad query asks the controller nothing
+        c.get("/rollout.json")
         assert [p for p in FakeController.seen if p.startswith("/timeline")][-1] == "/timeline"
     finally:
         server.shutdown()
