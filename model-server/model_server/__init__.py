@@ -1,4 +1,4 @@
-"""Serves one alias (production or canary) of the registered sentiment model over HTTP."""
+"""Serves one alias (production or canary) of a registered MLflow pyfunc model over HTTP."""
 from model_server.app import create_app
 
 __all__ = ["create_app"]

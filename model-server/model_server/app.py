@@ -9,13 +9,17 @@ import time
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from model_server import metrics
+from model_server import metrics, modelinfo, scoring
 from model_server.config import Settings
-from model_server.faults import FaultError, FaultStore, flip
-from model_server.follower import ModelFollower
-from model_server.payloads import BadInput, invocation_texts, parse_json, predict_texts
+from model_server.faults import FaultError, FaultStore, flip, perturb
+from model_server.follower import LoadedModel, ModelFollower
+from model_server.payloads import BadInput, parse_json, predict_texts
 
 log = logging.getLogger("model_server")
+
+
+class NotLoaded(RuntimeError):
+    """No model loaded yet (HTTP 503)."""
 
 
 def _error(status: int, message: str):
@@ -45,22 +49,37 @@ def create_app(config: Settings | None = None, *, follower: ModelFollower | None
     def body_json():
         return parse_json(request.get_data(cache=False))
 
-    def score(texts: list[str]):
-        """Apply injected faults around one prediction; returns (model, predictions) or a response."""
+    def serving() -> LoadedModel:
         model = follower.current
         if model is None:
-            return None, _error(503, f"model {settings.model_name}@{alias} is not loaded yet")
+            raise NotLoaded(f"model {settings.model_name}@{alias} is not loaded yet")
+        return model
+
+    def score(loaded: LoadedModel, data, rows: int, params=None, *, input_errors_are_client_errors=True):
+        """Injected faults around one prediction: returns (predictions, notes) or a response."""
         setting = faults.current()
         if setting.latency_ms:
             time.sleep(setting.latency_ms / 1000.0)
         if setting.error_rate and random.random() < setting.error_rate:
-            return model, _error(500, "injected fault")
-        g.version = model.version
-        predictions = model.predict(texts)
+            return None, _error(500, "injected fault")
+        g.version = loaded.version
+        raw = scoring.predict(loaded.model, data, params,
+                              input_errors_are_client_errors=input_errors_are_client_errors)
+        predictions, notes = scoring.prediction_list(raw, rows)
         if setting.wrong_rate:
-            predictions = [flip(p, model.classes) if random.random() < setting.wrong_rate else p
-                           for p in predictions]
-        return model, predictions
+            predictions = make_wrong(predictions, loaded, setting.wrong_rate)
+        return predictions, notes
+
+    def make_wrong(predictions: list, loaded: LoadedModel, rate: float) -> list:
+        if loaded.task == "regression":
+            factor = settings.wrong_value_factor
+            return [perturb(p, factor) if random.random() < rate else p for p in predictions]
+        labels = loaded.labels(predictions)
+        return [flip(p, labels) if random.random() < rate else p for p in predictions]
+
+    def describe(loaded: LoadedModel) -> dict:
+        return {"version": loaded.version, "model": settings.model_name, "alias": alias,
+                "classes": list(loaded.classes) if loaded.classes else None}
 
     @app.before_request
     def start_timer():
@@ -80,14 +99,28 @@ def create_app(config: Settings | None = None, *, follower: ModelFollower | None
         response.headers["X-Worker-Pid"] = str(os.getpid())
         return response
 
+    @app.before_request
+    def body_limit():
+        if request.path == "/invocations":  # tabular rows: a larger body than one review
+            request.max_content_length = settings.max_invocation_bytes
+
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        messages = {413: f"request body over {settings.max_body_bytes} bytes"}
-        return _error(exc.code or 500, messages.get(exc.code, exc.description or exc.name))
+        if exc.code == 413:
+            return _error(413, f"request body over {request.max_content_length} bytes")
+        return _error(exc.code or 500, exc.description or exc.name)
 
     @app.errorhandler(BadInput)
     def bad_input(exc: BadInput):
-        return _error(400, str(exc))
+        return _error(exc.status, str(exc))
+
+    @app.errorhandler(NotLoaded)
+    def not_loaded(exc: NotLoaded):
+        return _error(503, str(exc))
+
+    @app.errorhandler(scoring.ModelFailed)
+    def model_failed(exc: scoring.ModelFailed):
+        return _error(500, str(exc))
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
@@ -96,22 +129,37 @@ def create_app(config: Settings | None = None, *, follower: ModelFollower | None
 
     @app.post("/predict")
     def predict():
+        """The text API: {"text": str} or {"texts": [str, ...]}, for a model with one string input."""
         texts, batch = predict_texts(body_json(), settings.max_texts)
-        model, result = score(texts)
-        if not isinstance(result, list):
-            return result
+        loaded = serving()
+        data = scoring.text_data(loaded.model, texts, "/predict")
+        # Valid texts that a text model cannot score are the model's fault: 500, not 400.
+        result, notes = score(loaded, data, len(texts), input_errors_are_client_errors=False)
+        if result is None:
+            return notes  # the injected error response
         answer = {"predictions": result} if batch else {"prediction": result[0]}
-        answer.update(version=model.version, model=settings.model_name, alias=alias,
-                      classes=list(model.classes))
+        answer.update(describe(loaded))
+        if notes:
+            answer["notes"] = notes
         return jsonify(answer)
 
     @app.post("/invocations")
     def invocations():
-        texts = invocation_texts(body_json(), settings.max_texts)
-        _model, result = score(texts)
-        if not isinstance(result, list):
-            return result
-        return jsonify({"predictions": result})
+        """MLflow's scoring protocol, parsed and checked against the signature by MLflow."""
+        key, value, params = scoring.scoring_request(body_json(), settings.max_rows)
+        loaded = serving()
+        data = scoring.parse(loaded.model, key, value)
+        rows = scoring.count_rows(loaded.model, data)
+        scoring.check_rows(rows, settings.max_rows, key)
+        scoring.check_string_columns(loaded.model, data)
+        result, notes = score(loaded, data, rows, params)
+        if result is None:
+            return notes
+        answer = {"predictions": result}
+        answer.update(describe(loaded), task=loaded.task)
+        if notes:
+            answer["notes"] = notes
+        return jsonify(answer)
 
     @app.get("/health")
     def health():
@@ -120,10 +168,17 @@ def create_app(config: Settings | None = None, *, follower: ModelFollower | None
     @app.get("/ready")
     def ready():
         model = follower.current
+        load_error = follower.load_error
         if model is None:
-            return jsonify({"ready": False, "alias": alias, "reason": follower.last_error or "loading"}), 503
-        return jsonify({"ready": True, "model": settings.model_name, "version": model.version,
-                        "alias": alias, "classes": list(model.classes), "loaded_at": model.loaded_at})
+            return jsonify({"ready": False, "alias": alias, "reason": follower.last_error or "loading",
+                            "load_error": load_error}), 503
+        answer = {"ready": True}
+        answer.update(describe(model))
+        answer.update(loaded_at=model.loaded_at, task=model.task, task_source=model.task_source,
+                      flavor=modelinfo.loader_module(model.model),
+                      text_input=modelinfo.text_input(model.model) is not None,
+                      signature=modelinfo.signature_summary(model.model), load_error=load_error)
+        return jsonify(answer)
 
     @app.get("/faults")
     def get_faults():

@@ -21,9 +21,14 @@ class Settings:
     alias: str = "production"
     alias_poll_s: float = 2.0
     faults_file: str = ""
-    max_body_bytes: int = 65536
-    max_texts: int = 256
-    load_retry_max_s: float = 10.0  # cap of the back-off between failed loads
+    max_body_bytes: int = 65536  # every endpoint but /invocations
+    max_texts: int = 256  # /predict {"texts": [...]}
+    max_invocation_bytes: int = 4 * 1024 * 1024  # /invocations bodies (tabular rows are bigger)
+    max_rows: int = 1000  # rows per /invocations request
+    # wrong_rate on a regression model: a wrong answer is the prediction times this factor
+    # (a prediction of 0 becomes factor - 1), so the error scales with the label.
+    wrong_value_factor: float = 1.5
+    load_retry_max_s: float = 10.0  # cap of the back-off between failed loads of one version
     follow_alias: bool = True  # False: tests drive loading themselves
 
     @classmethod
@@ -41,4 +46,8 @@ class Settings:
             faults_file=faults_file,
             max_body_bytes=int(_env_float("MAX_BODY_BYTES", 65536)),
             max_texts=int(_env_float("MAX_TEXTS", 256)),
+            max_invocation_bytes=int(_env_float("MAX_INVOCATION_BYTES", 4 * 1024 * 1024)),
+            max_rows=int(_env_float("MAX_ROWS", 1000)),
+            wrong_value_factor=_env_float("WRONG_VALUE_FACTOR", 1.5),
+            load_retry_max_s=_env_float("LOAD_RETRY_MAX_S", 10.0),
         )

@@ -100,7 +100,32 @@ class FaultStore:
         return self.current()
 
 
-def flip(prediction: int, classes) -> int:
-    """Another class than the one predicted."""
-    others = [c for c in classes if c != prediction]
-    return random.choice(others) if others else prediction
+def flip(prediction, classes):
+    """Another class than the one predicted (classification under `wrong_rate`).
+
+    Picks among `classes`; without another known class a boolean is negated and a 0/1 label
+    swapped, anything else (and non-scalar predictions: records, probability lists) is left."""
+    if prediction is None or isinstance(prediction, (dict, list)):
+        return prediction
+    others = [c for c in classes or () if c != prediction]
+    if others:
+        return random.choice(others)
+    if isinstance(prediction, bool):
+        return not prediction
+    if isinstance(prediction, int) and prediction in (0, 1):
+        return 1 - prediction
+    return prediction
+
+
+def perturb(prediction, factor: float):
+    """A wrong value (regression under `wrong_rate`): the prediction times `factor`, or
+    `factor - 1` where it is 0; lists and records of numbers element by element."""
+    if prediction is None or isinstance(prediction, bool):
+        return prediction
+    if isinstance(prediction, (int, float)):
+        return prediction * factor if prediction != 0 else factor - 1.0
+    if isinstance(prediction, list):
+        return [perturb(p, factor) for p in prediction]
+    if isinstance(prediction, dict):
+        return {k: perturb(v, factor) for k, v in prediction.items()}
+    return prediction

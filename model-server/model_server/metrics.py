@@ -21,6 +21,13 @@ DURATION = Histogram("model_server_request_duration_seconds", "Time to answer a 
 MODEL_INFO = Gauge("model_server_model_info", "The model version served (1)", ["alias", "version"],
                    multiprocess_mode="livemax")
 RELOADS = Counter("model_server_model_reloads_total", "Model loads by result", ["alias", "result"])
+# Failed load attempts of one version (download, deserialisation, a missing dependency, ...).
+LOAD_FAILURES = Counter("model_server_model_load_failures_total", "Failed loads of a model version",
+                        ["alias", "version"])
+# 1 while the alias points at this version and (at least one live worker) could not load it;
+# the worker goes on serving what it had. Back to 0 once loaded or once the alias moves away.
+LOAD_ERROR = Gauge("model_server_model_load_error", "The alias points at a version that failed to load (1)",
+                   ["alias", "version"], multiprocess_mode="livemax")
 # livemostrecent: every worker writes the same setting after reading the shared faults file.
 FAULT_SETTING = Gauge("model_server_fault_setting", "Injected fault setting", ["alias", "kind"],
                       multiprocess_mode="livemostrecent")

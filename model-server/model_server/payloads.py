@@ -1,4 +1,7 @@
-"""Turn request bodies into a list of review texts, or say exactly what is wrong with them."""
+"""Read request bodies: JSON, the /predict texts; say exactly what is wrong with them.
+
+The MLflow scoring payloads of /invocations are read in scoring.py.
+"""
 from __future__ import annotations
 
 import json
@@ -10,7 +13,15 @@ SCORING_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
 
 class BadInput(ValueError):
-    """The body cannot be scored; the message is for the client."""
+    """The body cannot be scored; the message is for the client (HTTP 400)."""
+
+    status = 400
+
+
+class TooLarge(BadInput):
+    """More rows than one request may carry (HTTP 413)."""
+
+    status = 413
 
 
 def parse_json(raw: bytes):
@@ -54,55 +65,3 @@ def predict_texts(body, max_texts: int) -> tuple[list[str], bool]:
     if has_many:
         return check_texts(body["texts"], max_texts), True
     raise BadInput('missing "text" (a review) or "texts" (a list of reviews)')
-
-
-def _column(rows, where: str) -> list:
-    """A list of {"text": ...} records or of plain strings."""
-    if not isinstance(rows, list):
-        raise BadInput(f"{where} must be a list")
-    texts = []
-    for i, row in enumerate(rows):
-        if isinstance(row, dict):
-            if TEXT not in row:
-                raise BadInput(f'{where}[{i}] has no "{TEXT}" field')
-            texts.append(row[TEXT])
-        else:
-            texts.append(row)
-    return texts
-
-
-def invocation_texts(body, max_texts: int) -> list[str]:
-    """/invocations: the MLflow scoring protocol with a `text` column."""
-    if not isinstance(body, dict):
-        raise BadInput(f"body must be a JSON object with one of {list(SCORING_KEYS)}")
-    keys = [k for k in SCORING_KEYS if k in body]
-    extra = sorted(set(body) - set(SCORING_KEYS) - {"params"})
-    if len(keys) != 1 or extra:
-        raise BadInput(f"body must have exactly one of {list(SCORING_KEYS)}"
-                       + (f"; unexpected {extra}" if extra else ""))
-    key = keys[0]
-    value = body[key]
-    if key == "dataframe_split":
-        if not isinstance(value, dict) or not isinstance(value.get("columns"), list) \
-                or not isinstance(value.get("data"), list):
-            raise BadInput('dataframe_split must be {"columns": [...], "data": [[...], ...]}')
-        columns = value["columns"]
-        if TEXT not in columns:
-            raise BadInput(f'dataframe_split has no "{TEXT}" column (columns: {columns})')
-        at = columns.index(TEXT)
-        texts = []
-        for i, row in enumerate(value["data"]):
-            if not isinstance(row, list) or len(row) != len(columns):
-                raise BadInput(f"dataframe_split.data[{i}] must be a list of {len(columns)} values")
-            texts.append(row[at])
-    elif key == "dataframe_records":
-        if isinstance(value, list) and not all(isinstance(r, dict) for r in value):
-            raise BadInput(f'dataframe_records must be a list of objects like {{"{TEXT}": "..."}}')
-        texts = _column(value, key)
-    elif isinstance(value, dict):  # columnar: {"text": [...]}
-        if TEXT not in value:
-            raise BadInput(f'{key} has no "{TEXT}" field')
-        texts = value[TEXT] if isinstance(value[TEXT], list) else [value[TEXT]]
-    else:
-        texts = _column(value, key)
-    return check_texts(texts, max_texts, where=key)

@@ -43,6 +43,8 @@ def test_ready_health_and_predict(url):
     ready = requests.get(url + "/ready", timeout=5).json()
     assert ready["ready"] is True and ready["version"] == "2" and ready["alias"] == "canary"
     assert ready["classes"] == [0, 1]
+    assert ready["task"] == "classification" and ready["task_source"] == "estimator"
+    assert ready["text_input"] is True and ready["load_error"] is None
     assert requests.get(url + "/health", timeout=5).status_code == 200
     one = post(url, "/predict", {"text": TEXTS[0]}).json()
     assert one == {"prediction": 0, "version": "2", "model": "sentiment", "alias": "canary", "classes": [0, 1]}
@@ -58,7 +60,9 @@ def test_ready_health_and_predict(url):
 ])
 def test_invocations(url, body):
     resp = post(url, "/invocations", body)
-    assert resp.status_code == 200 and resp.json() == {"predictions": [0, 1, 1, 0]}
+    assert resp.status_code == 200
+    assert resp.json() == {"predictions": [0, 1, 1, 0], "version": "2", "model": "sentiment", "alias": "canary",
+                           "classes": [0, 1], "task": "classification"}
 
 
 @pytest.mark.parametrize("path, data, status", [
