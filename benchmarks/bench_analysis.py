@@ -39,6 +39,20 @@ Figures (last line = JSON):
 Run: python benchmarks/bench_analysis.py  [--runs N] [--runs-12h N]
 (BENCH_QUICK=1: 200 runs per figure). runs_per_figure in the JSON says how many runs each
 figure used (the 12 h figure may use fewer: --runs-12h, default min(runs, 5000)).
+
+--regression: instead, the figures of the regression kinds (issue 8 part 2; see run_regression):
+a regression model whose absolute errors are lognormal (median 0.4, sigma 1; 59 % within 0.5, a
+bucketed clipped MAE of 0.97 at clip 5), labels for every successful request, the example
+metrics of analysis.yaml (within_half: within_tolerance at 0.5; mae: clip 5; availability;
+latency; weights 1/4 each), errors 0.5 %, 5 % slow, as above.
+- regression_false_rollback_rate_12h: healthy canary (the same error distribution) at 20 % for
+  12 h, any ROLLBACK (every metric by either detector, or a guard); ..._by: what fired first.
+- regression_false_promote_rate_at_margin_<kind>: the canary exactly at the margin of that
+  kind (its lognormal errors scaled so the share within 0.5 is 2 points lower, or the bucketed
+  clipped MAE 2 % of clip higher), only that metric configured, the final stage for 6 h.
+- regression_rollback_errors_x1.5_median_s_<kind> (and p90): the canary's errors 1.5 x
+  production's at 20 %, the example metrics: seconds to the first rollback by that kind's
+  metric (its from-start test or change detector), and by anything (..._any).
 """
 from __future__ import annotations
 
@@ -52,7 +66,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "controller"))
+for _folder in ("controller", "common"):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / _folder))
 
 from canary_controller.analysis import SequentialEngine, ThresholdEngine, load_config  # noqa: E402
 from canary_controller.analysis.sequential import _EPS, PROMOTE, ROLLBACK, STEP_UP  # noqa: E402
@@ -214,13 +229,149 @@ def run_seed(cfg, runs, seed, hours, canary_acc, weight=0.2):
     return hit
 
 
+# ------------------------------------------------------------------ regression kinds (--regression)
+
+REG_TOL, REG_CLIP = 0.5, 5.0
+REG_METRICS = [
+    {"name": "within_half", "kind": "within_tolerance", "tolerance": REG_TOL},
+    {"name": "mae", "kind": "mae", "clip": REG_CLIP},
+    {"name": "availability", "kind": "availability"},
+    {"name": "latency", "kind": "latency"},
+]
+
+
+def abs_error_masses(scale=1.0, sigma=1.0, median=0.4):
+    """Probabilities of the abs-error histogram's buckets (+Inf last) for lognormal errors."""
+    from scipy import stats
+
+    from canary_common.regression import ABS_ERROR_BUCKETS
+    b = np.array(ABS_ERROR_BUCKETS[:-1])
+    cdf = np.append(stats.lognorm(sigma, scale=median * scale).cdf(b), 1.0)
+    return np.diff(cdf, prepend=0.0)
+
+
+def reg_measures(pm):
+    """(share within REG_TOL, bucketed clipped MAE in units of REG_CLIP) of bucket masses pm."""
+    from canary_common.regression import ABS_ERROR_BUCKETS, bound_index
+    b = np.array(ABS_ERROR_BUCKETS)
+    return float(pm[:bound_index(REG_TOL) + 1].sum()), float(pm @ (np.minimum(b, REG_CLIP) / REG_CLIP))
+
+
+def reg_arm(rng, lam, err, slow, pm, runs):
+    """(B, 29) increments of one arm over one poll: the six FIELDS (every successful request
+    labelled; `correct` unused), then the cumulative abs-error bucket counts of the labelled."""
+    req = rng.poisson(np.broadcast_to(lam * POLL_S, (runs,)))
+    errors = rng.binomial(req, err)
+    ok = req - errors
+    fast = rng.binomial(ok, 1.0 - slow)
+    cum = np.cumsum(rng.multinomial(ok, pm), axis=1)
+    return np.hstack([np.stack([req, errors, ok, np.zeros(runs), ok, fast], axis=1), cum]).astype(float)
+
+
+def run_reg(cfg, runs, seed, hours, pm_c, weight=0.2, final=False, event="rollback"):
+    """Fixed-weight runs of a regression model; production's errors abs_error_masses(). Returns
+    the first time per run of: any rollback, each metric's rollback (K, B), each metric's
+    non-inferiority (K, B); and what fired first (guard, or the metric's name)."""
+    rng = np.random.default_rng(seed)
+    eng = SequentialEngine(cfg, runs)
+    eng.start_stage(weight, 0.0, final)
+    pm_p = abs_error_masses()
+    K = len(cfg.metrics)
+    names = np.array([m.name for m in cfg.metrics], dtype=object)
+    regression = [k for k, m in enumerate(cfg.metrics) if m.kind in ("within_tolerance", "mae")]
+    hit = np.full(runs, np.inf)
+    by = np.full(runs, "", dtype=object)
+    per_metric, noninf = np.full((K, runs), np.inf), np.full((K, runs), np.inf)
+    for i in range(1, int(round(hours * 3600 / POLL_S)) + 1):
+        at = i * POLL_S
+        c = reg_arm(rng, RPS * weight, BASE["err"], BASE["slow"], pm_c, runs)
+        p = reg_arm(rng, RPS * (1 - weight), BASE["err"], BASE["slow"], pm_p, runs)
+        eng.observe(at, c, p, weight)
+        ev = eng.evaluate(at)
+        new = ev["rollback"] & np.isinf(hit)
+        if new.any():
+            guard = ev["burst"] | ev["srm"] | ev["restarts"]
+            first_metric = names[np.argmax(ev["rollback_metric"], axis=0)]
+            by = np.where(new, np.where(guard, "guard", first_metric), by)
+            hit = np.where(new, at, hit)
+        per_metric = np.where(ev["rollback_metric"] & np.isinf(per_metric), at, per_metric)
+        noninf = np.where(ev["non_inferior"] & np.isinf(noninf), at, noninf)
+        if event == "rollback" and np.isfinite(per_metric[regression]).all() and np.isfinite(hit).all():
+            break
+        if event == "promote" and np.isfinite(noninf).all():
+            break
+    return hit, per_metric, noninf, by
+
+
+def run_regression(args) -> None:
+    """The --regression figures (see the module docstring); the last line printed is the JSON."""
+    from scipy import optimize
+
+    n, seed = args.runs, args.seed
+    n12 = args.runs_12h or min(n, 5000)
+    cfg = load_config({"max_stage_s": None, "metrics": REG_METRICS})
+    out, t0 = {}, time.time()
+
+    def note(name, value):
+        print(f"{name}: {value}  [{time.time() - t0:.0f} s]", flush=True)
+
+    pm = abs_error_masses()
+    within, u = reg_measures(pm)
+    from scipy import integrate, stats
+    dist = stats.lognorm(1.0, scale=0.4)
+    true_mae = integrate.quad(lambda x: min(x, REG_CLIP) * dist.pdf(x), 0, np.inf, limit=200)[0]
+    out["regression_production"] = {"share_within_0.5": round(within, 4), "clipped_mae_clip_5": round(REG_CLIP * u, 4),
+                                    "true_clipped_mae": round(true_mae, 4)}
+    note("production errors", out["regression_production"])
+
+    hit, _, _, by = run_reg(cfg, n12, seed + 21, 12.0, pm, event="none")
+    out["regression_false_rollback_rate_12h"] = float(np.isfinite(hit).mean())
+    out["regression_false_rollback_12h_by"] = {k: int((by == k).sum()) for k in
+                                               [m["name"] for m in REG_METRICS] + ["guard"]}
+    note("regression: false rollback 12 h (by what fired first)",
+         {"rate": out["regression_false_rollback_rate_12h"], "by": out["regression_false_rollback_12h_by"],
+          "runs": n12})
+
+    m = 0.02
+    for k, (kind, metric) in enumerate((("within_tolerance", REG_METRICS[0]), ("mae", REG_METRICS[1]))):
+        target = (within - m) if kind == "within_tolerance" else (u + m)
+        scale = optimize.brentq(lambda s: reg_measures(abs_error_masses(s))[k] - target, 0.5, 3.0, xtol=1e-12)
+        single = load_config({"max_stage_s": None, "metrics": [metric], "change_detection": {"enabled": False}})
+        _, _, noninf, _ = run_reg(single, n, seed + 22 + k, 6.0, abs_error_masses(scale), final=True, event="promote")
+        out[f"regression_false_promote_rate_at_margin_{kind}"] = float(np.isfinite(noninf[0]).mean())
+        note(f"regression: false promotion at the margin, {kind} (canary errors x {scale:.4f})",
+             out[f"regression_false_promote_rate_at_margin_{kind}"])
+
+    hit, per_metric, _, _ = run_reg(cfg, n, seed + 24, 0.5, abs_error_masses(1.5))
+    for k, kind in ((0, "within_tolerance"), (1, "mae")):
+        t = first_times(per_metric[k])
+        out[f"regression_rollback_errors_x1.5_median_s_{kind}"] = t["median"]
+        out[f"regression_rollback_errors_x1.5_p90_s_{kind}"] = t["p90"]
+        note(f"regression: rollback, errors x 1.5, by {kind}", t)
+    t = first_times(hit)
+    out["regression_rollback_errors_x1.5_median_s_any"] = t["median"]
+    note("regression: rollback, errors x 1.5, by anything", t)
+
+    out["runs_per_figure"] = n
+    out["runs_false_rollback_12h"] = n12
+    out["elapsed_s"] = round(time.time() - t0)
+    out = {k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in out.items()}
+    print(json.dumps(out))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=200 if os.environ.get("BENCH_QUICK") else 5000)
     ap.add_argument("--runs-12h", type=int, default=None, help="runs of the 12 h figure (default: --runs, "
                     "at most 5000)")
     ap.add_argument("--seed", type=int, default=20240601)
+    ap.add_argument("--regression", action="store_true", help="the regression kinds' figures instead "
+                    "(within_tolerance, mae: false rollback over 12 h, false promotion at the margin, "
+                    "rollback time for errors x 1.5)")
     args = ap.parse_args()
+    if args.regression:
+        run_regression(args)
+        return
     n, seed = args.runs, args.seed
     n12 = args.runs_12h or min(n, 5000)
     no_limit = load_config({"max_stage_s": None})

@@ -14,9 +14,15 @@ from dataclasses import dataclass
 import requests
 
 from .analysis.base import ArmIncrement
+from canary_common.regression import (ABS_ERROR_BUCKETS, ABS_ERROR_COUNTER, ABS_ERROR_METRIC, SHADOW_ABS_ERROR_METRIC,
+                                  bound_index)
 
 ARMS = ("production", "canary")
 SCALAR_FIELDS = ("requests", "errors", "labelled", "correct", "latency_count", "latency_fast")
+# Histogram fields: cumulative bucket increments per upper bound `le`. abs_error_buckets (the
+# regression kinds' absolute-error histogram) is read only when the analysis config lists it,
+# which it does when a regression metric is configured.
+BUCKET_FIELDS = ("latency_buckets", ABS_ERROR_COUNTER)
 
 
 # The router counts shadow copies apart from live traffic (so they never mix); in shadow the
@@ -25,6 +31,7 @@ SHADOW_TWINS = (
     ("canary_router_requests_total", "canary_router_shadow_requests_total"),
     ("canary_router_labelled_predictions_total", "canary_router_shadow_labelled_total"),
     ("canary_router_request_duration_seconds", "canary_router_shadow_duration_seconds"),
+    (ABS_ERROR_METRIC, SHADOW_ABS_ERROR_METRIC),
 )
 
 
@@ -77,6 +84,14 @@ class PrometheusClient:
         return False
 
 
+def _le(labels: dict) -> float:
+    """A bucket's upper bound from its `le` label ("+Inf", "0.5", or "1.0" as Prometheus 3 writes it)."""
+    try:
+        return float(labels.get("le", "inf").replace("+Inf", "inf"))
+    except ValueError:
+        return math.nan
+
+
 def _series_key(labels: dict) -> tuple:
     return tuple(sorted((k, v) for k, v in labels.items() if k != "__name__"))
 
@@ -92,6 +107,13 @@ class CounterReader:
     `counters` maps each ArmIncrement field to a PromQL selector (the analysis config's
     `counters` section). Only series whose `version` label matches the version the arm
     serves now are counted, so a freshly deployed canary starts from zero.
+
+    Histograms (latency_buckets, abs_error_buckets) come as cumulative increments per bound
+    `le`, summed over series (replicas). The abs-error histogram must have exactly the bounds
+    of ABS_ERROR_BUCKETS (the regression kinds count at them): a series with another bound, or
+    a contract bound missing from an arm's series, raises MetricsUnavailable naming them, so the
+    controller holds and, after its outage limit, falls back to production rather than judge a
+    model on counts it cannot interpret.
     """
 
     def __init__(self, client: PrometheusClient, counters: dict[str, str]):
@@ -111,7 +133,9 @@ class CounterReader:
         last = self._last or {}
         new_last: dict[str, dict[tuple, float]] = {}
         sums = {arm: {f: 0.0 for f in SCALAR_FIELDS} for arm in ARMS}
-        buckets = {arm: {} for arm in ARMS}
+        buckets = {arm: {f: {} for f in BUCKET_FIELDS} for arm in ARMS}
+        foreign: set[str] = set()  # abs-error bounds outside the contract
+        bounds_seen: dict[str, set[int]] = {arm: set() for arm in ARMS}  # contract bounds, per arm
         for name, rows in raw.items():
             seen = last.get(name, {})
             current: dict[tuple, float] = {}
@@ -128,24 +152,49 @@ class CounterReader:
                 else:
                     delta = value - previous
                 arm = labels.get("model")
-                if arm not in ARMS or delta == 0.0:
+                if arm not in ARMS:
                     continue
                 if versions.get(arm) is not None and labels.get("version") not in (None, versions[arm]):
                     continue
-                if name == "latency_buckets":
-                    le = float(labels.get("le", "inf").replace("+Inf", "inf"))
-                    buckets[arm][le] = buckets[arm].get(le, 0.0) + delta
+                if name == ABS_ERROR_COUNTER:
+                    i = bound_index(_le(labels))
+                    if i is None:
+                        foreign.add(str(labels.get("le", "(none)")))
+                    else:
+                        bounds_seen[arm].add(i)
+                if delta == 0.0:
+                    continue
+                if name in BUCKET_FIELDS:
+                    le = _le(labels)
+                    if name == ABS_ERROR_COUNTER:  # one key per contract bound, however it is spelled
+                        i = bound_index(le)
+                        if i is None:
+                            continue
+                        le = ABS_ERROR_BUCKETS[i]
+                    elif math.isnan(le):
+                        continue
+                    into = buckets[arm][name]
+                    into[le] = into.get(le, 0.0) + delta
                 elif name in SCALAR_FIELDS:
                     sums[arm][name] += delta
             # Series that vanished keep their last value: if they come back lower, it's a reset.
             for key, value in seen.items():
                 current.setdefault(key, value)
             new_last[name] = current
+        missing = sorted({i for seen in bounds_seen.values() if seen for i in range(len(ABS_ERROR_BUCKETS))
+                          if i not in seen})
+        if foreign or missing:
+            what = (f"bucket bound(s) le={', '.join(sorted(foreign))} are not in" if foreign else
+                    f"bucket bound(s) le={', '.join(f'{ABS_ERROR_BUCKETS[i]:g}' for i in missing)} are missing from")
+            raise MetricsUnavailable(
+                f"{self.counters[ABS_ERROR_COUNTER]}: {what} the contract's ABS_ERROR_BUCKETS "
+                f"({', '.join(f'{b:g}' for b in ABS_ERROR_BUCKETS)}); the router must export {ABS_ERROR_METRIC} "
+                f"with exactly these buckets")
         self._last = new_last
         if first:
             return None
         return {
-            arm: ArmIncrement(latency_buckets=tuple(sorted(buckets[arm].items())), **sums[arm])
+            arm: ArmIncrement(**sums[arm], **{f: tuple(sorted(buckets[arm][f].items())) for f in BUCKET_FIELDS})
             for arm in ARMS
         }
 

@@ -24,11 +24,18 @@ class ArmIncrement:
     # Cumulative histogram bucket increments ((upper bound in seconds, count), ...), sorted,
     # +Inf last: what threshold mode needs for a p95 over its window.
     latency_buckets: tuple[tuple[float, float], ...] = ()
+    # The same for the absolute-error histogram of labelled predictions (regression models:
+    # regression.ABS_ERROR_METRIC, bounds ABS_ERROR_BUCKETS); empty unless a regression metric
+    # is configured. Upper bounds in the label's unit.
+    abs_error_buckets: tuple[tuple[float, float], ...] = ()
 
     def __add__(self, other: "ArmIncrement") -> "ArmIncrement":
-        merged: dict[float, float] = {}
-        for le, n in self.latency_buckets + other.latency_buckets:
-            merged[le] = merged.get(le, 0.0) + n
+        def merge(a, b):
+            merged: dict[float, float] = {}
+            for le, n in a + b:
+                merged[le] = merged.get(le, 0.0) + n
+            return tuple(sorted(merged.items()))
+
         return ArmIncrement(
             requests=self.requests + other.requests,
             errors=self.errors + other.errors,
@@ -36,7 +43,8 @@ class ArmIncrement:
             correct=self.correct + other.correct,
             latency_count=self.latency_count + other.latency_count,
             latency_fast=self.latency_fast + other.latency_fast,
-            latency_buckets=tuple(sorted(merged.items())),
+            latency_buckets=merge(self.latency_buckets, other.latency_buckets),
+            abs_error_buckets=merge(self.abs_error_buckets, other.abs_error_buckets),
         )
 
 

@@ -7,13 +7,15 @@ silently falls back to a default.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from .base import ArmIncrement
+from canary_common.regression import (ABS_ERROR_BUCKET_SERIES, ABS_ERROR_COUNTER, ABS_ERROR_METRIC, FINITE_BOUNDS,
+                         REGRESSION_KINDS, allowed_bounds_text, bound_index)
 
 
 class ConfigError(ValueError):
@@ -21,7 +23,7 @@ class ConfigError(ValueError):
 
 
 MODES = ("sequential", "threshold")
-KINDS = ("accuracy", "availability", "latency")
+KINDS = ("accuracy", "availability", "latency") + REGRESSION_KINDS
 AUTO = "auto"
 
 # Defaults per metric kind (margin m, tau for rollback / promotion / the change detector). From
@@ -31,7 +33,14 @@ KIND_DEFAULTS = {
     "accuracy": {"margin": 0.02, "tau_rollback": 0.05, "tau_promote": 0.02, "tau_change": 0.1},
     "availability": {"margin": AUTO, "tau_rollback": AUTO, "tau_promote": AUTO, "tau_change": AUTO},
     "latency": {"margin": 0.02, "tau_rollback": 0.03, "tau_promote": 0.02, "tau_change": 0.06},
+    # Regression kinds (regression.py), issue 8 part 2: within_tolerance is a rate like accuracy
+    # (margin in points of the share); mae's margin is a fraction of clip (0.02: the canary's
+    # clipped MAE may exceed production's by 2 % of clip). The taus are accuracy's.
+    "within_tolerance": {"margin": 0.02, "tau_rollback": 0.05, "tau_promote": 0.02, "tau_change": 0.1},
+    "mae": {"margin": 0.02, "tau_rollback": 0.05, "tau_promote": 0.02, "tau_change": 0.1},
 }
+# The kind-specific field each regression kind requires (a bound of regression.ABS_ERROR_BUCKETS).
+KIND_FIELD = {"within_tolerance": "tolerance", "mae": "clip"}
 
 # One PromQL selector per ArmIncrement field; every series carries model=production|canary.
 DEFAULT_COUNTERS = {
@@ -43,6 +52,9 @@ DEFAULT_COUNTERS = {
     "latency_fast": 'canary_router_request_duration_seconds_bucket{le="0.1"}',
     "latency_buckets": "canary_router_request_duration_seconds_bucket",
 }
+# Read only when a regression kind is configured (or the entry is given): then load_config adds
+# it to `counters` with this default, and the controller's CounterReader reads the histogram.
+OPTIONAL_COUNTERS = {ABS_ERROR_COUNTER: ABS_ERROR_BUCKET_SERIES}
 COUNTER_FIELDS = tuple(ArmIncrement.__dataclass_fields__)
 
 
@@ -57,6 +69,9 @@ class MetricConfig:
     delta_rollback: float = 0.0
     weight: float = 0.0  # Bonferroni share of alpha_rollback; filled in by load_config
     promotion_gate: bool = True  # False: a rollback monitor only, never blocks a step-up
+    # Regression kinds only (regression.py), each a bound of ABS_ERROR_BUCKETS:
+    tolerance: float | None = None  # within_tolerance: |error| <= tolerance counts as good
+    clip: float | None = None  # mae: errors are clipped here; margins are fractions of it
 
 
 @dataclass(frozen=True)
@@ -211,9 +226,11 @@ def _steps(value: Any) -> tuple[float, ...]:
     return tuple(steps)
 
 
-def _counters(value: Any) -> dict:
+def _counters(value: Any, regression: bool = False) -> dict:
     raw = _mapping(value, "counters", set(COUNTER_FIELDS))
     out = dict(DEFAULT_COUNTERS)
+    if regression:
+        out.update(OPTIONAL_COUNTERS)
     for key, selector in raw.items():
         if not isinstance(selector, str) or not selector.strip():
             raise _fail(f"counters.{key}", f"must be a non-empty PromQL selector, got {selector!r}")
@@ -224,7 +241,7 @@ def _counters(value: Any) -> dict:
 def _metric(value: Any, i: int) -> MetricConfig:
     path = f"metrics[{i}]"
     allowed = {"name", "kind", "margin", "tau_rollback", "tau_promote", "tau_change", "delta_rollback",
-               "weight", "promotion_gate"}
+               "weight", "promotion_gate", "tolerance", "clip"}
     raw = _mapping(value, path, allowed)
     kind = _choice(raw.get("kind"), f"{path}.kind", KINDS)
     name = raw.get("name", kind)
@@ -244,8 +261,35 @@ def _metric(value: Any, i: int) -> MetricConfig:
     if weight is not None:
         weight = _number(weight, f"{path}.weight", gt=0, le=1)
     gate = _boolean(raw.get("promotion_gate", True), f"{path}.promotion_gate")
+    bounds = {key: _bucket_bound(raw, path, kind, key) for key in ("tolerance", "clip")}
     return MetricConfig(name=name.strip(), kind=kind, delta_rollback=delta, weight=weight or 0.0,
-                        promotion_gate=gate, **values)
+                        promotion_gate=gate, **values, **bounds)
+
+
+_BOUND_WORDS = {"tolerance": "the absolute error at or under which a prediction counts as within tolerance",
+                "clip": "the absolute error at which errors are clipped; margins are fractions of it"}
+
+
+def _bucket_bound(raw: dict, path: str, kind: str, key: str) -> float | None:
+    """tolerance (within_tolerance) or clip (mae): required for its kind, refused for the others,
+    and one of the finite bounds of the abs-error histogram, so the bucket counts are exact."""
+    where = f"{path}.{key}"
+    owner = next(k for k, f in KIND_FIELD.items() if f == key)
+    if kind != owner:
+        if key in raw:
+            raise _fail(where, f"only for kind {owner}, not {kind}")
+        return None
+    allowed = allowed_bounds_text()
+    if raw.get(key) is None:
+        raise _fail(where, f"required for kind {kind} ({_BOUND_WORDS[key]}): one of the bucket bounds of "
+                           f"{ABS_ERROR_METRIC}: {allowed}")
+    value = _number(raw[key], where)
+    i = bound_index(value)
+    if value <= 0 or i is None or i >= len(FINITE_BOUNDS):
+        first = "must be > 0 and" if value <= 0 else "must be"
+        raise _fail(where, f"{first} one of the bucket bounds of {ABS_ERROR_METRIC} (so the count is exact): "
+                           f"{allowed}; got {value:g}")
+    return FINITE_BOUNDS[i]
 
 
 def _metrics(value: Any) -> tuple[MetricConfig, ...]:
@@ -346,7 +390,7 @@ def load_config(source: str | Path | dict | None = None) -> AnalysisConfig:
         raw = source
     raw = _mapping(raw, "", TOP_KEYS)
     d = AnalysisConfig()
-    return AnalysisConfig(
+    config = AnalysisConfig(
         mode=_choice(raw.get("mode", d.mode), "mode", MODES),
         steps=_steps(raw.get("steps", list(d.steps))),
         min_dwell_s=_number(raw.get("min_dwell_s", d.min_dwell_s), "min_dwell_s", ge=0),
@@ -366,3 +410,14 @@ def load_config(source: str | Path | dict | None = None) -> AnalysisConfig:
         change_detection=_change_detection(raw.get("change_detection")),
         threshold=_threshold(raw.get("threshold")),
     )
+    regression = [i for i, m in enumerate(config.metrics) if m.kind in REGRESSION_KINDS]
+    if not regression:
+        return config
+    i = regression[0]
+    if config.mode == "threshold":
+        raise _fail(f"metrics[{i}].kind", f"{config.metrics[i].kind} is a regression metric of the sequential "
+                                          f"analysis; mode: threshold (the seed lab's fixed thresholds on "
+                                          f"accuracy, p95 latency and errors) ignores the metrics list and has no "
+                                          f"regression check: use mode: sequential")
+    # The abs-error histogram is read only when a regression metric needs it.
+    return replace(config, counters=_counters(raw.get("counters"), regression=True))

@@ -63,6 +63,12 @@ counts against the configured weight, two-sided), and canary restarts during the
 
 The engine works on a batch of B rollouts (numpy arrays) so the benchmark can drive this very
 code for thousands of simulated rollouts; SequentialAnalysis is the controller's B = 1 view.
+
+Regression kinds (regression.py: within_tolerance, mae) are metrics like the others: their good
+and total come from the abs-error histogram's bucket columns (arms.metric_matrices), every test
+above applies unchanged. mae's good is fractional (total minus the summed clipped errors in units
+of clip); the binomial variance used here bounds the variance of any [0, 1] variable with the
+same mean, so its tests keep their error bounds (the argument is in regression.py).
 """
 from __future__ import annotations
 
@@ -71,9 +77,10 @@ import time
 
 import numpy as np
 
-from .arms import FIELDS, UNIT, kind_matrices, to_row
+from .arms import FIELDS, UNIT, columns_for, metric_matrices, to_row
 from .base import Decision, Poll, Verdict
-from .config import AUTO, AnalysisConfig
+from .config import AUTO, AnalysisConfig, MetricConfig
+from canary_common.regression import REGRESSION_KINDS, describe
 from .stats import LOG2, evidence_radius, lindon_malek_log_bf, log_e_value
 
 CONTINUE, STEP_UP, PROMOTE, ROLLBACK, INCONCLUSIVE = 0, 1, 2, 3, 4
@@ -137,7 +144,10 @@ class SequentialEngine:
         ms = config.metrics
         self.names = [m.name for m in ms]
         self.kinds = [m.kind for m in ms]
-        self.good_m, self.total_m = kind_matrices(self.kinds)
+        # The increment columns (arms.FIELDS, plus the abs-error buckets for regression kinds)
+        # and every metric's (good, total) as linear combinations of them.
+        self.columns = columns_for(ms)
+        self.good_m, self.total_m = metric_matrices(ms, self.columns)
         col = lambda vals: np.array(vals, float)[:, None]  # noqa: E731  (K, 1) for broadcasting
         self.margin_fixed = col([np.nan if m.margin == AUTO else m.margin for m in ms])
         self.tau_r_fixed = col([np.nan if m.tau_rollback == AUTO else m.tau_rollback for m in ms])
@@ -224,9 +234,16 @@ class SequentialEngine:
         self.nc_stage[:, m] = 0.0
 
     def observe(self, at, canary, production, weight, restarts=0.0) -> None:
-        """Add one poll for every run: canary/production are (B, 6) increment arrays."""
+        """Add one poll for every run: canary/production are (B, F) increment arrays, F the
+        columns of self.columns (the six arms.FIELDS; with a regression metric the abs-error
+        histogram's cumulative bucket counts follow, one per bound of ABS_ERROR_BUCKETS)."""
         canary = np.maximum(np.asarray(canary, float), 0.0)
         production = np.maximum(np.asarray(production, float), 0.0)
+        for a in (canary, production):
+            if a.shape[-1] != len(self.columns):
+                raise ValueError(f"increments need {len(self.columns)} columns ({', '.join(self.columns[:6])}"
+                                 f"{', then the abs-error buckets' if len(self.columns) > 6 else ''}), "
+                                 f"got {a.shape[-1]}")
         weight = np.broadcast_to(_share(weight), (self.size,))
         gc, tc = (canary @ self.good_m).T, (canary @ self.total_m).T  # (K, B)
         gp, tp = (production @ self.good_m).T, (production @ self.total_m).T
@@ -481,18 +498,52 @@ def _ago(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _change_words(name: str, kind: str, since: dict | None, at: float) -> str:
+def _pct(p) -> str:
+    return "n/a" if p is None else f"{100 * p:.1f} %"
+
+
+def _mae(p, clip: float) -> str:
+    """The clipped mean absolute error from the mean good p = 1 - MAE / clip."""
+    return "n/a" if p is None else f"{clip * (1.0 - p):.4g}"
+
+
+def _regression_values(mc: MetricConfig, pc, pp) -> str:
+    """'share within 0.5 of the label: canary 71.2 %, production 80.3 %', or for mae 'clipped
+    mean absolute error (errors clipped at 5): canary 0.812, production 0.64'."""
+    what = describe(mc.kind, mc.tolerance, mc.clip)
+    if mc.kind == "mae":
+        return f"{what}: canary {_mae(pc, mc.clip)}, production {_mae(pp, mc.clip)}"
+    return f"{what}: canary {_pct(pc)}, production {_pct(pp)}"
+
+
+def _regression_margin(mc: MetricConfig, m: float) -> str:
+    """What the margin means for a regression kind, in the label's unit for mae."""
+    if mc.kind == "mae":
+        return (f"margin {m:.4g} of clip: the canary's clipped mean absolute error may exceed production's by "
+                f"at most {m * mc.clip:.4g}")
+    return f"margin {100 * m:.4g} points of the share within {mc.tolerance:g} of the label"
+
+
+def _change_words(name: str, kind: str, since: dict | None, at: float, mc: MetricConfig | None = None) -> str:
     """'accuracy turned worse on the canary about 4 min ago (since 14:02 UTC: canary 80.1 % on
-    612 labels, production 90.3 %)': the clock time is the start's `at` read as epoch seconds."""
+    612 labels, production 90.3 %)': the clock time is the start's `at` read as epoch seconds.
+    Regression kinds say what they measure: 'canary 48.7 % within 0.5 of the label on 612
+    labelled predictions', or 'clipped mean absolute error canary 0.91 on 612 labelled
+    predictions, production 0.63; errors clipped at 5'."""
     if not since:
         return f"{name} turned worse on the canary"
     start = since["at"]
     clock = time.strftime("%H:%M", time.gmtime(start))
-    what, unit = _SINCE_WORDS[kind]
     pc, pp, nc = since["p"]["canary"], since["p"]["production"], since["n"]["canary"] or 0.0
-    pct = lambda p: "n/a" if p is None else f"{100 * p:.1f} %"  # noqa: E731
-    return (f"{name} turned worse on the canary about {_ago(at - start)} ago (since {clock} UTC: canary "
-            f"{pct(pc)}{what} on {nc:,.0f} {unit}, production {pct(pp)})")
+    head = f"{name} turned worse on the canary about {_ago(at - start)} ago (since {clock} UTC: "
+    if kind == "mae" and mc is not None:
+        return (head + f"clipped mean absolute error canary {_mae(pc, mc.clip)} on {nc:,.0f} labelled predictions, "
+                f"production {_mae(pp, mc.clip)}; errors clipped at {mc.clip:g})")
+    if kind == "within_tolerance" and mc is not None:
+        what, unit = f" within {mc.tolerance:g} of the label", "labelled predictions"
+    else:
+        what, unit = _SINCE_WORDS[kind]
+    return head + f"canary {_pct(pc)}{what} on {nc:,.0f} {unit}, production {_pct(pp)})"
 
 
 def _needed_weight(s: float, v_unit: float, tau: float, c: float, w_now: float) -> float:
@@ -536,7 +587,8 @@ class SequentialAnalysis:
     def observe(self, poll: Poll) -> None:
         if self.stage_weight is None:  # the controller forgot start_stage: use the poll's weight
             self.start_stage(poll.weight, poll.at, False)
-        self.engine.observe(poll.at, to_row(poll.canary), to_row(poll.production), poll.weight,
+        cols = self.engine.columns
+        self.engine.observe(poll.at, to_row(poll.canary, cols), to_row(poll.production, cols), poll.weight,
                             max(0, int(poll.canary_restarts)))
 
     # ------------------------------------------------------------------ verdict
@@ -597,11 +649,15 @@ class SequentialAnalysis:
         slot = int(ev["change_best"][k, 0])
         since = self._since(slot, k) if slot >= 0 else None
         cause = None
+        regression = mc.kind in REGRESSION_KINDS
+        pc, pp = (xc / nc if nc > 0 else None), (xp / np_ if np_ > 0 else None)
         if detector == "from_start":
-            cause = text = (f"{name} is worse on the canary (g = {g_hat:+.4f}, upper bound {upper:+.4f} < "
-                            f"{-mc.delta_rollback + 0.0:+g}; log e {log_e_r:.2f} >= {c_r:.2f})")
+            values = f"{_regression_values(mc, pc, pp)}; " if regression else ""
+            scale = " of clip" if mc.kind == "mae" else ""
+            cause = text = (f"{name} is worse on the canary ({values}g = {g_hat:+.4f}{scale}, upper bound "
+                            f"{upper:+.4f} < {-mc.delta_rollback + 0.0:+g}; log e {log_e_r:.2f} >= {c_r:.2f})")
         elif detector == "change":
-            cause = _change_words(name, mc.kind, since, at)
+            cause = _change_words(name, mc.kind, since, at, mc)
             text = cause + ": roll back"
         elif not burn:
             text = (f"{name} gate: burn-in, {cfg.burn_in} {unit.replace('canary ', '')} per arm needed "
@@ -611,6 +667,8 @@ class SequentialAnalysis:
                     f"log e {log_e_p:.2f} >= {c_p:.2f})")
         else:
             text = self._holding_words(k, g_hat, m, var_p, tau_p, c_p, at)
+        if regression and detector is None and burn:
+            text += f"; {_regression_values(mc, pc, pp)}; {_regression_margin(mc, m)}"
         alpha_r = mc.weight * eng.alpha_from_start
         alpha_p = cfg.alpha_promote if self.final else cfg.alpha_step
         return {
@@ -644,7 +702,23 @@ class SequentialAnalysis:
             },
             "rollback_from_start": from_start, "rollback_change": change,
             "explanation": text, "cause": cause,
+            **({"regression": self._regression_evidence(mc, pc, pp, m)} if regression else {}),
         }
+
+    @staticmethod
+    def _regression_evidence(mc: MetricConfig, pc, pp, m: float) -> dict:
+        """What a regression kind measures, per arm in its own terms: the share within tolerance,
+        or the clipped MAE (clip x (1 - p)) with the margin in the label's unit."""
+        out = {"measure": describe(mc.kind, mc.tolerance, mc.clip)}
+        if mc.kind == "mae":
+            mae = lambda p: None if p is None else _f(mc.clip * (1.0 - p))  # noqa: E731
+            out.update(clip=mc.clip, clipped_mae={"canary": mae(pc), "production": mae(pp)},
+                       margin_error=_f(m * mc.clip),
+                       counted_as="each error at its histogram bucket's upper bound (never below the true error)")
+        else:
+            out.update(tolerance=mc.tolerance, share_within={"canary": _f(pc) if pc is not None else None,
+                                                             "production": _f(pp) if pp is not None else None})
+        return out
 
     def _since(self, slot: int, k: int) -> dict:
         """Per-arm counts and proportions of metric k since the change detector's start in slot."""
