@@ -352,11 +352,13 @@ def run_regression(args) -> None:
     out["regression_rollback_errors_x1.5_median_s_any"] = t["median"]
     note("regression: rollback, errors x 1.5, by anything", t)
 
-    out["runs_per_figure"] = n
-    out["runs_false_rollback_12h"] = n12
-    out["elapsed_s"] = round(time.time() - t0)
-    out = {k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in out.items()}
-    print(json.dumps(out))
+    print_json(out, n, n12, t0)
+
+
+def print_json(out: dict, n: int, n12: int, t0: float) -> None:
+    """The last line of every run: the figures, with never-happened (infinite) times as null."""
+    out.update(runs_per_figure=n, runs_false_rollback_12h=n12, elapsed_s=round(time.time() - t0))
+    print(json.dumps({k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in out.items()}))
 
 
 def main() -> None:
@@ -451,11 +453,7 @@ def main() -> None:
     out["seed_rule_false_rollback_rate_12h"] = sf["rate"]
     note("seed rule false rollback 12 h", sf)
 
-    out["runs_per_figure"] = n
-    out["runs_false_rollback_12h"] = n12
-    out["elapsed_s"] = round(time.time() - t0)
-    out = {k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in out.items()}
-    print(json.dumps(out))
+    print_json(out, n, n12, t0)
 
 
 if __name__ == "__main__":
