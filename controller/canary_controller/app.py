@@ -84,8 +84,11 @@ def create_app(settings: Settings | None = None, start_loop: bool = True) -> Fla
     @app.post("/check")
     def check():
         # A person asking right after sending traffic: wait for Prometheus to scrape it first.
-        record = controller.tick(fresh_after=time.time())
-        return jsonify(controller.lab_check(record))
+        # One hold of the lock: the loop's own next poll must not drop this poll's verdict (it
+        # does once the canary is idle) before the answer is made from it.
+        with controller.lock:
+            record = controller.tick(fresh_after=time.time())
+            return jsonify(controller.lab_check(record))
 
     @app.post("/deploy")
     def deploy():

@@ -36,7 +36,10 @@ def lab_answer(state: RolloutState, decision: str, summary: str, evidence: dict 
     """`evidence`: this poll's verdict (None when nothing was judged); `rollback_evidence`: what
     the last rollback of this canary rested on, for a canary already rolled back."""
     if decision == "rollback" or state.phase == "rolled_back":
-        acc, line, _ = accuracy_figures(evidence if decision == "rollback" else (rollback_evidence or evidence))
+        # This poll's verdict if it rolled back (once idle, that verdict may already be dropped),
+        # else what the rollback rested on, as tagged on the version.
+        judged = evidence if decision == "rollback" and evidence else None
+        acc, line, _ = accuracy_figures(judged or rollback_evidence or evidence)
         return {"status": ROLLBACK, "reason": state.reason or summary, "canary_accuracy": acc, "threshold": line}
     acc, line, enough = accuracy_figures(evidence)
     if state.phase == "promoted":

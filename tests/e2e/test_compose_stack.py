@@ -20,6 +20,7 @@ import requests
 from support.lab_calls import LabClient
 from support.procs import ROOT, free_port
 
+LOG_DIR = ROOT / "test-logs" / "e2e"
 SERVICES = ["mlflow", "model-setup", "model-server-production", "model-server-canary", "router",
             "nginx", "prometheus", "controller", "loadgen"]
 
@@ -61,8 +62,11 @@ def compose():
               capture=False)
         yield c
     finally:
-        logs = c.run("logs", "--no-color", "--tail", "60", check=False)
-        print(logs.stdout[-20000:])
+        logs = c.run("logs", "--no-color", "--timestamps", check=False)
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        (LOG_DIR / "compose.log").write_text(logs.stdout + logs.stderr)
+        print(f"every service's log: {LOG_DIR / 'compose.log'}; the last lines:")
+        print(logs.stdout[-8000:])
         c.run("down", "-v", "--remove-orphans", check=False, capture=False)
 
 

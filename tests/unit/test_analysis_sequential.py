@@ -278,8 +278,9 @@ def test_engine_batch_matches_single_runs():
 def test_error_burst_fires_without_burn_in():
     a = SequentialAnalysis(load_config(None))
     a.start_stage(0.05, 0.0, False)
-    a.observe(poll(15, arm(16, errors=14, correct=2), arm(150, errors=1, correct=135), weight=0.05))
-    v = a.verdict(15)
+    a.observe(poll(15, arm(8, correct=7), arm(150, correct=135), weight=0.05))  # the first poll: skipped
+    a.observe(poll(30, arm(16, errors=14, correct=2), arm(150, errors=1, correct=135), weight=0.05))
+    v = a.verdict(30)
     assert v.decision is Decision.ROLLBACK
     burst = next(g for g in v.guards if g["name"] == "error_burst")
     assert burst["fired"] and "error burst" in v.summary
@@ -298,8 +299,9 @@ def test_error_burst_ignores_a_canary_with_fewer_errors():
 def test_sample_ratio_mismatch_fires():
     a = SequentialAnalysis(load_config(None))
     a.start_stage(0.2, 0.0, False)
-    a.observe(poll(15, arm(60, correct=54), arm(700, correct=630)))  # 7.9 % of traffic at 20 %
-    v = a.verdict(15)
+    a.observe(poll(15, arm(150, correct=135), arm(600, correct=540)))  # the first poll: skipped
+    a.observe(poll(30, arm(60, correct=54), arm(700, correct=630)))  # 7.9 % of traffic at 20 %
+    v = a.verdict(30)
     assert v.decision is Decision.ROLLBACK
     assert next(g for g in v.guards if g["name"] == "sample_ratio")["fired"]
     assert "sample-ratio mismatch" in v.summary
@@ -316,6 +318,27 @@ def test_sample_ratio_skips_the_poll_straddling_a_weight_change():
     assert not next(g for g in v.guards if g["name"] == "sample_ratio")["fired"]
     a.observe(poll(45, arm(375, correct=338), arm(375, correct=337), weight=0.5))
     assert not next(g for g in a.verdict(45).guards if g["name"] == "sample_ratio")["fired"]
+
+
+def test_guards_wait_for_the_new_weight_to_settle():
+    """A fresh rollout at 20 %: the first polls still hold traffic from before it (weight 0,
+    every request to production, as Prometheus last scraped it and while the routers follow)."""
+    a = SequentialAnalysis(load_config(None))
+    a.start_stage(0.2, 0.0, False)
+    a.observe(poll(5, arm(0), arm(100, correct=90)))  # no previous poll: it may reach back
+    a.observe(poll(10, arm(2, correct=2), arm(98, correct=88)))  # began 5 s in: before settle_s
+    assert not next(g for g in a.verdict(10).guards if g["name"] == "sample_ratio")["fired"]
+    for t in range(15, 60, 5):
+        a.observe(poll(t, arm(20, correct=18), arm(80, correct=72)))
+        assert not next(g for g in a.verdict(t).guards if g["name"] == "sample_ratio")["fired"]
+    counted = next(g for g in a.verdict(55).guards if g["name"] == "sample_ratio")
+    assert counted["counts"] == {"canary": 180.0, "production": 720.0}, counted  # the polls from 15 s on
+    # Without the settle time the same start is a mismatch.
+    eager = SequentialAnalysis(load_config({"guards": {"settle_s": 0}}))
+    eager.start_stage(0.2, 0.0, False)
+    eager.observe(poll(5, arm(0), arm(100, correct=90)))
+    eager.observe(poll(10, arm(0), arm(100, correct=90)))
+    assert next(g for g in eager.verdict(10).guards if g["name"] == "sample_ratio")["fired"]
 
 
 def test_restart_guard():

@@ -39,6 +39,12 @@ def test_after_a_rollback_it_stays_rollback_with_the_figures_it_rested_on():
     assert (answer["status"], answer["canary_accuracy"], answer["threshold"]) == ("rollback", 55.0, 85)
 
 
+def test_a_rollback_whose_verdict_is_gone_reports_the_tagged_evidence():
+    answer = lab_answer(state(phase="rolled_back", weight=0, reason="Roll back: canary accuracy 51.9 % < 90 %"),
+                        "rollback", "Roll back", None, rollback_evidence=threshold(0.519, limit=90))
+    assert (answer["status"], answer["canary_accuracy"], answer["threshold"]) == ("rollback", 51.9, 90)
+
+
 def test_waiting_until_enough_data_then_healthy():
     assert lab_answer(state(), "continue", "burn-in", sequential(1.0, 0.9, burn_in_ok=False))["status"] == "waiting"
     assert lab_answer(state(), "hold", "baseline read", None)["status"] == "waiting"

@@ -92,6 +92,10 @@ class GuardsConfig:
     error_burst: BayesGuardConfig = field(default_factory=BayesGuardConfig)
     sample_ratio: BayesGuardConfig = field(default_factory=BayesGuardConfig)
     restarts: RestartGuardConfig = field(default_factory=RestartGuardConfig)
+    # The error-burst and sample-ratio guards count a poll only if its interval began at least
+    # settle_s after the stage started: the routers take a moment to follow a new weight, and
+    # Prometheus's last scrape before the change still holds the old weight's traffic.
+    settle_s: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -328,10 +332,11 @@ def _bayes_guard(value: Any, path: str) -> BayesGuardConfig:
 
 
 def _guards(value: Any) -> GuardsConfig:
-    raw = _mapping(value, "guards", {"error_burst", "sample_ratio", "restarts"})
+    raw = _mapping(value, "guards", {"error_burst", "sample_ratio", "restarts", "settle_s"})
     restarts = _mapping(raw.get("restarts"), "guards.restarts", {"enabled", "max"})
     d = RestartGuardConfig()
     return GuardsConfig(
+        settle_s=_number(raw.get("settle_s", GuardsConfig.settle_s), "guards.settle_s", ge=0),
         error_burst=_bayes_guard(raw.get("error_burst"), "guards.error_burst"),
         sample_ratio=_bayes_guard(raw.get("sample_ratio"), "guards.sample_ratio"),
         restarts=RestartGuardConfig(

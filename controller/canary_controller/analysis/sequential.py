@@ -260,9 +260,11 @@ class SequentialEngine:
         self.xp += gp
         self.np_ += tp
         self.nc_stage += tc
-        # Guards: only polls wholly inside the stage, at the stage's weight.
+        # Guards: only polls wholly inside the stage, once the new weight has settled, at the
+        # stage's weight. A first poll (no previous one) may reach back before the stage: skipped.
         started = np.isfinite(self.stage_start)
-        clean = started & (np.isnan(self.prev_at) | (self.prev_at >= self.stage_start - _EPS))
+        settle = self.config.guards.settle_s
+        clean = started & ~np.isnan(self.prev_at) & (self.prev_at >= self.stage_start + settle - _EPS)
         clean &= np.abs(weight - self.stage_weight) < 1e-9
         e = FIELDS.index("errors")
         r = FIELDS.index("requests")
