@@ -4,18 +4,29 @@
 
 A unit test checks the committed JSON is what this prints, so edit here, not in the JSON.
 Queries read the recording rules in prometheus/rules/canary.rules.yml (series labelled by `model`
-= production | canary) and the controller's own metrics.
+= production | canary) and the controller's own metrics. Nothing names the model: it works for any
+registered model; classification models fill the accuracy panel, regression models the
+mean-absolute-error and within-tolerance panels (the other stays empty).
 """
 from __future__ import annotations
 
 import json
+import re
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))
+from canary_common.regression import FINITE_BOUNDS  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "dashboards" / "canary.json"
 DS = {"type": "prometheus", "uid": "prometheus"}
 ACCURACY_THRESHOLD = 0.85   # controller's ACCURACY_THRESHOLD=85 (%)
 LATENCY_THRESHOLD_S = 0.1   # LATENCY_THRESHOLD=100 (ms)
 ERROR_THRESHOLD = 0.05      # ERROR_THRESHOLD=5 (%)
+# The tolerance of "share within tolerance" is a bound of the router's abs-error histogram, picked
+# on the dashboard (the label's unit differs per model); 1 until someone picks another.
+TOLERANCE_VAR = "tolerance"
+TOLERANCE_DEFAULT = "1"
 
 # The two arms keep their colours on every panel.
 ARM_COLOURS = [
@@ -119,6 +130,29 @@ def row(layout: Layout, title: str) -> dict:
     return panel
 
 
+def within_tolerance_expr() -> str:
+    """Bucket rate at le = tolerance over the arm's labelled values. The regex accepts both
+    spellings of a bound ("1.0" from prometheus_client, "1" where Prometheus 3 normalises le)."""
+    return (f'model:canary_router_prediction_abs_error_bucket:rate1m{{le=~"${{{TOLERANCE_VAR}}}(\\\\.0)?"}}'
+            " / ignoring (le) (model:canary_router_labelled_values:rate1m > 0)")
+
+
+def tolerance_variable() -> dict:
+    options = [{"text": f"{b:g}", "value": f"{b:g}", "selected": f"{b:g}" == TOLERANCE_DEFAULT} for b in FINITE_BOUNDS]
+    return {"type": "custom", "name": TOLERANCE_VAR, "label": "tolerance (regression)",
+            "description": "For regression models: the absolute error that still counts as a good prediction "
+                           "(a bound of the router's abs-error histogram).",
+            "query": ",".join(o["value"] for o in options), "options": options,
+            "current": {"text": TOLERANCE_DEFAULT, "value": TOLERANCE_DEFAULT, "selected": True},
+            "multi": False, "includeAll": False, "hide": 0}
+
+
+def with_defaults(expr: str) -> str:
+    """The expression with this dashboard's own variables at their defaults, as Grafana sends it
+    before anyone picks another value (tests run the queries this way)."""
+    return re.sub(r"\$\{?" + TOLERANCE_VAR + r"\}?", TOLERANCE_DEFAULT, expr)
+
+
 def build() -> dict:
     L = Layout()
     panels: list[dict] = []
@@ -149,8 +183,9 @@ def build() -> dict:
          target("max(canary_controller_weight_ratio)", "controller target", "B")],
         unit="percentunit", min_=0, max_=1,
         overrides=ARM_COLOURS + [{"matcher": {"id": "byName", "options": "controller target"},
-                                  "properties": [{"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}},
-                                                 {"id": "color", "value": {"mode": "fixed", "fixedColor": "gray"}}]}]))
+                                  "properties": [
+                                      {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}},
+                                      {"id": "color", "value": {"mode": "fixed", "fixedColor": "gray"}}]}]))
     panels.append(timeseries(
         L, "Requests per second by model", "Backend attempts per second per arm, summed over router replicas.",
         [target("model:canary_router_requests:rate1m", "{{model}}", "A")],
@@ -158,10 +193,22 @@ def build() -> dict:
 
     panels.append(row(L, "Quality"))
     panels.append(timeseries(
-        L, "Accuracy by model", f"Correct / labelled predictions over 1m per arm; the line is the "
-        f"controller's accuracy threshold ({ACCURACY_THRESHOLD:.0%}).",
+        L, "Accuracy by model", f"Classification models: correct / labelled predictions over 1m per arm; the "
+        f"line is the controller's accuracy threshold ({ACCURACY_THRESHOLD:.0%}). Empty for regression models.",
         [target("model:canary_router_accuracy:ratio_rate1m", "{{model}}", "A")],
-        unit="percentunit", max_=1, thresholds=[(ACCURACY_THRESHOLD, "red")]))
+        unit="percentunit", max_=1, thresholds=[(ACCURACY_THRESHOLD, "red")], w=8))
+    panels.append(timeseries(
+        L, "Mean absolute error by model", "Regression models: mean |prediction - actual value| of the "
+        "labelled predictions over 1m per arm, in the label's unit (lower is better). Empty for "
+        "classification models.",
+        [target("model:canary_router_prediction_abs_error:mean_rate1m", "{{model}}", "A")],
+        unit="short", min_=0, w=8))
+    panels.append(timeseries(
+        L, f"Share within tolerance (${{{TOLERANCE_VAR}}}) by model", "Regression models: share of labelled "
+        "predictions whose absolute error is at most the tolerance picked above (a bound of the router's "
+        "histogram), over 1m per arm. Empty for classification models.",
+        [target(within_tolerance_expr(), "{{model}}", "A")],
+        unit="percentunit", min_=0, max_=1, w=8))
     panels.append(timeseries(
         L, "Latency p50 / p95 / p99 by model", "Successful backend calls, from the router's histogram, "
         f"over 1m; the line is the latency threshold ({LATENCY_THRESHOLD_S * 1000:.0f} ms).",
@@ -182,7 +229,8 @@ def build() -> dict:
                 "share of canary calls", "B")],
         unit="short", min_=0, overrides=[
             {"matcher": {"id": "byName", "options": "share of canary calls"},
-             "properties": [{"id": "unit", "value": "percentunit"}, {"id": "custom.axisPlacement", "value": "right"}]}]))
+             "properties": [{"id": "unit", "value": "percentunit"},
+                            {"id": "custom.axisPlacement", "value": "right"}]}]))
     panels.append(timeseries(
         L, "Observed traffic share by model", "Share of backend attempts that went to each arm over 1m "
         "(compare with the configured weight).",
@@ -254,7 +302,8 @@ def build() -> dict:
     return {
         "uid": "canary-overview",
         "title": "Canary: production vs canary",
-        "description": "Production and canary side by side: traffic split, accuracy, latency, errors, and the "
+        "description": "Production and canary side by side, for any model: traffic split, accuracy "
+                       "(classification) or mean absolute error (regression), latency, errors, and the "
                        "controller's evidence and decisions.",
         "tags": ["canary", "mlops"],
         "timezone": "browser",
@@ -266,7 +315,7 @@ def build() -> dict:
         "schemaVersion": 39,
         "version": 1,
         "links": [],
-        "templating": {"list": []},
+        "templating": {"list": [tolerance_variable()]},
         "annotations": {"list": annotations},
         "panels": panels,
     }

@@ -80,8 +80,10 @@ def build_parser(environ=None) -> argparse.ArgumentParser:
                    help="with --late-labels: wait S seconds after the last prediction before the labels")
     p = command("feedback", "send a late label for an earlier prediction (POST /feedback)")
     p.add_argument("request_id", help="the request_id of a /predict answer")
-    p.add_argument("label", type=int, help="the true class, e.g. 0 or 1")
-    command("metrics", "show per-model requests, share, accuracy and latency (GET /stats)")
+    p.add_argument("label", help="the true class (e.g. 0, 1 or a class name), or with --value the true number")
+    p.add_argument("--value", action="store_true",
+                   help="a regression model's prediction: send LABEL as actual_value (a number)")
+    command("metrics", "show per-arm requests, share, accuracy or mean absolute error, and latency (GET /stats)")
     p = command("canary", "set the canary percentage (manual mode)")
     p.add_argument("percentage", type=_percentage)
     command("fail", "make the canary give bad predictions (failure simulation on)")
@@ -198,10 +200,29 @@ def _send_late_labels(ctx: Context, pending: list[tuple[str, int]]) -> dict:
     return results
 
 
+def _truth(label: str, value: bool) -> dict:
+    """The label as the router wants it: a number for actual_value, else a class (whole numbers as
+    ints, since class labels may be ints or strings)."""
+    if value:
+        try:
+            return {"actual_value": float(label)}
+        except ValueError:
+            raise CtlError(f"--value needs a number, got {label!r}", EXIT_USAGE) from None
+    try:
+        return {"actual_label": int(label)}
+    except ValueError:
+        return {"actual_label": label}
+
+
 def cmd_feedback(ctx: Context) -> int:
-    body = ctx.data.call("POST", "/feedback", {"request_id": ctx.args.request_id, "actual_label": ctx.args.label})
+    truth = _truth(ctx.args.label, ctx.args.value)
+    body = ctx.data.call("POST", "/feedback", {"request_id": ctx.args.request_id, **truth})
     if ctx.args.json:
         ctx.show_json(body)
+    elif "actual_value" in truth:
+        ctx.say(f"Value {body.get('actual_value')} recorded for {body.get('model_version')} "
+                f"v{body.get('version')} (predicted {body.get('prediction')}: absolute error "
+                f"{render.num(body.get('abs_error'), '{:.4g}')})")
     else:
         ctx.say(f"Label {body.get('actual_label')} recorded for {body.get('model_version')} "
                 f"v{body.get('version')} (predicted {body.get('prediction')}: {body.get('outcome')})")

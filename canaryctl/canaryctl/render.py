@@ -5,7 +5,6 @@ command keeps working while a field is added; a missing value prints as "-".
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 
@@ -111,8 +110,38 @@ def canary_percentage(body: dict):
     return value
 
 
+def is_regression(arms: dict) -> bool:
+    """Whether /stats describes a regression model: an arm says so, or (older routers) it has an
+    MAE and no accuracy."""
+    tasks = {m.get("task") for m in arms.values()}
+    if "regression" in tasks:
+        return True
+    if "classification" in tasks:
+        return False
+    return any(m.get("mae") is not None and m.get("accuracy") is None for m in arms.values())
+
+
+def quality_cell(m: dict, regression: bool) -> str:
+    """The arm's quality column: accuracy in percent, or the mean absolute error."""
+    if regression:
+        return num(m.get("mae"), "{:.4g}")
+    return num(first(m, "accuracy", "accuracy_pct"), "{:.1f}", "%")
+
+
+def labelled_line(arms: dict, regression: bool) -> str | None:
+    """How many predictions got a label per arm, when /stats says."""
+    key = "labelled_values" if regression else "labelled"
+    counts = {arm: arms.get(arm, {}).get(key) for arm in ARMS}
+    if all(v is None for v in counts.values()):
+        return None
+    what = "Labelled values (actual_value)" if regression else "Labelled predictions (actual_label)"
+    return f"  {what}: " + ", ".join(
+        f"{arm} {int(v) if v is not None else '-'}" for arm, v in counts.items())
+
+
 def stats_table(stats: dict) -> str:
     arms = arm_stats(stats)
+    regression = is_regression(arms)
     total = sum(int(first(m, "requests", "count", default=0) or 0) for m in arms.values())
     lines = ["", "=" * 72, "CURRENT METRICS", "=" * 72, "",
              f"  Canary traffic: {pct_text(canary_percentage(stats))}"
@@ -123,19 +152,23 @@ def stats_table(stats: dict) -> str:
                      "traffic goes to production")
     rule = "  +-------------+---------+----------+--------+----------+-------------+-------------+"
     lines += ["", rule,
-              "  | Model       | Version | Requests | Share  | Accuracy | Avg latency | p95 latency |",
+              f"  | Model       | Version | Requests | Share  | {'MAE' if regression else 'Accuracy':>8} | Avg latency "
+              "| p95 latency |",
               rule]
     for arm in ARMS:
         m = arms.get(arm, {})
         n = int(first(m, "requests", "count", default=0) or 0)
         share = f"{100.0 * n / total:.1f}%" if total else "-"
         version = str(first(m, "version", default="-"))
-        acc = num(first(m, "accuracy", "accuracy_pct"), "{:.1f}", "%")
+        acc = quality_cell(m, regression)
         avg = num(first(m, "avg_latency_ms", "latency_avg_ms", "mean_latency_ms"), "{:.1f}", "ms")
         p95 = num(first(m, "p95_latency_ms", "latency_p95_ms"), "{:.1f}", "ms")
         lines.append(f"  | {arm:<11} | {version:>7} | {n:>8} | {share:>6} | {acc:>8} | "
                      f"{avg:>11} | {p95:>11} |")
     lines.append(rule)
+    labelled = labelled_line(arms, regression)
+    if labelled:
+        lines.append(labelled)
     errors = {arm: int(arms.get(arm, {}).get("errors") or 0) for arm in ARMS}
     fallbacks = (stats.get("totals") or {}).get("fallbacks") if isinstance(stats.get("totals"), dict) else None
     if any(errors.values()) or fallbacks:
@@ -220,11 +253,31 @@ def detector_text(verdict: dict) -> str | None:
     return verdict.get("detector") if isinstance(verdict.get("detector"), str) else None
 
 
+def regression_facts(item: dict) -> list[str]:
+    """A regression kind's numbers in the label's terms (its `p` is on the analysis' good scale:
+    1 - clipped MAE / clip for mae)."""
+    reg = item.get("regression")
+    if not isinstance(reg, dict):
+        return []
+    if item.get("kind") == "mae" or "clipped_mae" in reg:
+        facts = [f"clipped MAE {_fact(reg.get('clipped_mae') or {})}", f"clip {_fact(reg.get('clip'))}"]
+        if reg.get("margin_error") is not None:
+            facts.append(f"margin {_fact(reg['margin_error'])} (label units)")
+        return facts
+    shares = {arm: num(v * 100 if isinstance(v, (int, float)) else None, "{:.1f}", "%")
+              for arm, v in (reg.get("share_within") or {}).items()}
+    return [f"share within {_fact(reg.get('tolerance'))} {_fact(shares)}"]
+
+
 def evidence_lines(item: dict) -> list[str]:
     """Two lines per metric or guard: its words, then its key numbers."""
     name = first(item, "name", "metric", "guard", default="?")
     words = item.get("explanation")
-    facts = [f"{key} {_fact(item[key])}" for key in EVIDENCE_FACTS if item.get(key) is not None]
+    reg = regression_facts(item)
+    skip = ("p",) if reg else ()
+    facts = [f"{key} {_fact(item[key])}" for key in EVIDENCE_FACTS if item.get(key) is not None and key not in skip]
+    at = 1 if item.get("n") is not None else 0
+    facts[at:at] = reg  # right after n, before the test statistics
     if not words and not facts:  # unknown shape: every scalar field
         facts = [f"{k}={_fact(v)}" for k, v in item.items()
                  if k not in ("name", "metric", "guard") and not isinstance(v, (dict, list))]
@@ -240,7 +293,11 @@ def status_text(body: dict) -> str:
     state = body.get("state") if isinstance(body.get("state"), dict) else body
     phase = first(state, "phase", default="?")
     mode = first(state, "mode")
-    lines = [f"Phase:     {phase}{f' ({mode})' if mode else ''}",
+    lines = []
+    model = first(body, "model_name", "model") or first(state, "model_name", "model")
+    if isinstance(model, str):
+        lines.append(f"Model:     {model}")
+    lines += [f"Phase:     {phase}{f' ({mode})' if mode else ''}",
              f"Weight:    {pct_text(canary_percentage(body))} to canary",
              f"Versions:  production v{first(state, 'production_version', default='-')}, "
              f"canary v{first(state, 'canary_version', default='-')}"]

@@ -18,6 +18,7 @@ from .actions import Actions
 from .analysis import build_analysis
 from .analysis.base import Analysis, Decision, Poll, Verdict
 from .prometheus import CounterReader, MetricsUnavailable, OutageCounter, PrometheusClient, shadow_counters
+from .serving import FAILED, LOADING, canary_serving
 from .settings import Settings
 from . import labcheck, telemetry
 from .timeline import Timeline
@@ -112,6 +113,16 @@ class Controller:
             self.shadow_reader.reset()
             self.outages.reset()
             self.last_verdict = None
+        serving = canary_serving(self.prometheus, state.canary_version)
+        if serving.status == FAILED:
+            reason = f"Roll back: {serving.detail}."
+            self.actions.rollback(state, reason, None)
+            return self.record("rollback", reason)
+        if serving.status == LOADING:  # judge the version only on traffic it served
+            self.reader.reset()
+            self.shadow_reader.reset()
+            self.stage_weight = None
+            return self._note(f"holding: {serving.detail}; judging from when it does")
         # In shadow the canary's share of the calls is the copies' share of all backend calls.
         stage = ("shadow", state.shadow_percentage) if shadow else ("live", state.weight)
         if stage != self.stage_weight:

@@ -4,9 +4,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from loadgen.payloads import DATA_SETS
+
 SCENARIOS = ("none", "bad-canary")
 ARRIVALS = ("fixed", "poisson")
 LABEL_MODES = ("inline", "late")
+NO_DATA = "none"  # LOADGEN_DATA=none: send nothing
+MAX_ROWS = 1000  # the model servers' MAX_ROWS
 
 
 class ConfigError(ValueError):
@@ -32,6 +36,9 @@ class Config:
     label_mode: str = "inline"  # inline: actual_label in /predict; late: POST /feedback later
     label_delay_s: float = 5.0  # late mode: seconds between the answer and its label
     seed: int = 0
+    model_name: str = "sentiment"  # MODEL_NAME: picks the data when LOADGEN_DATA is not set
+    data: str = "sentiment"  # a bundled data set, "none", or "" (no bundled data for model_name)
+    rows: int = 1  # rows per request (tabular payloads; sentiment with more than 1 too)
 
     @property
     def pool_size(self) -> int:
@@ -62,7 +69,25 @@ def _choice(environ, name: str, default: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
+def _data(environ, model_name: str) -> str:
+    """LOADGEN_DATA, else the bundled data set named like the model, else "" (none for it)."""
+    value = (environ.get("LOADGEN_DATA") or "").strip().lower()
+    if not value:
+        return model_name if model_name in DATA_SETS else ""
+    if value not in (*DATA_SETS, NO_DATA):
+        raise ConfigError(f"LOADGEN_DATA must be one of {', '.join((*DATA_SETS, NO_DATA))}, got {value!r}")
+    return value
+
+
+def _rows(environ) -> int:
+    value = _number(environ, "LOADGEN_ROWS", 1, 1.0, MAX_ROWS)
+    if value != int(value):
+        raise ConfigError(f"LOADGEN_ROWS must be a whole number, got {environ.get('LOADGEN_ROWS')!r}")
+    return int(value)
+
+
 def from_env(environ) -> Config:
+    model_name = (environ.get("MODEL_NAME") or Config.model_name).strip()
     return Config(
         target_url=(environ.get("TARGET_URL") or Config.target_url).rstrip("/"),
         rate=_number(environ, "RATE", Config.rate, 0.0, low_open=True),
@@ -81,4 +106,7 @@ def from_env(environ) -> Config:
         seed=int(_number(environ, "SEED", 0, -2**31, 2**31)),
         label_mode=_choice(environ, "LABEL_MODE", Config.label_mode, LABEL_MODES),
         label_delay_s=_number(environ, "LABEL_DELAY_S", Config.label_delay_s, 0.0, 86400.0),
+        model_name=model_name,
+        data=_data(environ, model_name),
+        rows=_rows(environ),
     )

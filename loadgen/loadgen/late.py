@@ -1,5 +1,6 @@
 """Late labels: the true label goes to POST /feedback some time after the prediction, as it
-would in production (a user's click, a review's rating arriving later)."""
+would in production (a user's click, a review's rating arriving later). A class goes as
+`actual_label`, a regression's true value as `actual_value` (`label_key`)."""
 from __future__ import annotations
 
 import heapq
@@ -15,8 +16,9 @@ class LateLabeller:
     counted as dropped), so memory stays bounded whatever the rate and delay."""
 
     def __init__(self, target_url: str, delay_s: float, timeout_s: float = 5.0, max_pending: int = 100_000,
-                 clock=time.monotonic):
+                 clock=time.monotonic, label_key: str = "actual_label"):
         self.url = target_url.rstrip("/") + "/feedback"
+        self.label_key = label_key
         self.delay_s = delay_s
         self.timeout_s = timeout_s
         self.max_pending = max_pending
@@ -30,7 +32,7 @@ class LateLabeller:
         self._thread = threading.Thread(target=self._run, name="late-labels", daemon=True)
         self._thread.start()
 
-    def submit(self, request_id: str, label: int) -> None:
+    def submit(self, request_id: str, label) -> None:
         with self._cond:
             if len(self._heap) >= self.max_pending:
                 self.results["dropped"] += 1
@@ -54,9 +56,9 @@ class LateLabeller:
                 _, _, request_id, label = heapq.heappop(self._heap)
             self._send(request_id, label)
 
-    def _send(self, request_id: str, label: int) -> None:
+    def _send(self, request_id: str, label) -> None:
         try:
-            resp = self._session.post(self.url, json={"request_id": request_id, "actual_label": label},
+            resp = self._session.post(self.url, json={"request_id": request_id, self.label_key: label},
                                       timeout=self.timeout_s)
             self.results["ok" if resp.status_code == 200 else f"http_{resp.status_code}"] += 1
         except requests.RequestException as exc:

@@ -13,11 +13,12 @@ from typing import Iterator, Sequence
 
 import requests
 
-from loadgen import arrivals, scenario
-from loadgen.config import Config, ConfigError, from_env
+from loadgen import arrivals, payloads, scenario
+from loadgen.config import NO_DATA, Config, ConfigError, from_env
 from loadgen.late import LateLabeller
+from loadgen.payloads import DATA_SETS, Batch, DataSet, Sample
 from loadgen.runner import OpenLoopRunner
-from loadgen.sender import PredictSender, Sample
+from loadgen.sender import PredictSender
 from loadgen.tally import Tally
 
 
@@ -26,21 +27,29 @@ def log(message: str) -> None:
 
 
 def heldout_samples() -> list[tuple[str, int]]:
-    """The dataset's held-out split; imported here so that tests can run without it."""
-    from canary_common.dataset import load_split
-
-    _, heldout = load_split()
-    return [(review.text, int(review.label)) for review in heldout]
+    """The sentiment dataset's held-out split."""
+    return list(payloads.load(payloads.SENTIMENT).samples)
 
 
-def sample_stream(samples: Sequence[tuple[str, int]], label_fraction: float, seed: int) -> Iterator[Sample]:
-    """Endless samples: each pass over the set in a fresh shuffled order."""
+def sample_stream(samples: Sequence[tuple], label_fraction: float, seed: int,
+                  rows: int = 1) -> Iterator[Sample | Batch]:
+    """Endless samples: each pass over the set in a fresh shuffled order. With rows > 1, Batches
+    of that many samples, each labelled (or not) as a whole."""
     rng = random.Random(seed)
     order = list(samples)
-    for _ in itertools.count():
-        rng.shuffle(order)
-        for text, label in order:
-            yield Sample(text, label, send_label=rng.random() < label_fraction)
+
+    def passes() -> Iterator[tuple]:
+        for _ in itertools.count():
+            rng.shuffle(order)
+            yield from order
+
+    if rows == 1:
+        for features, label in passes():
+            yield Sample(features, label, send_label=rng.random() < label_fraction)
+    each = passes()
+    while True:
+        batch = tuple(Sample(*next(each)) for _ in range(rows))
+        yield Batch(batch, send_label=rng.random() < label_fraction)
 
 
 def wait_ready(target_url: str, timeout_s: float, stop: threading.Event, poll_s: float = 2.0) -> bool:
@@ -80,22 +89,23 @@ def _progress(line: str) -> None:
         pass  # a read-only file system must not stop the traffic
 
 
-def run(config: Config, samples: Sequence[tuple[str, int]], stop: threading.Event) -> dict:
-    """One whole run; returns the summary."""
+def run(config: Config, samples: Sequence[tuple] | DataSet, stop: threading.Event) -> dict:
+    """One whole run; returns the summary. `samples`: a DataSet, or (text, label) pairs."""
+    data = payloads.as_data_set(samples)
     tally = Tally(started_at=time.monotonic())
-    late = LateLabeller(config.target_url, config.label_delay_s, config.request_timeout_s) \
-        if config.label_mode == "late" else None
-    runner = OpenLoopRunner(PredictSender(config.target_url, config.request_timeout_s, late=late), tally,
+    late = LateLabeller(config.target_url, config.label_delay_s, config.request_timeout_s,
+                        label_key=data.label_key) if config.label_mode == "late" else None
+    runner = OpenLoopRunner(PredictSender(config.target_url, config.request_timeout_s, late=late, data=data), tally,
                             pool_size=config.pool_size, late_after_s=config.late_after_s)
     timer = scenario.schedule(config.scenario, config.scenario_delay_s, config.admin_url,
                               config.admin_token, tally, log)
     log(f"sending {config.rate:g} req/s ({config.arrivals}) to {config.target_url}/predict for "
         f"{'ever' if config.duration_s == 0 else f'{config.duration_s:g}s'}, "
-        f"{len(samples)} labelled samples, up to {config.pool_size} in flight, labels "
-        f"{'inline' if late is None else f'late (+{config.label_delay_s:g}s via /feedback)'}")
+        f"{len(data.samples)} labelled samples{describe(data, config.rows)}, up to {config.pool_size} in flight, "
+        f"labels {'inline' if late is None else f'late (+{config.label_delay_s:g}s via /feedback)'}")
     try:
         runner.run(arrivals.offsets(config.rate, config.arrivals, config.seed),
-                   sample_stream(samples, config.label_fraction, config.seed),
+                   sample_stream(data.samples, config.label_fraction, config.seed, config.rows),
                    config.duration_s, stop, config.progress_s,
                    on_progress=lambda now: _progress(tally.progress_line(now)))
     finally:
@@ -109,10 +119,45 @@ def run(config: Config, samples: Sequence[tuple[str, int]], stop: threading.Even
         summary["late_labels"] = late.summary()
     summary.update(target=config.target_url, rate=config.rate, arrivals=config.arrivals,
                    scenario=config.scenario)
+    if data.name != payloads.SENTIMENT or config.rows > 1:
+        summary.update(data=data.name, task=data.task, rows_per_request=config.rows)
     return summary
 
 
-def main(environ=None, samples: Sequence[tuple[str, int]] | None = None) -> int:
+def describe(data: DataSet, rows: int) -> str:
+    """The words the start line adds for anything but the lab's one text per request."""
+    if data.name == payloads.SENTIMENT and rows == 1:
+        return ""
+    key = data.label_key
+    return f" of {data.name} ({data.task}, {rows} row{'s' if rows > 1 else ''} per request with {key})"
+
+
+def no_data_reason(config: Config) -> tuple[str, str]:
+    """(why nothing is sent, what to do about it)."""
+    if config.data == NO_DATA:
+        return "LOADGEN_DATA=none", "sending nothing"
+    return (f"no labelled data for model {config.model_name!r}",
+            f"it is not a bundled demo ({', '.join(DATA_SETS)}), so loadgen sends nothing. Send labelled "
+            f"traffic to {config.target_url}/predict yourself, or set LOADGEN_DATA to a bundled data set "
+            f"whose columns fit the model (LOADGEN_DATA=none silences this)")
+
+
+def idle(config: Config, stop: threading.Event) -> dict:
+    """No data to send: say so, then keep the heartbeat fresh (the container stays healthy and is
+    not restarted in a loop) until stopped or DURATION has passed."""
+    why, advice = no_data_reason(config)
+    log(f"{why}: {advice}")
+    started = time.monotonic()
+    _progress("t=0s idle: " + why)
+    while not stop.wait(min(config.progress_s, config.duration_s or config.progress_s)):
+        waited = time.monotonic() - started
+        if config.duration_s and waited >= config.duration_s:
+            break
+        _progress(f"t={waited:.0f}s idle: {why}")
+    return {"event": "summary", "sent": 0, "status": "no_data", "reason": why, "target": config.target_url}
+
+
+def main(environ=None, samples: Sequence[tuple] | DataSet | None = None) -> int:
     environ = os.environ if environ is None else environ
     try:
         config = from_env(environ)
@@ -122,13 +167,18 @@ def main(environ=None, samples: Sequence[tuple[str, int]] | None = None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    if samples is None and config.data in ("", NO_DATA):
+        print(json.dumps(idle(config, stop), sort_keys=True), flush=True)
+        return 0
     if samples is None:
         try:
-            samples = heldout_samples()
+            samples = payloads.load(config.data)
         except ImportError as exc:
-            log(f"cannot load the held-out split ({exc}): PYTHONPATH must include common/")
+            log(f"cannot load the held-out split of {config.data} ({exc}): PYTHONPATH must include common/, "
+                f"and the tabular demos need numpy and scikit-learn")
             return 2
-    if not samples:
+    samples = payloads.as_data_set(samples)
+    if not samples.samples:
         log("no samples to send")
         return 2
     if not wait_ready(config.target_url, config.wait_timeout_s, stop):

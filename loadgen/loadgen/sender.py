@@ -3,27 +3,24 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 
 import requests
 
+from loadgen import payloads
+from loadgen.payloads import Batch, DataSet, Sample
 from loadgen.tally import Outcome
 
-
-@dataclass(frozen=True)
-class Sample:
-    text: str
-    label: int
-    send_label: bool = True  # False: the router gets no actual_label (a label that never arrives)
+__all__ = ["Batch", "PredictSender", "Sample"]
 
 
 class PredictSender:
     """Callable by many worker threads; each keeps its own Session (Sessions are not thread-safe)."""
 
-    def __init__(self, target_url: str, timeout_s: float, late=None):
+    def __init__(self, target_url: str, timeout_s: float, late=None, data: DataSet | None = None):
         self.url = target_url.rstrip("/") + "/predict"
         self.timeout_s = timeout_s
         self.late = late  # a LateLabeller: labels go to /feedback later instead of inline
+        self.data = data if data is not None else payloads.sentiment()
         self._local = threading.local()
 
     def _session(self) -> requests.Session:
@@ -31,10 +28,8 @@ class PredictSender:
             self._local.session = requests.Session()
         return self._local.session
 
-    def __call__(self, sample: Sample) -> Outcome:
-        body = {"text": sample.text}
-        if sample.send_label and self.late is None:
-            body["actual_label"] = sample.label
+    def __call__(self, item: Sample | Batch) -> Outcome:
+        body = payloads.body(self.data, item, with_label=item.send_label and self.late is None)
         started = time.monotonic()
         try:
             resp = self._session().post(self.url, json=body, timeout=self.timeout_s)
@@ -52,10 +47,23 @@ class PredictSender:
             arm = answer["model_version"]
         except (ValueError, KeyError, TypeError):
             return Outcome(ok=False, error="bad_answer", latency_ms=latency_ms)
-        prediction = answer.get("prediction")
-        correct = None if prediction is None else prediction == sample.label
+        samples = payloads.samples_of(item)
+        predictions, request_ids = payloads.answered(answer, len(samples))
+        if item.send_label and self.late is not None:
+            for request_id, sample in zip(request_ids, samples, strict=False):
+                if isinstance(request_id, str):
+                    self.late.submit(request_id, sample.label)
         version = answer.get("version")
-        if sample.send_label and self.late is not None and isinstance(answer.get("request_id"), str):
-            self.late.submit(answer["request_id"], sample.label)
-        return Outcome(ok=True, arm=arm, version=None if version is None else str(version),
-                       correct=correct, latency_ms=latency_ms)
+        return Outcome(ok=True, arm=arm, version=None if version is None else str(version), latency_ms=latency_ms,
+                       **self._judged(predictions, samples))
+
+    def _judged(self, predictions: list, samples: tuple[Sample, ...]) -> dict:
+        """The Outcome's fields comparing predictions with labels: `correct` for one labelled
+        class, counts for k rows, absolute errors for values."""
+        pairs = [(p, s.label) for p, s in zip(predictions, samples, strict=False) if p is not None]
+        if self.data.task == "regression":
+            errors = (payloads.abs_error(p, value) for p, value in pairs)
+            return {"abs_errors": tuple(e for e in errors if e is not None)}
+        if len(samples) == 1:
+            return {"correct": payloads.same_label(*pairs[0]) if pairs else None}
+        return {"judged": len(pairs), "n_correct": sum(payloads.same_label(p, y) for p, y in pairs)}

@@ -17,9 +17,12 @@ class Outcome:
     ok: bool
     arm: str | None = None  # "production" | "canary", from the router's model_version
     version: str | None = None
-    correct: bool | None = None  # None when the answer carried no usable prediction
+    correct: bool | None = None  # one labelled class: None when the answer carried no usable prediction
     latency_ms: float = 0.0  # client-side round trip
     error: str | None = None  # kind when not ok: "http_503", "timeout", "connection", ...
+    judged: int = 0  # k rows of classes: predictions compared with their labels, and how many were right
+    n_correct: int = 0
+    abs_errors: tuple[float, ...] = ()  # regression: |prediction - actual_value| per labelled row
 
 
 class Reservoir:
@@ -55,6 +58,8 @@ class ArmTally:
         self.answered = 0
         self.judged = 0  # answers whose prediction could be compared with the label
         self.correct = 0
+        self.valued = 0  # regression rows with a usable prediction, and the sum of their errors
+        self.abs_error_sum = 0.0
         self.versions: Counter = Counter()
         self.latency = Reservoir()
 
@@ -65,10 +70,23 @@ class ArmTally:
         if outcome.correct is not None:
             self.judged += 1
             self.correct += int(outcome.correct)
+        self.judged += outcome.judged
+        self.correct += outcome.n_correct
+        self.valued += len(outcome.abs_errors)
+        self.abs_error_sum += sum(outcome.abs_errors)
         self.latency.add(outcome.latency_ms)
 
     def accuracy_pct(self) -> float | None:
         return 100.0 * self.correct / self.judged if self.judged else None
+
+    def mae(self) -> float | None:
+        return self.abs_error_sum / self.valued if self.valued else None
+
+    def quality(self) -> str:
+        """Accuracy for classes; the mean absolute error once values were labelled."""
+        if self.valued and not self.judged:
+            return f"mae {self.mae():.3g}"
+        return f"acc {_fmt(self.accuracy_pct(), '{:.1f}%')}"
 
 
 def _fmt(value: float | None, pattern: str) -> str:
@@ -131,8 +149,7 @@ class Tally:
         for arm in ARMS:
             tally = window[arm]
             version = f" v{tally.versions.most_common(1)[0][0]}" if tally.versions else ""
-            parts.append(f"{arm}{version} {_fmt(_share(window, arm), '{:.1f}%')} "
-                         f"acc {_fmt(tally.accuracy_pct(), '{:.1f}%')} "
+            parts.append(f"{arm}{version} {_fmt(_share(window, arm), '{:.1f}%')} {tally.quality()} "
                          f"p50 {_fmt(tally.latency.percentile(50), '{:.0f}ms')} "
                          f"p95 {_fmt(tally.latency.percentile(95), '{:.0f}ms')}")
         return f"{head} | last {span:.0f}s: " + ", ".join(parts)
@@ -154,6 +171,8 @@ class Tally:
                                    "p95": None if p95 is None else round(p95, 2)},
                     "versions": dict(tally.versions),
                 }
+                if tally.valued:
+                    models[arm].update(mae=round(tally.mae(), 4), valued=tally.valued)
             return {
                 "event": "summary",
                 "elapsed_s": round(elapsed, 3),

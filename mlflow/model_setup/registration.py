@@ -1,4 +1,5 @@
-"""Log the trained versions to MLflow, register them and give them their aliases and tags."""
+"""Log the trained versions to MLflow, register them and give them their aliases and tags;
+or, for a model the user registered themselves, check it is there and leave it alone."""
 from __future__ import annotations
 
 import logging
@@ -6,19 +7,19 @@ from importlib.metadata import PackageNotFoundError, version as package_version
 
 import mlflow
 import mlflow.sklearn
+from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 from canary_common.registry import WEIGHT_TAG, RegistryClient
-from model_setup.recipes import RECIPES, TrainedModel, as_frame, train
+from model_setup import demos
+from model_setup.demos import Candidate, Demo
 
 log = logging.getLogger("model_setup")
 
-EXAMPLE_TEXTS = ["The battery is not good.", "Great screen, highly recommend it.",
-                 "It wasn't bad at all."]
-MODEL_DESCRIPTION = ("Sentiment of short English product reviews (1 positive, 0 negative). Input: a "
-                     "DataFrame with a `text` column. Rollout state lives in the aliases "
-                     "`production`/`canary` and the `canary.*` tags.")
+
+class UnknownModel(LookupError):
+    """MODEL_NAME is neither a bundled demo nor a registered model with a production alias."""
 
 
 # What a server needs to load the model. Given explicitly: MLflow's inference also picks up
@@ -36,28 +37,25 @@ def serving_requirements() -> list[str]:
     return pins
 
 
-def log_and_register(client: MlflowClient, model_name: str, trained: TrainedModel) -> str:
-    """One run per version: params, held-out accuracy, the model with signature and example."""
-    recipe = trained.recipe
-    example = as_frame(EXAMPLE_TEXTS)
-    signature = infer_signature(example, trained.pipeline.predict(example))
-    with mlflow.start_run(run_name=f"{model_name}-{recipe.role}") as run:
-        mlflow.set_tag("role", recipe.role)
-        mlflow.log_params(trained.params())
-        mlflow.log_metrics({"heldout_accuracy": trained.heldout_accuracy,
-                            "train_accuracy": trained.train_accuracy,
-                            "training_seconds": trained.training_seconds})
-        info = mlflow.sklearn.log_model(trained.pipeline, name="model", signature=signature,
+def log_and_register(client: MlflowClient, model_name: str, trained: Candidate) -> str:
+    """One run per version: params, held-out figures, the model with signature and example."""
+    example = trained.example
+    signature = infer_signature(example, trained.model.predict(example))
+    with mlflow.start_run(run_name=f"{model_name}-{trained.role}") as run:
+        mlflow.set_tag("role", trained.role)
+        mlflow.log_params(trained.params)
+        mlflow.log_metrics(trained.metrics)
+        info = mlflow.sklearn.log_model(trained.model, name="model", signature=signature,
                                         input_example=example, registered_model_name=model_name,
                                         pip_requirements=serving_requirements())
     version = str(info.registered_model_version)
-    client.update_model_version(model_name, version, description=(
-        f"{recipe.summary} Held-out accuracy {trained.heldout_accuracy:.3f} on "
-        f"{trained.train_rows} training rows. Run {run.info.run_id}."))
-    client.set_model_version_tag(model_name, version, "role", recipe.role)
-    client.set_model_version_tag(model_name, version, "heldout_accuracy", f"{trained.heldout_accuracy:.4f}")
-    log.info("registered %s version %s (%s): held-out accuracy %.3f, trained in %.2fs",
-             model_name, version, recipe.role, trained.heldout_accuracy, trained.training_seconds)
+    client.update_model_version(model_name, version, description=f"{trained.description} Run {run.info.run_id}.")
+    client.set_model_version_tag(model_name, version, "role", trained.role)
+    for key, value in trained.tags.items():
+        client.set_model_version_tag(model_name, version, key, value)
+    figures = ", ".join(f"{k} {v:.3f}" for k, v in trained.metrics.items() if k.startswith("heldout_"))
+    log.info("registered %s version %s (%s): %s, trained in %.2fs", model_name, version, trained.role, figures,
+             trained.metrics.get("training_seconds", 0.0))
     return version
 
 
@@ -71,20 +69,20 @@ def versions_by_role(client: MlflowClient, model_name: str) -> tuple[dict[str, s
     return roles, len(versions)
 
 
-def ensure_aliases(client: MlflowClient, model_name: str, roles: dict[str, str]) -> None:
+def ensure_aliases(client: MlflowClient, model_name: str, demo: Demo, roles: dict[str, str]) -> None:
     """Give missing aliases their first-setup versions, but never undo the controller's work:
     once the rollout has started (a weight tag exists) a missing canary alias is deliberate."""
     model = client.get_registered_model(model_name)
     aliases = dict(model.aliases or {})
     rollout_started = WEIGHT_TAG in (model.tags or {})
-    for recipe in RECIPES:
-        if recipe.alias is None or recipe.alias in aliases or recipe.role not in roles:
+    for role, alias in demo.roles:
+        if alias is None or alias in aliases or role not in roles:
             continue
-        if recipe.alias != "production" and rollout_started:
-            log.info("alias %s is missing but the rollout has started; leaving it unset", recipe.alias)
+        if alias != "production" and rollout_started:
+            log.info("alias %s is missing but the rollout has started; leaving it unset", alias)
             continue
-        client.set_registered_model_alias(model_name, recipe.alias, roles[recipe.role])
-        log.info("alias %s -> version %s (%s)", recipe.alias, roles[recipe.role], recipe.role)
+        client.set_registered_model_alias(model_name, alias, roles[role])
+        log.info("alias %s -> version %s (%s)", alias, roles[role], role)
 
 
 def ensure_rollout_state(tracking_uri: str, model_name: str) -> None:
@@ -97,21 +95,62 @@ def ensure_rollout_state(tracking_uri: str, model_name: str) -> None:
     log.info("rollout state set: weight 20 percent, mode auto, phase progressing")
 
 
+def registered_aliases(client: MlflowClient, model_name: str) -> dict[str, str] | None:
+    """The registered model's aliases, None when there is no model of that name."""
+    try:
+        model = client.get_registered_model(model_name)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+    return {alias: str(v) for alias, v in (model.aliases or {}).items()}
+
+
+def unknown_model_message(tracking_uri: str, model_name: str, aliases: dict[str, str] | None) -> str:
+    found = "no registered model of that name" if aliases is None else \
+        f"a registered model of that name but no 'production' alias (aliases: {aliases or 'none'})"
+    return (f"MODEL_NAME={model_name!r} is not a bundled demo ({', '.join(demos.BUNDLED)}), and the registry "
+            f"at {tracking_uri} has {found}. Pick a bundled demo, or roll out your own model: register it "
+            f"there (e.g. mlflow.sklearn.log_model(model, name='model', registered_model_name={model_name!r}, "
+            f"signature=..., input_example=...)), point the alias 'production' at the version serving now "
+            f"(MlflowClient().set_registered_model_alias({model_name!r}, 'production', '1')) and 'canary' at "
+            f"the candidate, or deploy it later with `canaryctl deploy <version>`.")
+
+
+def use_registered_model(model_name: str, aliases: dict[str, str]) -> dict[str, str]:
+    """The user's own model: nothing is trained, no alias or tag is touched."""
+    log.info("using the registered model %s as it is (production -> version %s, canary -> %s): nothing "
+             "trained, no alias or tag changed", model_name, aliases["production"],
+             f"version {aliases['canary']}" if "canary" in aliases else "none; `canaryctl deploy <version>` "
+             "starts a rollout")
+    return {alias: aliases[alias] for alias in ("production", "canary") if alias in aliases}
+
+
 def setup(tracking_uri: str, model_name: str, experiment: str) -> dict[str, str]:
-    """Idempotent: registers only the versions that are missing, and nothing once 3 exist."""
+    """A bundled demo: registers only the versions that are missing, nothing once all exist
+    (idempotent). Any other name, or a bundled name the user has registered a model of their own
+    under: checks the production alias is there and changes nothing. Returns role or alias ->
+    version; raises UnknownModel when there is nothing to roll out."""
     mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient(tracking_uri)
+    demo = demos.get(model_name)
+    aliases = registered_aliases(client, model_name)
     roles, count = versions_by_role(client, model_name)
-    if count >= 3:
+    demo_roles = [role for role, _ in demo.roles] if demo is not None else []
+    if aliases is not None and "production" in aliases and not set(roles) & set(demo_roles):
+        return use_registered_model(model_name, aliases)  # not one of ours, even under a demo's name
+    if demo is None:
+        raise UnknownModel(unknown_model_message(tracking_uri, model_name, aliases))
+    if count >= len(demo.roles):
         log.info("%s already has %d versions; only checking aliases and tags", model_name, count)
     else:
         mlflow.set_experiment(experiment)
-        for recipe in RECIPES:
-            if recipe.role in roles:
-                log.info("%s already registered as version %s", recipe.role, roles[recipe.role])
+        for role in demo_roles:
+            if role in roles:
+                log.info("%s already registered as version %s", role, roles[role])
                 continue
-            roles[recipe.role] = log_and_register(client, model_name, train(recipe))
-        client.update_registered_model(model_name, description=MODEL_DESCRIPTION)
-    ensure_aliases(client, model_name, roles)
+            roles[role] = log_and_register(client, model_name, demo.train(role))
+        client.update_registered_model(model_name, description=demo.description)
+    ensure_aliases(client, model_name, demo, roles)
     ensure_rollout_state(tracking_uri, model_name)
     return roles

@@ -79,7 +79,7 @@ def create_app(config: Settings | None = None, *, follower: ModelFollower | None
 
     def describe(loaded: LoadedModel) -> dict:
         return {"version": loaded.version, "model": settings.model_name, "alias": alias,
-                "classes": list(loaded.classes) if loaded.classes else None}
+                "classes": list(loaded.classes) if loaded.classes else None, "task": loaded.task}
 
     @app.before_request
     def start_timer():
@@ -156,7 +156,7 @@ def create_app(config: Settings | None = None, *, follower: ModelFollower | None
         if result is None:
             return notes
         answer = {"predictions": result}
-        answer.update(describe(loaded), task=loaded.task)
+        answer.update(describe(loaded))
         if notes:
             answer["notes"] = notes
         return jsonify(answer)
@@ -174,7 +174,7 @@ def create_app(config: Settings | None = None, *, follower: ModelFollower | None
                             "load_error": load_error}), 503
         answer = {"ready": True}
         answer.update(describe(model))
-        answer.update(loaded_at=model.loaded_at, task=model.task, task_source=model.task_source,
+        answer.update(loaded_at=model.loaded_at, task_source=model.task_source,
                       flavor=modelinfo.loader_module(model.model),
                       text_input=modelinfo.text_input(model.model) is not None,
                       signature=modelinfo.signature_summary(model.model), load_error=load_error)

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import json
 
+from canary_common.payload import SCORING_KEYS, TEXT  # noqa: F401  (SCORING_KEYS: for scoring.py)
 from canary_common.text import is_blank
-
-TEXT = "text"
-SCORING_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
 
 class BadInput(ValueError):

@@ -19,6 +19,7 @@ from mlflow.pyfunc import scoring_server
 
 from model_server import modelinfo
 from model_server.jsonsafe import notes_text, to_jsonable
+from canary_common.payload import raw_rows
 from model_server.payloads import SCORING_KEYS, BadInput, TooLarge
 
 log = logging.getLogger("model_server.scoring")
@@ -57,19 +58,6 @@ def scoring_request(body, max_rows: int) -> tuple[str, object, dict | None]:
         raise BadInput(f'"params" must be a JSON object, got {type(params).__name__}')
     check_rows(raw_rows(key, body[key]), max_rows, key)
     return key, body[key], params
-
-
-def raw_rows(key: str, value) -> int | None:
-    """Rows in a payload before parsing (None when the shape is for MLflow to judge)."""
-    if key == "dataframe_split":
-        data = value.get("data") if isinstance(value, dict) else None
-        return len(data) if isinstance(data, list) else None
-    if isinstance(value, list):
-        return len(value)
-    if isinstance(value, dict):  # columnar: {"column": [values, ...], ...}
-        lengths = [len(v) if isinstance(v, list) else 1 for v in value.values()]
-        return max(lengths) if lengths else 0
-    return None if key == "dataframe_records" else 1
 
 
 def check_rows(rows: int | None, max_rows: int, where: str) -> None:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import requests
 from requests.adapters import HTTPAdapter
 
+from canary_common.payload import TASKS
+
 from .httpclient import ConnectFailed, HTTPFailure, KeepAlivePool, ReadTimeout
 
 class BackendError(RuntimeError):
@@ -36,10 +38,24 @@ class BackendRejected(RuntimeError):
 
 @dataclass(frozen=True)
 class Prediction:
-    prediction: object
+    predictions: list  # one per row (the text shorthand: one)
     version: str | None
     classes: tuple | None
     latency_s: float
+    task: str | None = None  # classification | regression, as the model server says
+
+    @property
+    def prediction(self):
+        return self.predictions[0]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What a model server said about the version it serves."""
+
+    version: str | None
+    classes: tuple | None
+    task: str | None
 
 
 class Backends:
@@ -51,7 +67,7 @@ class Backends:
         # A dead server is seen at connect time: no need to wait the whole read timeout for it.
         self.timeouts = (min(connect_timeout_s or timeout_s, timeout_s), timeout_s)
         self._local = threading.local()
-        self._classes: dict[str, tuple] = {}
+        self._profiles: dict[str, Profile] = {}  # per arm: what its last answer said
         self._pools = {arm: KeepAlivePool(url, self.timeouts[0], self.timeouts[1], max_idle=pool_size)
                        for arm, url in self.urls.items()}
 
@@ -68,10 +84,20 @@ class Backends:
 
     # -- predictions ----------------------------------------------------------------------
     def predict(self, arm: str, text: str) -> Prediction:
-        payload = json.dumps({"text": text}).encode()
+        """The lab's shorthand: one text, to the model server's /predict."""
+        return self._call(arm, "/predict", json.dumps({"text": text}).encode(), "prediction")
+
+    def invoke(self, arm: str, payload: bytes) -> Prediction:
+        """An MLflow scoring payload, as the client sent it, to the model server's /invocations."""
+        return self._call(arm, "/invocations", payload, "predictions")
+
+    def score(self, arm: str, text: str | None, payload: bytes | None) -> Prediction:
+        return self.predict(arm, text) if payload is None else self.invoke(arm, payload)
+
+    def _call(self, arm: str, path: str, payload: bytes, field: str) -> Prediction:
         began = time.perf_counter()
         try:
-            resp = self._pools[arm].post_json("/predict", payload)
+            resp = self._pools[arm].post_json(path, payload)
         except ConnectFailed as exc:
             raise BackendError(f"{arm} model server unreachable: {exc}", "unreachable") from None
         except ReadTimeout:
@@ -90,30 +116,38 @@ class Backends:
             body = json.loads(resp.body)
         except ValueError:
             raise BackendError(f"{arm} model server answered with invalid JSON", "bad_answer") from None
-        if not isinstance(body, dict) or "prediction" not in body:
-            raise BackendError(f"{arm} model server answer has no 'prediction'", "bad_answer")
-        classes = _classes(body.get("classes"))
-        if classes:
-            self._classes[arm] = classes
+        if not isinstance(body, dict) or field not in body:
+            raise BackendError(f"{arm} model server answer has no '{field}'", "bad_answer")
+        predictions = [body[field]] if field == "prediction" else body[field]
+        if not isinstance(predictions, list) or not predictions:
+            raise BackendError(f"{arm} model server answer has no list of predictions", "bad_answer")
         version = body.get("version")
-        return Prediction(body["prediction"], None if version is None else str(version), classes, elapsed)
+        self._remember(arm, version, body.get("classes"), body.get("task"))
+        known = self._profiles[arm]
+        return Prediction(predictions, known.version, known.classes, elapsed, known.task)
 
-    # -- class labels (to validate actual_label) ---------------------------------------------
-    def cached_classes(self, arm: str) -> tuple | None:
-        return self._classes.get(arm)
+    # -- what the model is (to check the truth sent with a request) ------------------------------
+    def profile(self, arm: str, version: str | None, ask: bool = False) -> Profile | None:
+        """The classes and task of `version` behind `arm`, as its last answer (or, with `ask`,
+        its /ready) told; None when what is known is about another version."""
+        known = self._profiles.get(arm)
+        if (known is None or known.version != version) and ask:
+            self._ask_ready(arm)
+            known = self._profiles.get(arm)
+        return known if known is not None and (version is None or known.version == version) else None
 
-    def classes(self, arm: str) -> tuple | None:
-        """The arm's class labels: cached from its answers, else asked once from GET /ready."""
-        if arm in self._classes:
-            return self._classes[arm]
+    def _remember(self, arm: str, version, classes, task) -> None:
+        self._profiles[arm] = Profile(None if version is None else str(version), _classes(classes),
+                                      task if task in TASKS else None)
+
+    def _ask_ready(self, arm: str) -> None:
         try:
             resp = self.session.get(self.urls[arm] + "/ready", timeout=min(self.timeout_s, 1.0))
-            classes = _classes(resp.json().get("classes")) if resp.status_code == 200 else None
-        except (requests.RequestException, ValueError, AttributeError):
-            classes = None
-        if classes:
-            self._classes[arm] = classes
-        return classes
+            body = resp.json() if resp.status_code == 200 else {}
+        except (requests.RequestException, ValueError):
+            return
+        if isinstance(body, dict) and body.get("version") is not None:
+            self._remember(arm, body["version"], body.get("classes"), body.get("task"))
 
     # -- fault injection on the canary ---------------------------------------------------------
     def set_faults(self, arm: str, faults: dict) -> dict:
@@ -131,7 +165,9 @@ class Backends:
 
 
 def _classes(value) -> tuple | None:
-    if isinstance(value, list) and value and all(isinstance(c, int) and not isinstance(c, bool) for c in value):
+    """The model's class labels, if they are labels a client can send (integers or strings)."""
+    if isinstance(value, list) and value and all(isinstance(c, (int, str)) and not isinstance(c, bool)
+                                                 for c in value):
         return tuple(value)
     return None
 

@@ -38,7 +38,7 @@ class Settings:
     admin_token: str = ""
     router_peers: str = ""
     default_canary_percentage: float = 20.0
-    max_body_bytes: int = 65536
+    max_body_bytes: int = 4 * 1024 * 1024  # MLflow scoring payloads (tabular rows)
     # Connections to the model servers: connect timeout (0: the same as backend_timeout_s) and
     # the idle keep-alive connections each worker keeps per model server (its threads share them).
     backend_connect_timeout_s: float = 0.0
@@ -73,7 +73,7 @@ class Settings:
             admin_token=env.get("ADMIN_TOKEN", ""),
             router_peers=env.get("ROUTER_PEERS", ""),
             default_canary_percentage=_float(env, "DEFAULT_CANARY_PERCENTAGE", 20.0),
-            max_body_bytes=int(_float(env, "MAX_BODY_BYTES", 65536)),
+            max_body_bytes=int(_float(env, "MAX_BODY_BYTES", 4 * 1024 * 1024)),
             backend_connect_timeout_s=_float(env, "BACKEND_CONNECT_TIMEOUT_S", 0.0),
             backend_pool_size=max(1, int(_float(env, "BACKEND_POOL_SIZE", 32))),
             peer_timeout_s=_float(env, "PEER_TIMEOUT_S", 2.0),

@@ -26,6 +26,9 @@ _ARM_CODES = {v: k for k, v in _ARMS.items()}
 
 FLAG_LABELLED = "l"  # the prediction already carried actual_label
 FLAG_FORCED = "f"  # routed by X-Canary-Route: never feeds the analysis
+FLAG_REGRESSION = "r"  # a regressor's prediction: /feedback takes actual_value
+FLAG_UNSCORABLE = "x"  # the prediction was too big to carry in the id: no late truth for it
+MAX_PREDICTION_CHARS = 300  # of the prediction's JSON, so the id stays short
 
 
 class IdError(ValueError):
@@ -53,6 +56,14 @@ class IssuedPrediction:
     def forced(self) -> bool:
         return FLAG_FORCED in self.flags
 
+    @property
+    def regression(self) -> bool:
+        return FLAG_REGRESSION in self.flags
+
+    @property
+    def scorable(self) -> bool:
+        return FLAG_UNSCORABLE not in self.flags
+
 
 def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
@@ -74,6 +85,8 @@ class IdSigner:
         return hmac.digest(self._key, payload, "sha256")[:MAC_BYTES]  # the one-shot C path
 
     def issue(self, arm: str, version: str, prediction, flags: str = "") -> str:
+        if len(json.dumps(prediction)) > MAX_PREDICTION_CHARS:
+            prediction, flags = None, flags + FLAG_UNSCORABLE
         payload = json.dumps([FORMAT, _ARM_CODES[arm], version, prediction, int(self.clock()),
                               os.urandom(6).hex(), flags], separators=(",", ":")).encode()
         return _b64(payload) + "." + _b64(self._mac(payload))

@@ -12,6 +12,8 @@ from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry,
                                Histogram, generate_latest)
 from prometheus_client import multiprocess
 
+from canary_common.regression import ABS_ERROR_BUCKETS, ABS_ERROR_METRIC, SHADOW_ABS_ERROR_METRIC
+
 # GET /metrics is the lab's JSON summary; Prometheus scrapes each replica here instead.
 EXPOSITION_PATH = "/metrics/prometheus"
 
@@ -53,6 +55,12 @@ SHADOW_DROPPED = Counter("canary_router_shadow_dropped_total",
                          "Shadow copies not sent because the worker's shadow queue was full.", ["version"])
 SHADOW_RATIO = Gauge("canary_router_shadow_ratio", "Share of production requests copied to the canary (0..1).",
                      multiprocess_mode="mostrecent")
+# Regression: the absolute error |prediction - actual_value| of each valued prediction, with the
+# contract's buckets (the analysis's within_tolerance and mae read them; canary_common.regression).
+ABS_ERROR = Histogram(ABS_ERROR_METRIC, "Absolute error of predictions that got an actual_value.",
+                      ["model", "version"], buckets=ABS_ERROR_BUCKETS)
+SHADOW_ABS_ERROR = Histogram(SHADOW_ABS_ERROR_METRIC, "Absolute error of shadow predictions of valued requests.",
+                             ["version"], buckets=ABS_ERROR_BUCKETS)
 FEEDBACK = Counter("canary_router_feedback_total",
                    "POST /feedback answers by result (operations only; never read by the analysis).",
                    ["result"])

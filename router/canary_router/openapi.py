@@ -25,48 +25,71 @@ def _json(schema: dict | str, description: str) -> dict:
 
 def _errors(*codes: int) -> dict:
     words = {400: "bad input", 401: "missing or wrong admin token", 403: "refused", 404: "not found",
-             409: "conflict", 410: "gone (expired)", 413: "body over MAX_BODY_BYTES",
+             409: "conflict", 410: "gone (expired)", 413: "body over MAX_BODY_BYTES", 422: "cannot be judged",
              502: "an upstream failed", 503: "an upstream is unavailable"}
     return {str(c): _json("Error", words[c]) for c in codes}
 
 
+def _scoring(key: str, schema: dict) -> dict:
+    """One MLflow format: its key, optional params, and the router's fields."""
+    truths = {name: {"nullable": True, "oneOf": [one, {"type": "array", "minItems": 1, "items": one}]}
+              for name, one in (("actual_label", LABEL), ("actual_value", VALUE))}
+    return {"type": "object", "required": [key], "additionalProperties": False,
+            "properties": {key: schema, "params": {"type": "object", "nullable": True}, **truths, "user_id": USER_ID}}
+
+
 ADMIN = [{"bearerAuth": []}]
+LABEL = {"description": "a true class: one of the model's classes (an integer or a string)",
+         "oneOf": [{"type": "integer"}, {"type": "string", "pattern": NOT_BLANK, "maxLength": 256}]}
+VALUE = {"type": "number", "description": "a regressor's true value (finite)"}
+REQUEST_ID = {"type": "string", "pattern": r"^[A-Za-z0-9_-]{4,1000}\.[A-Za-z0-9_-]{22}$",
+              "description": "the request_id of a /predict answer (403 if not issued by this fleet)"}
+SCORING_SCHEMAS = {"dataframe_split": {"type": "object"}, "dataframe_records": {"type": "array", "minItems": 1},
+                   "instances": {"type": "array", "minItems": 1}, "inputs": {}}
+USER_ID = {"description": "sticky key when no X-Canary-Key header is sent; null is the same as absent",
+           "nullable": True, "oneOf": [{"type": "string", "pattern": NOT_BLANK, "maxLength": 256}, {"type": "integer"}]}
 
 SCHEMAS = {
     "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
-    "PredictRequest": {
-        "type": "object", "required": ["text"],
+    "PredictRequest": {"oneOf": [{"$ref": "#/components/schemas/TextRequest"},
+                                  {"$ref": "#/components/schemas/ScoringRequest"}]},
+    "TextRequest": {
+        "type": "object", "required": ["text"], "description": "the lab's shorthand, for a model with one string input",
         "properties": {
-            "text": {"type": "string", "pattern": NOT_BLANK, "description": "the review to classify"},
-            "actual_label": {"type": "integer", "enum": [0, 1, None], "nullable": True,
-                             "description": "the true class, if known now (one of the model's classes); "
-                                            "null is the same as absent"},
-            "user_id": {"description": "sticky key when no X-Canary-Key header is sent; null is the same as absent",
-                        "nullable": True,
-                        "oneOf": [{"type": "string", "pattern": NOT_BLANK, "maxLength": 256}, {"type": "integer"}]},
+            "text": {"type": "string", "pattern": NOT_BLANK, "description": "the text to score"},
+            "actual_label": {**LABEL, "nullable": True},
+            "actual_value": {**VALUE, "nullable": True},
+            "user_id": USER_ID,
         }},
+    "ScoringRequest": {"oneOf": [_scoring(key, schema) for key, schema in SCORING_SCHEMAS.items()],
+                       "description": "an MLflow scoring payload, forwarded to the model server's /invocations as "
+                                      "it is, plus the router's fields (one truth per row; the model's signature "
+                                      "decides what the rows may hold)"},
     "PredictResponse": {
-        "type": "object", "required": ["prediction", "model_version", "version", "latency_ms", "request_id"],
+        "type": "object", "required": ["model_version", "version", "latency_ms"],
         "properties": {
-            "prediction": {"description": "the class the model predicted"},
+            "prediction": {"description": "what the model predicted (text requests, and payloads of one row)"},
+            "predictions": {"type": "array", "description": "one per row (scoring payloads)"},
+            "task": {"type": "string", "enum": ["classification", "regression"], "nullable": True},
             "model_version": {"type": "string", "enum": ["production", "canary"]},
             "version": {"type": "string"},
             "latency_ms": {"type": "number"},
             "request_id": {"type": "string", "description": "signed id to send a late label to /feedback"},
+            "request_ids": {"type": "array", "items": {"type": "string"}, "description": "one per row"},
         }},
     "FeedbackRequest": {
-        "type": "object", "required": ["request_id", "actual_label"],
-        "properties": {
-            "request_id": {"type": "string", "pattern": r"^[A-Za-z0-9_-]{4,1000}\.[A-Za-z0-9_-]{22}$",
-                           "description": "the request_id of a /predict answer (403 if not issued by this fleet)"},
-            "actual_label": {"type": "integer", "enum": [0, 1]}}},
+        "description": "actual_label for a classifier's prediction, actual_value for a regressor's",
+        "oneOf": [{"type": "object", "required": ["request_id", truth], "additionalProperties": False,
+                   "properties": {"request_id": REQUEST_ID, truth: schema}}
+                  for truth, schema in (("actual_label", LABEL), ("actual_value", VALUE))]},
     "FeedbackResponse": {
         "type": "object",
-        "required": ["request_id", "model_version", "version", "prediction", "actual_label", "outcome"],
+        "required": ["request_id", "model_version", "version", "prediction"],
         "properties": {
             "request_id": {"type": "string"}, "model_version": {"type": "string", "enum": ["production", "canary"]},
-            "version": {"type": "string"}, "prediction": {}, "actual_label": {"type": "integer"},
-            "outcome": {"type": "string", "enum": ["correct", "incorrect"]}, "recorded_by": {"type": "string"},
+            "version": {"type": "string"}, "prediction": {}, "actual_label": LABEL, "actual_value": VALUE,
+            "outcome": {"type": "string", "enum": ["correct", "incorrect"]},
+            "abs_error": {"type": "number", "nullable": True}, "recorded_by": {"type": "string"},
         }},
     "Stats": {"type": "object", "required": ["production", "canary", "canary_percentage", "totals", "replicas"]},
     "Rollout": {"type": "object", "required": ["generated_at", "status", "timeline", "fleet", "errors"],
@@ -133,14 +156,14 @@ PATHS = {
     "/feedback": {"post": {
         "summary": "A late label for an earlier prediction, by its request_id.",
         "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("FeedbackRequest")}}},
-        "responses": {"200": _json("FeedbackResponse", "counted"), **_errors(400, 403, 409, 410, 413, 503)},
+        "responses": {"200": _json("FeedbackResponse", "counted"), **_errors(400, 403, 409, 410, 413, 422, 503)},
     }},
     "/feedback/owner": {"post": {
         "summary": "Replica to replica: the owner replica's part of /feedback (needs X-Canary-Owner-Token).",
         "parameters": [{"name": "X-Canary-Owner-Token", "in": "header", "required": True,
                         "schema": {"type": "string"}}],
         "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("FeedbackRequest")}}},
-        "responses": {"200": _json("FeedbackResponse", "counted"), **_errors(400, 403, 409, 410, 413, 503)},
+        "responses": {"200": _json("FeedbackResponse", "counted"), **_errors(400, 403, 409, 410, 413, 422, 503)},
     }},
     "/stats": {"get": {"summary": "Per-model summary of the whole fleet.",
                        "responses": {"200": _json("Stats", "summary")}}},

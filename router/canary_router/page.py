@@ -3,9 +3,10 @@
 The page is one self-contained file (static/rollout.html: inline CSS and vanilla JS, charts
 drawn as inline SVG; nothing from a CDN, the machines have no internet), read once at import. It
 needs no login: like /stats it is read-only. /rollout.json gathers what the page shows: the
-controller's /status and /timeline (fetched with a short timeout, in parallel) and the fleet
-summary that /stats gives. When the controller cannot be asked, it still answers 200 with what the
-router knows, and "errors" says why the rest is missing.
+model's name, the controller's /status and /timeline (fetched with a short timeout, in
+parallel) and the fleet summary that /stats gives (per arm accuracy, or for regression models
+the mean absolute error and labelled values). When the controller cannot be asked, it still
+answers 200 with what the router knows, and "errors" says why the rest is missing.
 """
 from __future__ import annotations
 
@@ -77,7 +78,8 @@ def _get_json(url: str, timeout: float, params: dict | None = None) -> tuple[dic
 
 @bp.get("/rollout.json")
 def rollout_json():
-    """{"generated_at", "status", "timeline", "fleet", "errors"}; ?since=<epoch s> asks the
+    """{"generated_at", "model", "status", "timeline", "fleet", "errors"}; `model` is the registered
+    model's name (MODEL_NAME), so the page never has to assume one; ?since=<epoch s> asks the
     controller's timeline only for the points after it."""
     settings = _rt().settings
     raw_since = request.args.get("since")
@@ -113,7 +115,7 @@ def rollout_json():
     if status is not None:
         for key in PRIVATE_STATUS_KEYS:
             status.pop(key, None)
-    resp = jsonify({"generated_at": time.time(), "status": status, "timeline": timeline,
-                    "fleet": fleet, "errors": errors})
+    resp = jsonify({"generated_at": time.time(), "model": settings.model_name, "status": status,
+                    "timeline": timeline, "fleet": fleet, "errors": errors})
     resp.headers["Cache-Control"] = "no-store"
     return resp

@@ -11,15 +11,19 @@ from __future__ import annotations
 import random
 import re
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
 from . import metrics
 from .backends import BackendError, BackendRejected
-from .ids import FLAG_FORCED, FLAG_LABELLED
+from canary_common.payload import REGRESSION
+
+from . import truth
+from .ids import FLAG_FORCED, FLAG_LABELLED, FLAG_REGRESSION
 from .shadow import class_label
 from .split import CANARY, PRODUCTION, choose_arm, choose_sticky
-from .validation import check_label, parse_header_key, parse_predict_body, parse_route
+from .validation import BadInput, check_truth, parse_header_key, parse_predict_body, parse_route
 
 _REQUEST_ID = re.compile(r"^[\w.:\-]{1,128}$")
 
@@ -61,62 +65,76 @@ def serve(rt, header: HeaderGetter, raw: bytes) -> Reply:
     else:
         arm, assignment = choose_arm(weight), "random"
 
-    if body.actual_label is not None:
-        # Checked before any model is asked, so a bad label never counts as a prediction.
-        check_label(body.actual_label, rt.backends.cached_classes(arm) or rt.backends.classes(PRODUCTION))
+    if body.truth is not None:
+        # What the arm's last answer told about the version it serves now: a truth that cannot
+        # fit is refused before any model is asked (the answer itself is checked below).
+        known = rt.backends.profile(arm, getattr(state, f"{arm}_version", None) if state else None)
+        if known is not None:
+            check_truth(body.labels, body.values, known.classes, known.task)
 
     served_by = arm
     fallback = False
     try:
-        pred = rt.backends.predict(arm, body.text)
+        pred = rt.backends.score(arm, body.text, body.payload)
     except (BackendError, BackendRejected) as exc:
         if arm != CANARY:
-            return _production_failed(exc, state, client_id, forced=bool(forced))
+            return _production_failed(exc, state, client_id, forced=bool(forced), rows=body.rows)
         # The client must not pay for the canary: count it against the canary, answer from production.
-        if forced:
-            metrics.child(metrics.FORCED, CANARY, _version(None, state, CANARY), "error").inc()
-        else:
-            metrics.child(metrics.REQUESTS, CANARY, _version(None, state, CANARY), "error").inc()
+        counter = metrics.FORCED if forced else metrics.REQUESTS
+        metrics.child(counter, CANARY, _version(None, state, CANARY), "error").inc(body.rows or 1)
+        if not forced:
             metrics.FALLBACKS.inc()
         served_by, fallback = PRODUCTION, True
         try:
-            pred = rt.backends.predict(PRODUCTION, body.text)
+            pred = rt.backends.score(PRODUCTION, body.text, body.payload)
         except (BackendError, BackendRejected) as exc2:
-            return _production_failed(exc2, state, client_id, forced=bool(forced))
+            return _production_failed(exc2, state, client_id, forced=bool(forced), rows=body.rows)
 
+    rows = len(pred.predictions)
+    if body.truth is not None:
+        if len(body.truth) != rows:
+            raise BadInput(f"field '{'actual_label' if body.labels else 'actual_value'}' has {len(body.truth)} "
+                           f"value(s) but the model scored {rows} row(s): give one per row")
+        check_truth(body.labels, body.values, pred.classes, pred.task)
     version = _version(pred.version, state, served_by)
-    flags = ""
     if forced:
         # Testers' traffic: counted apart, never in the series the analysis reads.
-        metrics.child(metrics.FORCED, served_by, version, "ok").inc()
-        flags += FLAG_FORCED
+        metrics.child(metrics.FORCED, served_by, version, "ok").inc(rows)
     else:
-        metrics.child(metrics.REQUESTS, served_by, version, "ok").inc()
-        metrics.child(metrics.DURATION, served_by, version).observe(pred.latency_s)
-        metrics.child(metrics.PREDICTED_CLASS, served_by, version, class_label(pred.prediction)).inc()
-        if body.actual_label is not None and (not pred.classes or body.actual_label in pred.classes):
-            outcome = "correct" if pred.prediction == body.actual_label else "incorrect"
-            metrics.child(metrics.LABELLED, served_by, version, outcome).inc()
-        if served_by == PRODUCTION and not fallback:
-            share = rt.shadow_share(state, weight)
-            if share > 0 and random.random() * 100.0 < share:
-                rt.shadow.offer(body.text, (state.canary_version if state else None) or "unknown", pred.prediction,
-                                body.actual_label)
-    if body.actual_label is not None:
-        flags += FLAG_LABELLED  # a later /feedback for it is a duplicate
-
-    request_id = rt.signer.issue(served_by, version, pred.prediction, flags)
-    headers = [("X-Request-ID", client_id or request_id), ("X-Router-Weight", f"{weight:g}"),
-               ("X-Canary-Assignment", assignment)]
+        _count(rt, state, weight, body, pred, served_by, version, fallback)
+    flags = (FLAG_FORCED if forced else "") + (FLAG_LABELLED if body.truth is not None else "")
+    flags += FLAG_REGRESSION if pred.task == REGRESSION else ""
+    request_ids = [rt.signer.issue(served_by, version, p, flags) for p in pred.predictions]
+    answer = {"model_version": served_by, "version": version, "latency_ms": round(pred.latency_s * 1000.0, 3)}
+    if body.payload is None:  # the lab's shape
+        answer.update(prediction=pred.prediction, request_id=request_ids[0])
+    else:
+        answer.update(predictions=pred.predictions, request_ids=request_ids, task=pred.task)
+        if rows == 1:
+            answer.update(prediction=pred.prediction, request_id=request_ids[0])
+    headers = [("X-Request-ID", client_id or answer.get("request_id") or uuid.uuid4().hex),
+               ("X-Router-Weight", f"{weight:g}"), ("X-Canary-Assignment", assignment)]
     if fallback:
         headers.append(("X-Canary-Fallback", "1"))
-    return Reply(200, {
-        "prediction": pred.prediction,
-        "model_version": served_by,
-        "version": version,
-        "latency_ms": round(pred.latency_s * 1000.0, 3),
-        "request_id": request_id,
-    }, headers)
+    return Reply(200, answer, headers)
+
+
+def _count(rt, state, weight, body, pred, served_by: str, version: str, fallback: bool) -> None:
+    """The series the analysis reads: k rows count k predictions; their truth, if sent."""
+    rows = len(pred.predictions)
+    metrics.child(metrics.REQUESTS, served_by, version, "ok").inc(rows)
+    metrics.child(metrics.DURATION, served_by, version).observe(pred.latency_s)
+    if pred.task != REGRESSION:
+        for label, n in Counter(class_label(p) for p in pred.predictions).items():
+            metrics.child(metrics.PREDICTED_CLASS, served_by, version, label).inc(n)
+    if body.labels is not None:
+        truth.count_labels(served_by, version, pred.predictions, body.labels, pred.classes)
+    elif body.values is not None:
+        truth.count_values(served_by, version, pred.predictions, body.values)
+    if served_by == PRODUCTION and not fallback:
+        share = rt.shadow_share(state, weight)
+        if share > 0 and random.random() * 100.0 < share:
+            rt.shadow.offer(body, (state.canary_version if state else None) or "unknown", pred.predictions)
 
 
 def _forced_arm(rt, state, header: HeaderGetter):
@@ -142,14 +160,21 @@ def _version(answered: str | None, state, arm: str) -> str:
     return alias or "unknown"
 
 
-def _production_failed(exc, state, client_id: str | None, forced: bool = False) -> Reply:
+def _rejected(exc: BackendRejected, client_id: str | None) -> Reply:
     request_id = client_id or uuid.uuid4().hex
+    status = 413 if exc.status == 413 else 400
+    reply = error_reply(f"the model server rejected the input: {exc}", status, request_id=request_id)
+    reply.headers.append(("X-Request-ID", request_id))
+    return reply
+
+
+def _production_failed(exc, state, client_id: str | None, forced: bool = False, rows: int | None = 1) -> Reply:
     if isinstance(exc, BackendRejected):
-        reply = error_reply(f"the model server rejected the input: {exc}", 400, request_id=request_id)
-    else:
-        counter = metrics.FORCED if forced else metrics.REQUESTS
-        metrics.child(counter, PRODUCTION, _version(None, state, PRODUCTION), "error").inc()
-        status = 503 if exc.kind == "unreachable" else 502
-        reply = error_reply(f"production model unavailable: {exc}", status, request_id=request_id)
+        return _rejected(exc, client_id)
+    request_id = client_id or uuid.uuid4().hex
+    counter = metrics.FORCED if forced else metrics.REQUESTS
+    metrics.child(counter, PRODUCTION, _version(None, state, PRODUCTION), "error").inc(rows or 1)
+    status = 503 if exc.kind == "unreachable" else 502
+    reply = error_reply(f"production model unavailable: {exc}", status, request_id=request_id)
     reply.headers.append(("X-Request-ID", request_id))
     return reply

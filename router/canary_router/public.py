@@ -20,7 +20,8 @@ def fleet_summary() -> dict:
     rt = _rt()
     counts, replicas = fleet_counts(rt.settings.router_peers)
     state = rt.state_dict()
-    summary = stats.summarize(counts, state)
+    tasks = {f"{arm}_task": getattr(rt.backends.profile(arm, None), "task", None) for arm in ("production", "canary")}
+    summary = stats.summarize(counts, {**state, **tasks})
     summary["mode"] = state.get("mode")
     summary["phase"] = state.get("phase")
     summary["fail_closed"] = state.get("fail_closed")

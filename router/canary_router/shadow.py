@@ -15,10 +15,13 @@ import logging
 import os
 import queue
 import threading
+from collections import Counter
 
 from canary_common.registry import SHADOW_TAG  # noqa: F401  (re-exported for the admin routes)
 
-from . import metrics
+from canary_common.payload import CLASSIFICATION, REGRESSION
+
+from . import metrics, truth
 from .backends import BackendError, BackendRejected
 from .split import CANARY
 
@@ -57,10 +60,10 @@ class ShadowPool:
                 self._queue, self._pid = q, os.getpid()
         return self._queue
 
-    def offer(self, text: str, version: str, production_prediction, actual_label=None) -> bool:
-        """Queue one copy; False (and counted) when the queue is full."""
+    def offer(self, request, version: str, production_predictions: list) -> bool:
+        """Queue one copy of `request` (a PredictRequest); False (and counted) when the queue is full."""
         try:
-            self._ensure_started().put_nowait((text, version, production_prediction, actual_label))
+            self._ensure_started().put_nowait((request, version, production_predictions))
             return True
         except queue.Full:
             metrics.SHADOW_DROPPED.labels(version).inc()
@@ -71,26 +74,38 @@ class ShadowPool:
 
     def _run(self, q: queue.Queue) -> None:
         while True:
-            text, version, production_prediction, actual_label = q.get()
+            request, version, production_predictions = q.get()
             try:
-                self._shadow_one(text, version, production_prediction, actual_label)
+                self._shadow_one(request, version, production_predictions)
             except Exception:  # one bad copy must not stop the thread
                 log.exception("shadow call failed unexpectedly")
 
-    def _shadow_one(self, text: str, version: str, production_prediction, actual_label=None) -> None:
+    def _shadow_one(self, request, version: str, production_predictions: list) -> None:
         try:
-            pred = self.backends.predict(CANARY, text)
+            pred = self.backends.score(CANARY, request.text, request.payload)
         except (BackendError, BackendRejected):
-            metrics.SHADOW_REQUESTS.labels(version, "error").inc()
+            metrics.SHADOW_REQUESTS.labels(version, "error").inc(request.rows or 1)
             return
         # The canary's own word on its version, as for live traffic.
         served = pred.version or version
-        metrics.SHADOW_REQUESTS.labels(served, "ok").inc()
+        rows = len(pred.predictions)
+        metrics.SHADOW_REQUESTS.labels(served, "ok").inc(rows)
         metrics.SHADOW_DURATION.labels(served).observe(pred.latency_s)
-        metrics.SHADOW_AGREEMENT.labels(served, "agree" if pred.prediction == production_prediction
-                                        else "disagree").inc()
-        metrics.PREDICTED_CLASS.labels("shadow", served, class_label(pred.prediction)).inc()
-        if actual_label is not None and (not pred.classes or actual_label in pred.classes):
-            # The user's label judges the copy too: the controller's accuracy test in shadow.
-            outcome = "correct" if pred.prediction == actual_label else "incorrect"
-            metrics.SHADOW_LABELLED.labels(served, outcome).inc()
+        if rows != len(production_predictions):
+            return  # not the same rows as production scored: nothing to compare
+        if pred.task != REGRESSION:
+            agree = sum(truth.same_label(a, b) for a, b in zip(pred.predictions, production_predictions))
+            if agree:
+                metrics.SHADOW_AGREEMENT.labels(served, "agree").inc(agree)
+            if rows - agree:
+                metrics.SHADOW_AGREEMENT.labels(served, "disagree").inc(rows - agree)
+            for label, n in Counter(class_label(p) for p in pred.predictions).items():
+                metrics.PREDICTED_CLASS.labels("shadow", served, label).inc(n)
+        # The user's truth judges the copy too: the controller's tests in shadow.
+        if request.labels is not None and pred.task != REGRESSION:
+            for outcome, n in truth.outcomes(pred.predictions, request.labels, pred.classes).items():
+                metrics.SHADOW_LABELLED.labels(served, outcome).inc(n)
+        elif request.values is not None and pred.task != CLASSIFICATION:
+            histogram = metrics.SHADOW_ABS_ERROR.labels(served)
+            for p, v in zip(pred.predictions, request.values):
+                histogram.observe(truth.abs_error(p, v))

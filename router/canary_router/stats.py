@@ -13,6 +13,9 @@ import os
 import tempfile
 import threading
 
+from canary_common.payload import CLASSIFICATION, REGRESSION
+from canary_common.regression import ABS_ERROR_METRIC
+
 from . import metrics
 
 BASELINE_FILE = "router_stats_baseline.json"
@@ -38,6 +41,10 @@ def raw_counts(families=None) -> dict:
                 key = f"sum|{labels['model']}|{labels['version']}"
             elif s.name == "canary_router_request_duration_seconds_count":
                 key = f"cnt|{labels['model']}|{labels['version']}"
+            elif s.name == ABS_ERROR_METRIC + "_sum":
+                key = f"aes|{labels['model']}|{labels['version']}"
+            elif s.name == ABS_ERROR_METRIC + "_count":
+                key = f"aec|{labels['model']}|{labels['version']}"
             elif s.name == "canary_router_fallbacks_total":
                 key = "fallbacks"
             elif s.name == "canary_router_responses_total":
@@ -127,13 +134,17 @@ def quantile_from_buckets(q: float, buckets: dict[float, float]) -> float | None
     return prev_bound
 
 
+_SCALAR_KINDS = {"sum": "sum", "cnt": "count", "aes": "ae_sum", "aec": "ae_count"}
+
+
 def _per_model(counts: dict) -> dict:
     models: dict = {}
 
     def slot(model, version):
         m = models.setdefault(model, {"versions": {}})
         return m["versions"].setdefault(version, {"ok": 0.0, "error": 0.0, "correct": 0.0, "incorrect": 0.0,
-                                                  "sum": 0.0, "count": 0.0, "buckets": {}})
+                                                  "sum": 0.0, "count": 0.0, "buckets": {},
+                                                  "ae_sum": 0.0, "ae_count": 0.0})
 
     for key, value in counts.items():
         parts = key.split("|")
@@ -145,8 +156,8 @@ def _per_model(counts: dict) -> dict:
             s = slot(parts[1], parts[2])
             bound = float("inf") if parts[3] == "+Inf" else float(parts[3])
             s["buckets"][bound] = s["buckets"].get(bound, 0.0) + value
-        elif kind in ("sum", "cnt") and len(parts) == 3:
-            slot(parts[1], parts[2])["sum" if kind == "sum" else "count"] += value
+        elif kind in _SCALAR_KINDS and len(parts) == 3:
+            slot(parts[1], parts[2])[_SCALAR_KINDS[kind]] += value
     return models
 
 
@@ -162,6 +173,8 @@ def _describe(slots: list[dict]) -> dict:
         for bound, count in s["buckets"].items():
             buckets[bound] = buckets.get(bound, 0.0) + count
     p95 = quantile_from_buckets(0.95, buckets)
+    valued = sum(s["ae_count"] for s in slots)
+    mae = sum(s["ae_sum"] for s in slots) / valued if valued else None
     return {
         "requests": int(ok),
         "errors": int(err),
@@ -171,7 +184,20 @@ def _describe(slots: list[dict]) -> dict:
         "accuracy": round(100.0 * correct / labelled, 2) if labelled else None,
         "avg_latency_ms": round(1000.0 * dur_sum / dur_cnt, 3) if dur_cnt else None,
         "p95_latency_ms": round(1000.0 * p95, 3) if p95 is not None else None,
+        # Regression: predictions that got an actual_value, and their mean absolute error (None
+        # when there are none, or when a model answered something that is not a finite number).
+        "labelled_values": int(valued),
+        "mae": round(mae, 6) if mae is not None and math.isfinite(mae) else None,
     }
+
+
+def _task(entry: dict, known: str | None) -> str | None:
+    """The model server's word, else what the truth sent to it shows."""
+    if known:
+        return known
+    if entry["labelled_values"]:
+        return REGRESSION
+    return CLASSIFICATION if entry["labelled"] else None
 
 
 def summarize(counts: dict, state: dict | None = None) -> dict:
@@ -184,6 +210,7 @@ def summarize(counts: dict, state: dict | None = None) -> dict:
         versions = models.get(arm, {}).get("versions", {})
         entry = _describe(list(versions.values()))
         entry["version"] = state.get(f"{arm}_version")
+        entry["task"] = _task(entry, state.get(f"{arm}_task"))
         entry["by_version"] = {v: _describe([s]) for v, s in sorted(versions.items())}
         out[arm] = entry
     all_slots = [s for m in models.values() for s in m["versions"].values()]

@@ -16,6 +16,7 @@ On SIGTERM: stop accepting, close idle connections, let requests in flight finis
 from __future__ import annotations
 
 import errno
+import json
 import os
 import selectors
 import socket
@@ -30,6 +31,13 @@ from gunicorn.workers import base
 
 # How long a connection may sit before its first request when keep-alive is off.
 READ_TIMEOUT_S = 5.0
+
+# Others, an over-long request line included (as gunicorn does), are 400 Bad Request.
+_PARSE_STATUS = {
+    http.errors.LimitRequestHeaders: (431, "Request Header Fields Too Large"),
+    http.errors.ExpectationFailed: (417, "Expectation Failed"),
+    http.errors.UnsupportedTransferCoding: (501, "Not Implemented"),
+}
 
 
 class _Connection:
@@ -124,6 +132,21 @@ class ConnectionThreadWorker(base.Worker):
                     break
                 self.idle_changed.wait(timeout=min(left, 1.0))
                 self.notify()
+
+    def handle_error(self, req, client, addr, exc):
+        """A request gunicorn cannot parse gets the API's JSON error, not gunicorn's HTML page;
+        anything else (a server-side failure) is gunicorn's to log and answer."""
+        if not isinstance(exc, http.errors.ParseException):
+            return super().handle_error(req, client, addr, exc)
+        status, reason = _PARSE_STATUS.get(type(exc), (400, "Bad Request"))
+        self.log.warning("Invalid request from ip=%s: %s", (addr or ("",))[0], exc)
+        body = json.dumps({"error": f"{reason.lower()}: {exc}"}).encode()
+        head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode("latin-1")
+        try:
+            client.sendall(head + body)
+        except OSError:
+            pass  # the client is gone: nobody to tell
 
     # -- a connection's thread ---------------------------------------------------------------
     def serve(self, conn: _Connection) -> None:

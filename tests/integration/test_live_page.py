@@ -5,16 +5,24 @@ back by the sequential analysis); then Debian's headless Chromium loads the page
 script, takes a screenshot (written to the stack's log dir) and dumps the DOM, and the test
 checks from that DOM what a person would see: the weight chart drawn, a chart per metric with
 both arms and the bounds, the decisions in words, the versions, the rollback explained.
-A 200 alone does not pass."""
+A 200 alone does not pass.
+
+A regression model's rollout is drawn from a recorded rollout.json (served with the page by a
+stand-in, no stack needed): MAE per arm in the label's unit, the share within tolerance, the
+router counts as mean absolute error and labelled values, the model's name in the header."""
+import json
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from html.parser import HTMLParser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import requests
+from canary_controller.timeline import metric_point
 
 from support.binaries import require
 from support.procs import ROOT
@@ -209,3 +217,143 @@ def test_live_page_draws_the_rollout(rolled_back, chromium):
     assert any(e.find(cls="what").text() == "Stepped up" for e in entries)
     for e in entries:
         assert len(e.find(cls="why").text().split()) >= 3, e.text()  # words, not a code
+
+
+# -- a regression model's rollout, from a recorded rollout.json -----------------------------------
+CLIP, TOLERANCE = 5.0, 0.5
+MAE = {"production": 0.5, "canary": 1.2}  # clipped MAE per arm: p = 1 - MAE / clip
+WITHIN = {"production": 0.8, "canary": 0.55}
+
+
+def _regression_metrics(n: float) -> list[dict]:
+    """Verdict evidence in the shape of controller/canary_controller/analysis/sequential.py."""
+    p_mae = {arm: 1 - v / CLIP for arm, v in MAE.items()}
+    g_mae, g_within = p_mae["canary"] - p_mae["production"], WITHIN["canary"] - WITHIN["production"]
+    common = {"promotion_gate": True, "n": {"canary": n, "production": 4 * n}, "delta_rollback": 0.0,
+              "burn_in_ok": True, "non_inferior": False}
+    return [
+        dict(common, name="mae", kind="mae", p=p_mae, g_hat=g_mae, margin=0.02, rollback=True,
+             detector="from_start", bounds={"lower": g_mae - 0.03, "upper": g_mae + 0.03},
+             explanation="mae is worse on the canary (clipped mean absolute error (errors clipped at 5): "
+                         "canary 1.2, production 0.5)",
+             regression={"measure": "clipped mean absolute error (errors clipped at 5)", "clip": CLIP,
+                         "clipped_mae": dict(MAE), "margin_error": 0.1}),
+        dict(common, name="within", kind="within_tolerance", p=dict(WITHIN), g_hat=g_within, margin=0.05,
+             rollback=False, detector=None, bounds={"lower": g_within - 0.05, "upper": g_within + 0.05},
+             explanation="within gate: holding; share within 0.5 of the label: canary 55 %, production 80 %",
+             regression={"measure": "share within 0.5 of the label", "tolerance": TOLERANCE,
+                         "share_within": dict(WITHIN)}),
+    ]
+
+
+def _timeline_point(at: float, weight: float, metrics: list[dict]) -> dict:
+    """One poll, its metrics kept as the controller's timeline keeps them."""
+    return {"at": at, "weight": weight, "phase": "progressing", "mode": "auto", "production_version": "1",
+            "canary_version": "2", "decision": "hold", "metrics": [metric_point(m) for m in metrics]}
+
+
+def regression_rollout(now: float) -> dict:
+    points = [_timeline_point(now - 100 + 5 * i, 5 if i < 8 else 10, _regression_metrics(20 + 10 * i))
+              for i in range(20)]
+    points.append(dict(_timeline_point(now, 0, _regression_metrics(220)), phase="rolled_back", decision="rollback"))
+    history = [{"at": now, "decision": "rollback",
+                "summary": "Roll back (from-start test): mae is worse on the canary."},
+               {"at": now - 60, "decision": "step_up", "summary": "All gates show non-inferiority: step up to 10 %."}]
+    verdict = {"decision": "rollback", "summary": history[0]["summary"], "metrics": _regression_metrics(220),
+               "guards": [], "detector": "from_start", "at": now}
+    arm = {"errors": 0, "error_rate": 0, "accuracy": None, "task": "regression", "labelled": 0,
+           "avg_latency_ms": 3.5, "p95_latency_ms": 7.0}
+    fleet = {"production": dict(arm, version="1", requests=1000, labelled_values=800, mae=0.51234),
+             "canary": dict(arm, version="2", requests=250, labelled_values=200, mae=1.2),
+             "canary_percentage": 0, "observed_canary_percentage": 20.0, "mode": "auto", "phase": "rolled_back",
+             "fail_closed": False, "replicas": {"queried": 2, "answered": 2}}
+    status = {"phase": "rolled_back", "mode": "auto", "canary_percentage": 0, "production_version": "1",
+              "canary_version": "2", "reason": "mae is worse on the canary", "analysis_mode": "sequential",
+              "steps": [5, 10, 20, 50], "note": "Rolled back: mae is worse on the canary.", "stage": None,
+              "metrics_outage_since": None, "last_verdict": verdict, "history": history}
+    return {"generated_at": now, "model": "house-prices", "status": status, "fleet": fleet, "errors": [],
+            "timeline": {"points": points, "history": history, "max_points": 1500, "started_at": now - 100,
+                         "now": now}}
+
+
+@pytest.fixture()
+def regression_page():
+    """The router's page and a recorded regression rollout.json on a loopback port."""
+    from canary_router.page import PAGE
+
+    started = time.time()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            if self.path.startswith("/rollout.json"):
+                body, kind = json.dumps(regression_rollout(started)).encode(), "application/json"
+            else:
+                body, kind = PAGE, "text/html; charset=utf-8"
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_live_page_shows_a_regression_rollout(regression_page, chromium, tmp_path):
+    html = load_in_chromium(chromium, regression_page, tmp_path / "regression-page.png")
+    dom = DOM(html).root
+    body = dom.find("body")
+    errors = [li.text() for li in dom.find(id="error-list").find_all("li")]
+    assert body.attrs["data-state"] == "ok", (body.attrs, errors)
+    assert dom.find(id="model-name").text() == ": house-prices"
+    assert dom.find("title").text() == "Canary rollout: house-prices"
+
+    metrics = {m.attrs["data-metric"]: m for m in dom.find_all("div", cls="metric")}
+    assert set(metrics) == {"mae", "within"}
+    for name, card in metrics.items():
+        title = card.find("h3").text()
+        assert "threshold mode" not in title, title
+        svg = card.find("svg", cls="metric-chart")
+        assert int(svg.attrs["data-points"]) >= 4 and int(svg.attrs["data-band-points"]) >= 2, (name, svg.attrs)
+        for cls in ("arm-canary", "arm-production", "g-band", "g-line", "margin-line"):
+            assert path_points(svg.find("path", cls=cls).attrs["d"]) >= 2, (name, cls)
+
+    # MAE: per arm in the label's unit (lower is better), g and the margin in that unit too.
+    mae = metrics["mae"]
+    assert mae.find("h3").text() == "Mean absolute error (errors clipped at 5)"
+    assert "lower is better" in mae.text() and "rollback" in mae.find("span", cls="chip").text()
+    figures = mae.find(cls="figures")
+    assert figures.find(cls="canary").find("b").text() == "1.2000"
+    assert figures.find(cls="production").find("b").text() == "0.5000"
+    assert figures.find(cls="g").find("b").text() == "−0.700"
+    assert figures.find(cls="margin").find("b").text() == "0.100"
+    assert "%" not in figures.text() and "pts" not in figures.text()
+    assert any(t.text() == "clipped MAE per arm" for t in mae.find_all("text", cls="axis-label"))
+
+    # Share within tolerance: a percentage per arm, g in points.
+    within = metrics["within"]
+    assert within.find("h3").text() == "Share within tolerance (|prediction − actual value| ≤ 0.5)"
+    figures = within.find(cls="figures")
+    assert figures.find(cls="canary").find("b").text().replace("\xa0", " ") == "55.00 %"
+    assert figures.find(cls="production").find("b").text().replace("\xa0", " ") == "80.00 %"
+    assert figures.find(cls="g").find("b").text().replace("\xa0", " ") == "−25.00 pts"
+
+    # Why it was rolled back, and the router counts as MAE and labelled values.
+    reasons = dom.find(id="rollback-box").find_all("li", cls="reason")
+    assert [r.attrs.get("data-metric") for r in reasons] == ["mae"]
+    assert reasons[0].text().startswith("Rolled back by the from-start test: mae is worse on the canary")
+    fleet = dom.find("table", id="fleet")
+    assert fleet.attrs["data-task"] == "regression"
+    rows = [[c.text() for c in tr.children] for tr in fleet.find_all("tr")]
+    assert rows[0][5:7] == ["mean absolute error", "labelled values"] and "accuracy" not in rows[0]
+    assert rows[1][:1] + rows[1][5:7] == ["production", "0.5123", "800"]
+    assert rows[2][:1] + rows[2][5:7] == ["canary", "1.2", "200"]

@@ -118,9 +118,10 @@ BAD_BODIES = [
     (b'{"text": "   "}', "must not be empty"),
     (b'{"text": 5}', "'text' must be a string"),
     (b'{"text": null}', "'text' must be a string"),
-    (b'{"text": "ok", "actual_label": "1"}', "'actual_label' must be an integer"),
-    (b'{"text": "ok", "actual_label": 1.5}', "'actual_label' must be an integer"),
-    (b'{"text": "ok", "actual_label": true}', "'actual_label' must be an integer"),
+    (b'{"text": "ok", "actual_label": "1"}', "must be one of the model's classes [0, 1], got '1'"),
+    (b'{"text": "ok", "actual_label": 1.5}', "'actual_label' must be a class label (an integer or a string)"),
+    (b'{"text": "ok", "actual_label": true}', "'actual_label' must be a class label (an integer or a string)"),
+    (b'{"text": "ok", "actual_value": 2.5}', "this model is a classifier: send 'actual_label'"),
     (b'{"text": "ok", "actual_label": 7}', "model's classes [0, 1]"),
     (b'{"text": "ok", "actual_label": -1}', "model's classes [0, 1]"),
     (b"\xff\xfe", "UTF-8"),
@@ -135,8 +136,8 @@ def test_bad_predict_bodies_get_400_naming_the_problem(lab, raw, words):
 
 
 def test_other_bad_requests_are_json_4xx(lab):
-    big = requests.post(lab["a"] + "/predict", json={"text": "x" * 70000}, timeout=5)
-    assert big.status_code == 413 and "65536" in big.json()["error"]
+    big = requests.post(lab["a"] + "/predict", json={"text": "x" * 4_200_000}, timeout=5)
+    assert big.status_code == 413 and "4194304" in big.json()["error"]
     missing = requests.get(lab["a"] + "/nope", timeout=5)
     assert missing.status_code == 404 and "/nope" in missing.json()["error"]
     wrong_method = requests.get(lab["a"] + "/predict", timeout=5)

@@ -16,6 +16,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from canary_common.payload import SCORING_KEYS, raw_rows
 from support.procs import ROOT, Proc, free_port
 
 import requests
@@ -93,7 +94,7 @@ class StandInModelServer:
             def do_GET(self):
                 if self.path == "/ready":
                     self._send(200, {"ready": True, "version": owner.version, "alias": owner.alias,
-                                     "classes": [0, 1]})
+                                     "classes": [0, 1], "task": "classification"})
                 elif self.path == "/faults":
                     self._send(200, owner.faults)
                 else:
@@ -107,6 +108,16 @@ class StandInModelServer:
                 if self.path == "/faults":
                     owner.faults.update(body)
                     self._send(200, owner.faults)
+                    return
+                if self.path == "/invocations":  # MLflow's protocol: one prediction per row, no signature
+                    keys = [k for k in SCORING_KEYS if k in body]
+                    rows = raw_rows(keys[0], body[keys[0]]) if len(keys) == 1 else None
+                    if not rows:
+                        self._send(400, {"error": "stand-in: cannot count the rows of this payload"})
+                        return
+                    owner.calls += 1
+                    self._send(200, {"predictions": [0] * rows, "version": owner.version, "model": "sentiment",
+                                     "alias": owner.alias, "classes": [0, 1], "task": "classification"})
                     return
                 if self.path != "/predict":
                     self._send(404, {"error": "no such path"})
@@ -125,7 +136,7 @@ class StandInModelServer:
                 if random.random() < float(owner.faults.get("wrong_rate") or 0):
                     prediction = 1 - prediction
                 self._send(200, {"prediction": prediction, "version": owner.version, "model": "sentiment",
-                                 "alias": owner.alias, "classes": [0, 1]})
+                                 "alias": owner.alias, "classes": [0, 1], "task": "classification"})
 
         self._server = _KillableServer(("127.0.0.1", self.port), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)

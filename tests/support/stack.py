@@ -54,6 +54,7 @@ class Stack:
     public_url: str = ""
     admin_url: str = ""
     admin_token: str = "test-token"
+    model_name: str = "sentiment"  # a bundled demo that model-setup trains
     procs: dict = field(default_factory=dict)
     controller_env: dict = field(default_factory=dict)
     router_ports: list = field(default_factory=list)
@@ -61,9 +62,11 @@ class Stack:
     # -- start ---------------------------------------------------------------------------
     def start(self, routers: int = 2, controller_env: dict | None = None, with_nginx: bool = True) -> "Stack":
         self.procs["mlflow"], self.mlflow_url = start_mlflow(self.log_dir)
-        setup_models(self.mlflow_url, self.log_dir)
-        self.procs["production"], self.production_url = start_model_server(self.mlflow_url, "production", self.log_dir)
-        self.procs["canary"], self.canary_url = start_model_server(self.mlflow_url, "canary", self.log_dir)
+        setup_models(self.mlflow_url, self.log_dir, model_name=self.model_name)
+        for alias in ("production", "canary"):
+            self.procs[alias], url = start_model_server(self.mlflow_url, alias, self.log_dir,
+                                                        model_name=self.model_name)
+            setattr(self, f"{alias}_url", url)
         self.controller_port = free_port()
         self.controller_url = f"http://127.0.0.1:{self.controller_port}"
         self.router_ports = [free_port() for _ in range(routers)]
@@ -83,7 +86,7 @@ class Stack:
         mp_dir.mkdir(exist_ok=True)
         env = {
             "PORT": port, "WORKERS": 2, "PROMETHEUS_MULTIPROC_DIR": mp_dir,
-            "MLFLOW_TRACKING_URI": self.mlflow_url, "MODEL_NAME": "sentiment",
+            "MLFLOW_TRACKING_URI": self.mlflow_url, "MODEL_NAME": self.model_name,
             "PRODUCTION_URL": self.production_url, "CANARY_URL": self.canary_url,
             "CONTROLLER_URL": self.controller_url, "ADMIN_TOKEN": self.admin_token,
             "ROUTER_PEERS": ",".join(self.router_urls), "STATE_POLL_S": "0.5",
@@ -119,7 +122,7 @@ class Stack:
     def start_controller(self, **extra_env) -> None:
         self.controller_env.update(extra_env)
         env = {
-            "PORT": self.controller_port, "MLFLOW_TRACKING_URI": self.mlflow_url, "MODEL_NAME": "sentiment",
+            "PORT": self.controller_port, "MLFLOW_TRACKING_URI": self.mlflow_url, "MODEL_NAME": self.model_name,
             "PROMETHEUS_URL": self.prometheus_url, "PRODUCTION_URL": self.production_url,
             "POLL_INTERVAL_S": "1", "SCRAPE_WAIT_S": "5", "ADMIN_TOKEN": self.admin_token,
             **self.controller_env,
@@ -161,7 +164,7 @@ class Stack:
 
     def registry(self):
         from canary_common.registry import RegistryClient
-        return RegistryClient(self.mlflow_url, "sentiment", timeout=5)
+        return RegistryClient(self.mlflow_url, self.model_name, timeout=5)
 
     def deploy(self, version: str, production: str | None = None) -> dict:
         body = {"version": version}
@@ -221,9 +224,12 @@ class Stack:
 class Traffic:
     """Labelled held-out traffic at a steady rate from a few threads, counting every answer."""
 
-    def __init__(self, url: str, rate: float, threads: int = 6, seed: int = 7):
-        from canary_common.dataset import load_split
-        self.samples = load_split()[1]
+    def __init__(self, url: str, rate: float, threads: int = 6, seed: int = 7, bodies: list | None = None):
+        """`bodies`: the /predict bodies to cycle through (default: the sentiment held-out reviews)."""
+        if bodies is None:
+            from canary_common.dataset import load_split
+            bodies = [{"text": r.text, "actual_label": r.label} for r in load_split()[1]]
+        self.bodies = bodies
         self.url = url.rstrip("/") + "/predict"
         self.rate = rate
         self.threads = threads
@@ -242,10 +248,10 @@ class Traffic:
         next_at = time.monotonic() + index * interval / self.threads
         i = index
         while not self.stop_event.is_set():
-            sample = self.samples[i % len(self.samples)]
+            request_body = self.bodies[i % len(self.bodies)]
             i += self.threads
             try:
-                resp = session.post(self.url, json={"text": sample.text, "actual_label": sample.label}, timeout=10)
+                resp = session.post(self.url, json=request_body, timeout=10)
                 code = resp.status_code
                 body = resp.json() if code == 200 else {}
             except requests.RequestException as exc:

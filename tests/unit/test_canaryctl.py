@@ -46,8 +46,8 @@ class StandInStack:
             body = request.get_json()
             self.n += 1
             arm = "canary" if self.n % 4 == 0 else "production"
-            return jsonify(prediction=body.get("actual_label", 1), model_version=arm, version="2" if arm == "canary" else "1",
-                           latency_ms=2.5, request_id=str(self.n))
+            return jsonify(prediction=body.get("actual_label", 1), model_version=arm,
+                           version="2" if arm == "canary" else "1", latency_ms=2.5, request_id=str(self.n))
 
         @app.post("/feedback")
         def feedback():
@@ -55,6 +55,9 @@ class StandInStack:
             self.feedback.append(body)
             if body["request_id"] == "bad":
                 return jsonify(error="unknown request_id: its signature does not match"), 403
+            if "actual_value" in body:  # a regression model's prediction
+                return jsonify(request_id=body["request_id"], model_version="canary", version="2", prediction=2.5,
+                               actual_value=body["actual_value"], abs_error=abs(2.5 - body["actual_value"]))
             return jsonify(request_id=body["request_id"], model_version="production", version="1", prediction=1,
                            actual_label=body["actual_label"],
                            outcome="correct" if body["actual_label"] == 1 else "incorrect")
@@ -211,6 +214,59 @@ def test_stats_table_with_models_nested_and_no_traffic():
     assert "| production  |       1 |        0 |      - |        - |" in table
 
 
+def test_stats_table_of_a_regression_model_shows_mae_and_labelled_values():
+    stats = {"production": {"requests": 30, "task": "regression", "accuracy": None, "mae": 0.51234,
+                            "labelled_values": 24, "labelled": 0, "avg_latency_ms": 4.0, "version": "1"},
+             "canary": {"requests": 10, "task": "regression", "accuracy": None, "mae": 1.2, "labelled_values": 8,
+                        "labelled": 0, "version": "2"},
+             "canary_percentage": 25}
+    table = render.stats_table(stats)
+    assert "| Model       | Version | Requests | Share  |      MAE | Avg latency | p95 latency |" in table
+    assert "| production  |       1 |       30 |  75.0% |   0.5123 |       4.0ms |           - |" in table
+    assert "| canary      |       2 |       10 |  25.0% |      1.2 |           - |           - |" in table
+    assert "Labelled values (actual_value): production 24, canary 8" in table
+    assert "Accuracy" not in table
+    # A router that does not say the task yet: an MAE without accuracy is a regression model.
+    for arm in ("production", "canary"):
+        del stats[arm]["task"]
+    assert "|      MAE |" in render.stats_table(stats)
+    # No labelled value yet: MAE unknown.
+    assert "|        - |" in render.stats_table({"production": {"requests": 3, "task": "regression", "mae": None},
+                                                 "canary": {"requests": 0, "task": "regression", "mae": None}})
+
+
+def test_stats_table_of_a_classifier_counts_labelled_predictions():
+    table = render.stats_table({"production": {"requests": 30, "task": "classification", "accuracy": 90.0,
+                                               "labelled": 20, "labelled_values": 0, "mae": None},
+                                "canary": {"requests": 10, "task": "classification", "accuracy": 70.0,
+                                           "labelled": 6, "labelled_values": 0, "mae": None}})
+    assert "| Accuracy |" in table and "|    90.0% |" in table
+    assert "Labelled predictions (actual_label): production 20, canary 6" in table
+
+
+def test_status_text_names_the_model_and_shows_regression_evidence():
+    verdict = {"decision": "hold", "summary": "Holding at 10 %",
+               "metrics": [{"name": "mae", "kind": "mae", "n": {"canary": 40, "production": 160},
+                            "p": {"canary": 0.8, "production": 0.9}, "g_hat": -0.1,
+                            "regression": {"measure": "clipped mean absolute error (errors clipped at 5)", "clip": 5.0,
+                                           "clipped_mae": {"canary": 1.0, "production": 0.5}, "margin_error": 0.1},
+                            "explanation": "mae gate: holding"},
+                           {"name": "within", "kind": "within_tolerance", "n": {"canary": 40, "production": 160},
+                            "p": {"canary": 0.712, "production": 0.803}, "g_hat": -0.091,
+                            "regression": {"measure": "share within 0.5 of the label", "tolerance": 0.5,
+                                           "share_within": {"canary": 0.712, "production": 0.803}},
+                            "explanation": "within gate: holding"}]}
+    lines = render.status_text({"model_name": "house-prices", "phase": "progressing", "canary_percentage": 10,
+                                "last_verdict": verdict}).splitlines()
+    assert lines[0] == "Model:     house-prices"
+    assert ("      n canary=40 production=160; clipped MAE canary=1 production=0.5; clip 5; "
+            "margin 0.1 (label units); g_hat -0.1") in lines
+    assert ("      n canary=40 production=160; share within 0.5 canary=71.2% production=80.3%; "
+            "g_hat -0.091") in lines
+    # The good-scale p of a regression kind is not shown: its own terms are.
+    assert not any("p canary=0.8" in line for line in lines)
+
+
 def test_request_lines():
     ok = render.request_line(3, 1, {"prediction": 1, "model_version": "canary", "version": "2", "latency_ms": 7.25})
     assert ok == "     3. [CANARY v2      ] pred 1 label 1 | OK    | 7.2ms"
@@ -241,7 +297,8 @@ def test_status_text_from_the_controllers_shape():
             "canary_version": "2", "reason": "accuracy worse", "analysis_mode": "sequential",
             "steps": [5, 10, 20, 50], "note": None, "metrics_outage_since": None,
             "last_verdict": {"decision": "rollback", "summary": "canary accuracy 50% < production 90%",
-                             "metrics": [{"name": "accuracy", "kind": "accuracy", "n": {"canary": 40, "production": 160},
+                             "metrics": [{"name": "accuracy", "kind": "accuracy",
+                                          "n": {"canary": 40, "production": 160},
                                           "p": {"canary": 0.5, "production": 0.9}, "g_hat": -0.4012345,
                                           "variance": {"rollback": 0.01},
                                           "explanation": "accuracy is worse on the canary"}],
@@ -399,5 +456,14 @@ def test_feedback_command(stack):
     assert code == 0 and "Label 1 recorded for production v1" in out and "correct" in out
     code, out = ctl(stack, "feedback", "bad", "1")
     assert code == 1
-    code, _ = ctl(stack, "feedback", "abc.def", "one")
+    # Class labels may be strings; only whole numbers go as ints.
+    code, out = ctl(stack, "feedback", "abc.def", "positive")
+    assert code == 0 and stack.feedback[-1] == {"request_id": "abc.def", "actual_label": "positive"}
+    code, _ = ctl(stack, "feedback", "abc.def", "one", "--value")
     assert code == 2
+
+
+def test_feedback_value_for_a_regression_model(stack):
+    code, out = ctl(stack, "feedback", "abc.def", "3.25", "--value")
+    assert stack.feedback[-1] == {"request_id": "abc.def", "actual_value": 3.25}
+    assert code == 0 and out == "Value 3.25 recorded for canary v2 (predicted 2.5: absolute error 0.75)\n"

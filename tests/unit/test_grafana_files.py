@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import configparser
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from support.binaries import require
 import yaml
@@ -24,10 +21,13 @@ DASHBOARD = GRAFANA / "dashboards" / "canary.json"
 sys.path.insert(0, str(GRAFANA))
 
 import build_dashboard  # noqa: E402
+from canary_common.regression import ABS_ERROR_METRIC, FINITE_BOUNDS  # noqa: E402
 
+WITHIN_TOLERANCE = "Share within tolerance (${tolerance}) by model"
 # Panels that put production and canary side by side: at least one query of each must be
 # labelled by `model` (checked against real Prometheus in test_grafana_queries.py).
 COMPARISON_PANELS = {"Canary weight over time", "Requests per second by model", "Accuracy by model",
+                     "Mean absolute error by model", WITHIN_TOLERANCE,
                      "Latency p50 / p95 / p99 by model", "Error ratio by model",
                      "Observed traffic share by model", "Samples per arm in the analysis",
                      "Analysed metric value by model"}
@@ -129,7 +129,8 @@ def test_controller_decisions_are_annotations():
 
 def test_every_query_is_valid_promql(tmp_path):
     queries = panel_queries(DASHBOARD) + annotation_queries(DASHBOARD)
-    rules = [{"record": f"dashboard:query_{i}", "expr": as_promql(expr)} for i, (_, expr) in enumerate(queries)]
+    rules = [{"record": f"dashboard:query_{i}", "expr": as_promql(build_dashboard.with_defaults(expr))}
+             for i, (_, expr) in enumerate(queries)]
     rule_file = tmp_path / "dashboard_queries.yml"
     rule_file.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
     proc = subprocess.run([_promtool(), "check", "rules", str(rule_file)], capture_output=True, text=True,
@@ -141,5 +142,36 @@ def test_every_query_is_valid_promql(tmp_path):
 def test_recorded_series_used_by_the_dashboard_exist_in_the_rules():
     recorded = {r["record"] for f in (ROOT / "prometheus" / "rules").glob("*.yml")
                 for g in yaml.safe_load(f.read_text())["groups"] for r in g["rules"] if "record" in r}
-    used = {name for _, expr in panel_queries(DASHBOARD) for name in re.findall(r"\b[a-z_]+:[a-z0-9_]+:[a-z0-9_]+\b", expr)}
+    used = {name for _, expr in panel_queries(DASHBOARD)
+            for name in re.findall(r"\b[a-z_]+:[a-z0-9_]+:[a-z0-9_]+\b", expr)}
     assert used and used <= recorded, used - recorded
+
+
+def test_nothing_names_the_model():
+    # Any registered model: the arms are `model` = production | canary, the model's name is nowhere.
+    assert "sentiment" not in DASHBOARD.read_text().lower()
+
+
+def test_regression_panels_read_the_abs_error_histogram_next_to_accuracy():
+    dash = json.loads(DASHBOARD.read_text())
+    panels = list(iter_panels(dash))
+    titles = [p["title"] for p in panels]
+    accuracy = titles.index("Accuracy by model")
+    assert titles[accuracy + 1:accuracy + 3] == ["Mean absolute error by model", WITHIN_TOLERANCE]
+    rules = {r["record"]: r["expr"] for f in (ROOT / "prometheus" / "rules").glob("*.yml")
+             for g in yaml.safe_load(f.read_text())["groups"] for r in g["rules"] if "record" in r}
+    for panel in panels[accuracy + 1:accuracy + 3]:
+        for t in panel["targets"]:
+            recorded = re.findall(r"\b[a-z_]+:[a-z0-9_]+:[a-z0-9_]+\b", t["expr"])
+            assert recorded and all(ABS_ERROR_METRIC + "_" in rules[name] for name in recorded), t["expr"]
+
+
+def test_tolerance_variable_offers_the_histogram_bounds():
+    (var,) = json.loads(DASHBOARD.read_text())["templating"]["list"]
+    assert var["name"] == "tolerance" and var["type"] == "custom" and not var["multi"]
+    values = [o["value"] for o in var["options"]]
+    assert [float(v) for v in values] == list(FINITE_BOUNDS)
+    assert var["current"]["value"] in values and var["query"] == ",".join(values)
+    # Both spellings of a bound: prometheus_client's "1.0" and Prometheus 3's normalised "1".
+    expr = build_dashboard.with_defaults(build_dashboard.within_tolerance_expr())
+    assert 'le=~"1(\\\\.0)?"' in expr and "$" not in expr

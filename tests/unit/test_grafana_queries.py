@@ -9,8 +9,6 @@ metrics follow the names this dashboard assumes.
 """
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -22,17 +20,41 @@ import pytest
 
 from support.binaries import require
 import requests
-import yaml
 
 from support.grafana import annotation_queries, as_promql, panel_targets
 from support.procs import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "prometheus"))
+sys.path.insert(0, str(ROOT / "grafana"))
+import build_dashboard  # noqa: E402
 import render_config  # noqa: E402
+from canary_common.regression import ABS_ERROR_BUCKETS, ABS_ERROR_METRIC  # noqa: E402
 
 DASHBOARD = ROOT / "grafana" / "dashboards" / "canary.json"
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5)
+# Regression labels per arm: (labelled values per second, MAE). Errors are uniform on [0, 2 MAE],
+# so the share within the dashboard's default tolerance (1) is 1 for production, 1/2.4 for canary.
+ABS_ERRORS = {"production": (3.0, 0.5), "canary": (0.8, 1.2)}
+
+
+def _le(bound: float) -> str:
+    """A bound as prometheus_client writes it ("1.0", "+Inf")."""
+    return "+Inf" if bound == float("inf") else repr(float(bound))
+
+
+def _abs_error_lines(t: float) -> list[str]:
+    """The router's abs-error histogram (the contract's metric and bounds), growing with t."""
+    lines = []
+    versions = {"production": "1", "canary": "2"}
+    for model, (rate, mae) in ABS_ERRORS.items():
+        lab = f'model="{model}",version="{versions[model]}"'
+        for le in ABS_ERROR_BUCKETS:
+            share = min(1.0, le / (2 * mae))
+            lines.append(f'{ABS_ERROR_METRIC}_bucket{{{lab},le="{_le(le)}"}} {rate * share * t}')
+        lines.append(f"{ABS_ERROR_METRIC}_count{{{lab}}} {rate * t}")
+        lines.append(f"{ABS_ERROR_METRIC}_sum{{{lab}}} {rate * mae * t}")
+    return lines
 
 
 def _router_metrics(t: float, fail_closed: int) -> str:
@@ -51,6 +73,7 @@ def _router_metrics(t: float, fail_closed: int) -> str:
         lines.append(f'canary_router_request_duration_seconds_bucket{{{lab},le="+Inf"}} {ok_rate * t}')
         lines.append(f'canary_router_request_duration_seconds_count{{{lab}}} {ok_rate * t}')
         lines.append(f'canary_router_request_duration_seconds_sum{{{lab}}} {ok_rate * latency * t}')
+    lines += _abs_error_lines(t)
     lines += [f"canary_router_fallbacks_total {0.1 * t}",
               f'canary_router_responses_total{{code="200"}} {5 * t}',
               "canary_router_canary_weight_ratio 0.2",
@@ -156,7 +179,8 @@ def prom(tmp_path_factory):
 
 
 def _query(url: str, expr: str) -> list[dict]:
-    resp = requests.get(url + "/api/v1/query", params={"query": as_promql(expr)}, timeout=5)
+    query = as_promql(build_dashboard.with_defaults(expr))
+    resp = requests.get(url + "/api/v1/query", params={"query": query}, timeout=5)
     assert resp.status_code == 200, (expr, resp.text)
     return resp.json()["data"]["result"]
 
@@ -217,12 +241,32 @@ def test_recorded_values_are_what_the_exporters_imply(prom):
     assert values("model:canary_router_weight:ratio") == {"canary": 0.2, "production": 0.8}
 
 
+def test_regression_panels_show_mae_and_share_within_tolerance(prom):
+    mae_expr = "model:canary_router_prediction_abs_error:mean_rate1m"
+    within_expr = build_dashboard.within_tolerance_expr()
+    _wait_for_all(prom, [("mae", mae_expr), ("within", within_expr),
+                         ("by version", "model_version:canary_router_prediction_abs_error:mean_rate1m")])
+
+    def values(expr):
+        return {r["metric"].get("model"): float(r["value"][1]) for r in _query(prom, expr)}
+
+    assert values(mae_expr) == {"production": pytest.approx(0.5, rel=0.01), "canary": pytest.approx(1.2, rel=0.01)}
+    assert values(within_expr) == {"production": pytest.approx(1.0, abs=0.01),
+                                   "canary": pytest.approx(1 / 2.4, abs=0.01)}
+    by_version = {(r["metric"]["model"], r["metric"]["version"]) for r in
+                  _query(prom, "model_version:canary_router_prediction_abs_error:mean_rate1m")}
+    assert by_version == {("production", "1"), ("canary", "2")}
+    labelled = values("model:canary_router_labelled_values:rate1m")
+    assert labelled["production"] / labelled["canary"] == pytest.approx(3.0 / 0.8, rel=0.05)
+
+
 def test_annotation_queries_return_data(prom):
     # Decisions are counted up every few seconds; replica r2 reports fail-closed, so an alert fires.
     _wait_for_all(prom, annotation_queries(DASHBOARD))
     alerts = {r["metric"]["alertname"] for r in _query(prom, 'ALERTS{alertstate="firing"}')}
     assert "RouterFailClosed" in alerts
-    decisions = {r["metric"]["decision"] for r in _query(prom, dict(annotation_queries(DASHBOARD))["Controller decisions"])}
+    decided = dict(annotation_queries(DASHBOARD))["Controller decisions"]
+    decisions = {r["metric"]["decision"] for r in _query(prom, decided)}
     assert decisions <= {"step", "hold"} and decisions
 
 

@@ -71,7 +71,8 @@ def client(tmp_path):
 def test_predict_one_and_many(client):
     resp = client.post("/predict", json={"text": "a bad kettle"})
     assert resp.status_code == 200
-    assert resp.json == {"prediction": 0, "version": "2", "model": "sentiment", "alias": "canary", "classes": [0, 1]}
+    assert resp.json == {"prediction": 0, "version": "2", "model": "sentiment", "alias": "canary", "classes": [0, 1],
+                         "task": "classification"}
     assert resp.headers["X-Model-Version"] == "2"
     resp = client.post("/predict", json={"texts": ["good", "bad"]})
     assert resp.json["predictions"] == [1, 0]
@@ -283,7 +284,8 @@ def test_params_are_checked_against_the_params_schema(tmp_path):
     assert resp.status_code == 400 and "scale" in resp.json["error"]
     # a one-string-input model answers the text API too (a regression: no classes)
     assert client.post("/predict", json={"texts": ["abc"]}).json == {
-        "predictions": [3.0], "version": "2", "model": "sentiment", "alias": "canary", "classes": None}
+        "predictions": [3.0], "version": "2", "model": "sentiment", "alias": "canary", "classes": None,
+        "task": "regression"}
 
 
 class Labeller:

@@ -150,7 +150,7 @@ def test_custom_python_model_with_params_and_string_labels(store, tmp_path):
     # one string input: the text API works, with the model's labels
     assert client.post("/predict", json={"text": "love it"}).json == {
         "prediction": "positive", "version": v["keyword"].version, "model": "keyword", "alias": "production",
-        "classes": ["negative", "positive"]}
+        "classes": ["negative", "positive"], "task": "classification"}
     client.post("/faults", json={"wrong_rate": 1.0})
     assert client.post("/predict", json={"texts": ["love it", "awful"]}).json["predictions"] == [
         "negative", "positive"]

@@ -6,8 +6,6 @@ is that path, pointed at this repository's prometheus/rules.
 """
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +20,7 @@ PROM = ROOT / "prometheus"
 sys.path.insert(0, str(PROM))
 
 import render_config  # noqa: E402
+from canary_common.regression import ABS_ERROR_METRIC  # noqa: E402
 
 
 def _promtool() -> str:
@@ -86,8 +85,8 @@ def test_promtool_unit_tests():
 def test_every_alert_has_firing_and_quiet_unit_tests():
     alerts = {rule["alert"] for group in yaml.safe_load((PROM / "rules" / "canary.alerts.yml").read_text())["groups"]
               for rule in group["rules"]}
-    assert alerts == {"CanaryAccuracyBelowProduction", "CanaryErrorRatioHigh", "CanaryLatencyHigh",
-                      "TargetDown", "RouterFailClosed", "ControllerMetricsOutage"}
+    assert alerts == {"CanaryAccuracyBelowProduction", "CanaryMaeAboveProduction", "CanaryErrorRatioHigh",
+                      "CanaryLatencyHigh", "TargetDown", "RouterFailClosed", "ControllerMetricsOutage"}
     firing, quiet = set(), set()
     for case in yaml.safe_load((PROM / "tests" / "alerts_test.yml").read_text())["tests"]:
         for check in case.get("alert_rule_test", []):
@@ -132,3 +131,20 @@ def test_render_leaves_out_services_not_given():
     assert [j["job_name"] for j in cfg["scrape_configs"]] == ["router"]
     with pytest.raises(ValueError):
         render_config.render({"routers": ["127.0.0.1:1"]}, rules_dir=str(PROM / "rules"))
+
+
+def _rules() -> list[dict]:
+    return [rule for f in _rule_files() for group in yaml.safe_load(f.read_text())["groups"] for rule in group["rules"]]
+
+
+def test_rules_name_no_model_and_read_the_contracts_abs_error_histogram():
+    # Any registered model: series are labelled by arm (`model`), never by the model's name.
+    for f in _rule_files():
+        assert "sentiment" not in f.read_text().lower(), f.name
+    by_name = {rule.get("record") or rule.get("alert"): rule["expr"] for rule in _rules()}
+    for name in ("model:canary_router_labelled_values:rate1m", "model:canary_router_labelled_values:increase1m",
+                 "model:canary_router_prediction_abs_error:mean_rate1m",
+                 "model_version:canary_router_prediction_abs_error:mean_rate1m",
+                 "model:canary_router_prediction_abs_error_bucket:rate1m"):
+        assert ABS_ERROR_METRIC + "_" in by_name[name], name
+    assert "prediction_abs_error:mean_rate1m" in by_name["CanaryMaeAboveProduction"]

@@ -51,7 +51,8 @@ def test_rollout_json_says_why_when_the_controller_is_unreachable(client):
     resp = client.get("/rollout.json")
     assert resp.status_code == 200 and resp.content_type == "application/json"
     body = resp.get_json()
-    assert set(body) == {"generated_at", "status", "timeline", "fleet", "errors"}
+    assert set(body) == {"generated_at", "model", "status", "timeline", "fleet", "errors"}
+    assert body["model"] == "sentiment"  # the default MODEL_NAME
     assert body["status"] is None and body["timeline"] is None
     assert any("controller /status" in e and "unreachable" in e for e in body["errors"])
     assert any("controller /timeline" in e for e in body["errors"])
@@ -65,6 +66,37 @@ def test_rollout_json_without_a_controller_configured():
         body = c.get("/rollout.json").get_json()
         assert body["errors"] == [
             "controller: not configured (CONTROLLER_URL is empty); showing the router's view only"]
+    finally:
+        app.extensions["canary_router"].follower.stop()
+
+
+def test_rollout_json_names_any_model_and_has_the_regression_fields():
+    app, c = make_client(model_name="house-prices")
+    try:
+        body = c.get("/rollout.json").get_json()
+        assert body["model"] == "house-prices"
+        for arm in ("production", "canary"):  # the /stats summary per arm (canary_router.stats)
+            assert {"task", "labelled_values", "mae", "accuracy"} <= set(body["fleet"][arm]), body["fleet"][arm]
+    finally:
+        app.extensions["canary_router"].follower.stop()
+
+
+def test_page_knows_the_regression_kinds_and_names_no_model():
+    html = make_page_text()
+    # The header shows whatever model rollout.json names; nothing assumes one.
+    assert 'id="model-name"' in html and "data.model" in html
+    assert "sentiment" not in html.lower()
+    # Both regression kinds of the analysis have their own words (not the threshold-mode fallback).
+    for kind in ("within_tolerance", "mae"):
+        assert f'kind === "{kind}"' in html, kind
+    assert "Mean absolute error" in html and "Share within tolerance" in html
+    assert "mean absolute error" in html and "labelled values" in html  # the router counts table
+
+
+def make_page_text() -> str:
+    app, c = make_client()
+    try:
+        return c.get("/").get_data(as_text=True)
     finally:
         app.extensions["canary_router"].follower.stop()
 

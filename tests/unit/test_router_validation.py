@@ -1,4 +1,6 @@
 """Input checks of the router: each bad input is refused with a message naming the problem."""
+import json
+
 import pytest
 from hypothesis import given, strategies as st
 
@@ -17,12 +19,33 @@ def test_good_bodies():
     (b"null", "got null"), (b"[]", "got list"), (b"3", "JSON object"),
     (b"{}", "'text' is missing"), (b'{"text": 1}', "got integer"), (b'{"text": ["a"]}', "got array"),
     (b'{"text": ""}', "must not be empty"), (b'{"text": "\\n\\t"}', "must not be empty"),
-    (b'{"text": "a", "actual_label": "1"}', "got string"), (b'{"text": "a", "actual_label": 1.0}', "got number"),
+    (b'{"text": "a", "actual_label": ""}', "non-empty string"), (b'{"text": "a", "actual_label": [1, 0]}', "2 value"),
+    (b'{"text": "a", "actual_label": []}', "empty list"), (b'{"text": "a", "actual_value": "2"}', "finite number"),
+    (b'{"text": "a", "actual_value": 1, "actual_label": 1}', "not both"),
+    (b'{"text": "a", "instances": [[1]]}', "not both"), (b'{"inputs": [1], "instances": [[1]]}', "exactly one"),
+    (b'{"instances": []}', "no rows"), (b'{"instances": [[1], [2]], "actual_value": [1.5]}', "for 2 row"),
+    (b'{"instances": [[1]], "actual_value": [1e999]}', "finite number"), (b'{"instances": [[1]], "x": 1}', "unexpected"),
+    (b'{"instances": [[1]], "actual_label": [{"a": 1}]}', "got object"), (b'{"inputs": [1], "params": [1]}', "'params'"),
+    (b'{"text": "a", "actual_label": 1.0}', "got number"),
     (b'{"text": "a", "actual_label": false}', "got boolean"), (b'{"text": "a", "actual_label": NaN}', "got number"),
 ])
 def test_bad_bodies(raw, words):
     with pytest.raises(BadInput, match=words.replace("[", r"\[")):
         parse_predict_body(raw)
+
+
+def test_scoring_payloads_are_forwarded_without_the_routers_fields():
+    raw = b'{"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2], [3, 4]]}}'
+    req = parse_predict_body(raw)
+    assert (req.text, req.payload, req.rows, req.truth) == (None, raw, 2, None)  # byte for byte
+    req = parse_predict_body(b'{"instances": [[1], [2]], "actual_value": [1, 2.5], "user_id": 7, "params": {"k": 1}}')
+    assert json.loads(req.payload) == {"instances": [[1], [2]], "params": {"k": 1}}
+    assert (req.values, req.labels, req.user_id) == ((1.0, 2.5), None, "7")
+    req = parse_predict_body(b'{"dataframe_records": [{"a": 1}], "actual_label": "spam"}')
+    assert (req.labels, req.rows) == (("spam",), 1)
+    # A shape only MLflow can count: the labels are checked against the model's answer instead.
+    req = parse_predict_body(b'{"inputs": {"a": [1, 2, 3], "b": 1}, "actual_label": [0, 1, 1]}')
+    assert (req.rows, req.labels) == (3, (0, 1, 1))
 
 
 def test_label_outside_classes():
