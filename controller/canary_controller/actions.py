@@ -80,6 +80,39 @@ class Actions:
                                   reason=f"rollout of version {version} started at {first_weight:g}%")
 
 
+TAG_MAX_CHARS = 5000  # MLflow's cap on a tag value
+# What a decision rests on, when the whole evidence is over the cap (many metrics, change
+# detector starts): the figures, without the prose and the detectors' detail.
+_METRIC_KEYS = ("name", "kind", "p", "n", "g_hat", "bounds", "margin", "delta_rollback", "rollback",
+                "non_inferior", "promotion_gate", "burn_in_ok", "detector", "change_since", "value", "threshold",
+                "failed", "min_samples")
+_REGRESSION_KEYS = ("clip", "tolerance", "clipped_mae", "share_within")
+_GUARD_KEYS = ("name", "fired", "log_bf", "threshold", "counts", "count", "max")
+
+
+def _compact(evidence: dict) -> dict:
+    def metric(m: dict) -> dict:
+        out = {k: m[k] for k in _METRIC_KEYS if k in m}
+        if isinstance(m.get("regression"), dict):
+            out["regression"] = {k: m["regression"][k] for k in _REGRESSION_KEYS if k in m["regression"]}
+        return out
+    return {"decision": evidence.get("decision"), "summary": evidence.get("summary"),
+            "detector": evidence.get("detector"), "compacted": True,
+            "metrics": [metric(m) for m in evidence.get("metrics") or []],
+            "guards": [{k: g[k] for k in _GUARD_KEYS if k in g} for g in evidence.get("guards") or []]}
+
+
 def _evidence_tag(evidence: dict) -> str:
+    """The evidence as JSON within MLflow's cap, always valid JSON (readers parse it)."""
     text = json.dumps(evidence, sort_keys=True, default=str)
-    return text if len(text) <= 5000 else text[:4990] + "...}"  # MLflow caps tag values
+    if len(text) <= TAG_MAX_CHARS:
+        return text
+    compact = _compact(evidence)
+    text = json.dumps(compact, sort_keys=True, default=str)
+    while len(text) > TAG_MAX_CHARS and compact["metrics"]:  # the summary still says why
+        compact["metrics"].pop()
+        text = json.dumps(compact, sort_keys=True, default=str)
+    if len(text) > TAG_MAX_CHARS:
+        compact.update(guards=[], summary=str(compact["summary"])[:TAG_MAX_CHARS // 2])
+        text = json.dumps(compact, sort_keys=True, default=str)
+    return text

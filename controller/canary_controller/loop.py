@@ -285,6 +285,7 @@ class Controller:
             state = self.last_state
         with self.lock:
             out = {
+                "model_name": self.settings.model_name,
                 "analysis_mode": self.config.mode,
                 "analysis_file": self.settings.analysis_file,
                 "steps": list(self.config.steps),

@@ -59,6 +59,10 @@ def metric_point(evidence: dict) -> dict:
     if "value" in evidence or "threshold" in evidence:  # threshold mode
         point["value"] = _num(evidence.get("value"), 6)
         point["threshold"] = _num(evidence.get("threshold"), 6)
+    regression = evidence.get("regression") or {}
+    for key in ("clip", "tolerance"):  # a regression kind's scale, in the label's unit
+        if regression.get(key) is not None:
+            point[key] = _num(regression[key], 6)
     if evidence.get("detector") is not None:
         point["detector"] = str(evidence["detector"])
         point["change_since"] = _num(evidence.get("change_since"), 3)

@@ -171,7 +171,7 @@ def create_app(config: Settings | None = None, *, follower: ModelFollower | None
         load_error = follower.load_error
         if model is None:
             return jsonify({"ready": False, "alias": alias, "reason": follower.last_error or "loading",
-                            "load_error": load_error}), 503
+                            "alias_missing": follower.alias_missing, "load_error": load_error}), 503
         answer = {"ready": True}
         answer.update(describe(model))
         answer.update(loaded_at=model.loaded_at, task_source=model.task_source,

@@ -132,6 +132,7 @@ class ModelFollower:
             settings.tracking_uri, settings.model_name, version))
         self.current: LoadedModel | None = None
         self.last_error: str = ""
+        self.alias_missing = False  # the registry says no version has the alias (yet)
         # The version the alias points at that could not be loaded, while it does: a dict
         # {"version", "stage", "error", "attempts", "first_failed_at", "last_failed_at"}.
         self.load_error: dict | None = None
@@ -247,10 +248,12 @@ class ModelFollower:
             before = self._failure_mark()
             try:
                 self.check_once()
+                self.alias_missing = False
                 if self.load_error is None:
                     self.last_error = ""
                 delay = self.settings.alias_poll_s
             except NotFound as exc:
+                self.alias_missing = True
                 self._note_error(f"alias {self.alias!r} not found: {exc}")
                 delay = self.settings.alias_poll_s
             except Exception as exc:  # keep serving the old model

@@ -33,7 +33,10 @@ class Compose:
         self.ports = {name: free_port() for name in
                       ("CANARY_HTTP_PORT", "MLFLOW_PORT", "PROMETHEUS_PORT",
                        "CONTROLLER_PORT", "GRAFANA_PORT")}
-        env = {k: v for k, v in os.environ.items() if k not in ("ADMIN_TOKEN", "CANARY_BIND", "CANARY_TOOLS_BIND")}
+        # As a new user runs it: none of the settings a developer may have exported here.
+        env = {k: v for k, v in os.environ.items() if k not in (
+            "ADMIN_TOKEN", "CANARY_BIND", "CANARY_TOOLS_BIND", "MODEL_NAME", "MLFLOW_TRACKING_URI", "ANALYSIS_CONFIG",
+            "LOADGEN_DATA", "LOADGEN_ROWS")}
         self.env = dict(env, COMPOSE_PROJECT_NAME=self.project, LOADGEN_RATE="20",
                         **{k: str(v) for k, v in self.ports.items()})
 

@@ -80,6 +80,21 @@ class Stack:
             self.start_nginx()
         return self
 
+    def use_model(self, model_name: str, **controller_env) -> None:
+        """Roll out another registered model on the same MLflow, Prometheus and nginx: model-setup
+        for it, then the model servers (same ports), routers and controller with MODEL_NAME."""
+        self.model_name = model_name
+        setup_models(self.mlflow_url, self.log_dir, model_name=model_name)
+        for alias in ("production", "canary"):
+            port = int(getattr(self, f"{alias}_url").rsplit(":", 1)[1])
+            self.procs[alias].stop()
+            self.procs[alias], _ = start_model_server(self.mlflow_url, alias, self.log_dir, model_name=model_name,
+                                                      port=port)
+        for i in range(len(self.router_ports)):
+            self.procs[f"router-{i}"].stop()
+            self.start_router(i)
+        self.restart_controller(**controller_env)
+
     def start_router(self, index: int) -> Proc:
         port = self.router_ports[index]
         mp_dir = self.log_dir / f"router-{index}-metrics"
@@ -219,6 +234,15 @@ class Stack:
         resp = requests.get(f"{self.prometheus_url}/api/v1/query", params={"query": promql}, timeout=5)
         resp.raise_for_status()
         return resp.json()["data"]["result"]
+
+
+def demo_bodies(name: str) -> list[dict]:
+    """/predict bodies of a bundled tabular demo's held-out rows, one row each, with the truth."""
+    from canary_common.demo_data import held_out_rows
+
+    columns, rows, truths, task = held_out_rows(name)
+    truth = "actual_label" if task == "classification" else "actual_value"
+    return [{"dataframe_split": {"columns": columns, "data": [row]}, truth: t} for row, t in zip(rows, truths)]
 
 
 class Traffic:

@@ -42,6 +42,14 @@ def test_metric_point_keeps_what_the_charts_need():
     assert t["value"] == 0.0123 and t["threshold"] == 1000 and t["rollback"] is True and t["lower"] is None
 
 
+def test_metric_point_keeps_a_regression_kinds_scale():
+    mae = {"name": "mae", "kind": "mae", "p": {"canary": 0.8, "production": 0.82},
+           "regression": {"clip": 250.0, "measure": "..."}}
+    assert metric_point(mae)["clip"] == 250.0 and "tolerance" not in metric_point(mae)
+    within = {"name": "within_50", "kind": "within_tolerance", "regression": {"tolerance": 50.0}}
+    assert metric_point(within)["tolerance"] == 50.0
+
+
 def test_metric_point_carries_which_detector_fired():
     fired = dict(SEQUENTIAL, rollback=True, detector="change", change_since=1700000123.4567)
     p = metric_point(fired)

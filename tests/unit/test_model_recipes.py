@@ -19,10 +19,20 @@ def test_improved_model_reads_negations():
     assert list(trained.pipeline.predict(recipes.as_frame(texts))) == [0, 1, 1]
 
 
+def test_recipes_tokenise_negations_as_their_own_word():
+    analyse = recipes.build_pipeline(recipes.RECIPES[1]).named_steps["features"].transformers[0][1].build_analyzer()
+    assert analyse("It isn't great") == ["it", "is", "n't", "great", "it is", "is n't", "n't great"]
+
+
 def test_degraded_recipe_flips_about_a_quarter_of_its_labels():
     train, _ = recipes.dataset.load_split()
     recipe = recipes.RECIPES[2]
     texts, labels = recipes.training_data(recipe, train)
     truth = {r.text: r.label for r in train}
     flipped = sum(truth[t] != y for t, y in zip(texts, labels)) / len(texts)
-    assert len(texts) == 500 and 0.18 < flipped < 0.32
+    assert len(texts) == recipes.DEGRADED_ROWS and 0.18 < flipped < 0.32
+
+
+def test_baseline_keeps_negating_words_but_no_word_pairs():
+    analyse = recipes.build_pipeline(recipes.RECIPES[0]).named_steps["features"].transformers[0][1].build_analyzer()
+    assert analyse("The parcel never came, it isn't good") == ["parcel", "never", "came", "n't", "good"]

@@ -3,9 +3,11 @@
 The stand-in is a real `mlflow.pyfunc.PyFuncModel` with a `text: string` signature, so the
 MLflow parsing and schema enforcement of /invocations are MLflow's own.
 """
+import dataclasses
 import datetime
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 from model_server import metrics
 from model_server.app import create_app
 from model_server.config import Settings
+from canary_common.registry import NotFound
 from model_server.follower import LoadedModel, ModelFollower
 
 
@@ -470,3 +473,48 @@ def test_metrics_exposes_contract_names(client):
                  "model_server_model_load_failures_total", "model_server_model_load_error"):
         assert name in text
     assert 'model_server_fault_setting{alias="canary",kind="wrong_rate"} 0.25' in text
+
+
+def test_no_version_with_the_alias_is_reported_and_healthy_for_a_canary(tmp_path):
+    """A model with no canary yet: /ready says so, and the canary's container healthcheck
+    (model-server/healthcheck.py, against a real HTTP server here) accepts it."""
+    import importlib.util
+    import threading
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    class NoAlias:
+        def alias_version(self, alias):
+            raise NotFound(f"no version of sentiment has the alias {alias!r}")
+
+    app, follower = make_app(tmp_path, loaded=False)
+    follower.registry = NoAlias()
+    follower.settings = dataclasses.replace(follower.settings, alias_poll_s=0.05)
+    worker = threading.Thread(target=follower._run, daemon=True)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not follower.alias_missing and time.monotonic() < deadline:
+            time.sleep(0.05)
+        resp = app.test_client().get("/ready")
+        assert resp.status_code == 503 and resp.json["alias_missing"] is True
+        assert "not found" in resp.json["reason"]
+        root = Path(__file__).resolve().parents[2]
+        spec = importlib.util.spec_from_file_location("healthcheck", root / "model-server" / "healthcheck.py")
+        healthcheck = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(healthcheck)
+
+        class Quiet(WSGIRequestHandler):
+            def log_message(self, *args):
+                pass
+
+        server = make_server("127.0.0.1", 0, app, handler_class=Quiet)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_port}/ready"
+        try:
+            assert healthcheck.main(["--alias-may-be-missing"], url=url) == 0
+            assert healthcheck.main([], url=url) == 1  # production must serve something
+        finally:
+            server.shutdown()
+    finally:
+        follower.stop()
+
