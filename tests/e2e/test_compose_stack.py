@@ -239,3 +239,116 @@ def test_an_open_admin_api_beyond_loopback_is_refused(compose):
     ok = c.run("run", "--rm", "--no-deps", "-T", "preflight", check=False,
                env={"CANARY_BIND": "0.0.0.0", "ADMIN_TOKEN": "s3cret"})
     assert ok.returncode == 0, ok.stdout + ok.stderr
+
+
+# -- your own model, last: it moves the stack onto another registered model ----------------------
+USER_MODEL = "e2e-wine"
+CLASS_NAMES = ("barolo", "grignolino", "barbera")  # string class labels, as a user's may be
+
+
+def register_users_model(mlflow_url: str):
+    """What a user's script does: two versions of a wine classifier logged with
+    mlflow.sklearn.log_model(..., registered_model_name=...), the first given `production`.
+    Version 2 sees one feature only: worse, to be rolled back with no fault injected."""
+    import mlflow
+    import mlflow.sklearn
+    import pandas as pd
+    from mlflow.models import infer_signature
+    from mlflow.tracking import MlflowClient
+    from sklearn.datasets import load_wine
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    data = load_wine(as_frame=True)
+    X, y = data.data, pd.Series([CLASS_NAMES[i] for i in data.target])
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.4, random_state=3, stratify=y)
+    mlflow.set_tracking_uri(mlflow_url)
+    mlflow.set_experiment("e2e-user")
+    scores = {}
+    for features in (list(X.columns), ["ash"]):
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+        model.fit(X_train[features], y_train)
+        frame = X_train.copy()
+        wrapped = make_pipeline(_Columns(features), model) if len(features) < X.shape[1] else model
+        with mlflow.start_run():
+            info = mlflow.sklearn.log_model(wrapped, name="model", registered_model_name=USER_MODEL,
+                                            signature=infer_signature(frame, wrapped.predict(frame)),
+                                            input_example=frame.head(2), serialization_format="cloudpickle")
+        scores[str(info.registered_model_version)] = float((wrapped.predict(X_test) == y_test).mean())
+    MlflowClient(mlflow_url).set_registered_model_alias(USER_MODEL, "production", "1")
+    return X_test, y_test, scores
+
+
+class _Columns:
+    """Keeps the named columns (a user's own class: logged by value, with cloudpickle)."""
+
+    def __init__(self, columns):
+        self.columns = columns
+
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X):
+        return X[self.columns]
+
+    def get_params(self, deep=True):
+        return {"columns": self.columns}
+
+    def set_params(self, **params):
+        self.columns = params["columns"]
+        return self
+
+
+def test_your_own_model_through_model_name(compose):
+    import cloudpickle
+
+    c = compose
+    cloudpickle.register_pickle_by_value(__import__(__name__))
+    X_test, y_test, scores = register_users_model(c.url("MLFLOW_PORT"))
+    print(f"{USER_MODEL}: held-out accuracy per version {scores}")
+    env = {"MODEL_NAME": USER_MODEL}
+    setup = c.run("run", "--rm", "-T", "model-setup", check=False, env=env)
+    assert setup.returncode == 0 and "as it is" in setup.stdout + setup.stderr, setup.stdout + setup.stderr
+    started = time.monotonic()
+    c.run("up", "-d", "--no-deps", "--wait", "--wait-timeout", "300", "model-server-production",
+          "model-server-canary", "router", "controller", "loadgen", env=env)
+    print(f"stack moved onto {USER_MODEL} in {time.monotonic() - started:.0f}s")
+    public = c.url("CANARY_HTTP_PORT")
+    rows = [{k: float(v) for k, v in r.items()} for r in X_test.to_dict(orient="records")]
+    one = wait_for(lambda: (r := requests.post(f"{public}/predict", json={"dataframe_records": rows[:3]},
+                                               timeout=10)).status_code == 200 and r.json(), 120,
+                   f"{USER_MODEL} served at the edge")
+    assert one["task"] == "classification" and set(one["predictions"]) <= set(CLASS_NAMES), one
+    refused = requests.post(f"{public}/predict", json={"dataframe_records": [{"ash": "lots"}]}, timeout=10)
+    assert refused.status_code == 400, refused.text
+    code, out = c.canaryctl("deploy", "2", "--production", "1")
+    assert code == 0, out
+    labels = list(y_test)
+    started = time.monotonic()
+    deadline = started + 240
+    i = 0
+    while registry_state_of(c, USER_MODEL)[0].get("canary.phase") != "rolled_back":
+        assert time.monotonic() < deadline, registry_state_of(c, USER_MODEL)
+        for _ in range(20):  # the held-out rows, one per request, with their labels
+            k = i % len(rows)
+            resp = requests.post(f"{public}/predict", json={"dataframe_records": [rows[k]],
+                                                             "actual_label": labels[k]}, timeout=10)
+            assert resp.status_code == 200, resp.text
+            i += 1
+        time.sleep(0.5)
+    took = time.monotonic() - started
+    tags, _ = registry_state_of(c, USER_MODEL)
+    print(f"{USER_MODEL}: worse version 2 rolled back {took:.0f}s after `canaryctl deploy 2` "
+          f"({i} labelled requests): {tags.get('canary.reason')}")
+    assert "accuracy" in tags.get("canary.reason", ""), tags
+    stats = requests.get(f"{public}/stats", timeout=5).json()
+    assert stats["production"]["task"] == "classification" and stats["canary"]["labelled"] > 0, stats
+
+
+def registry_state_of(c, name):
+    model = requests.get(f"{c.url('MLFLOW_PORT')}/api/2.0/mlflow/registered-models/get",
+                         params={"name": name}, timeout=5).json()["registered_model"]
+    return ({t["key"]: t["value"] for t in model.get("tags", [])},
+            {a["alias"]: a["version"] for a in model.get("aliases", [])})
