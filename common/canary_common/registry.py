@@ -109,7 +109,9 @@ class RegistryClient:
                                         timeout=self.timeout)
         except requests.RequestException as exc:
             raise RegistryError(f"MLflow registry unreachable: {exc}") from exc
-        if resp.status_code == 404 or (resp.status_code >= 400 and "RESOURCE_DOES_NOT_EXIST" in resp.text):
+        # MLflow answers a missing alias with 400 INVALID_PARAMETER_VALUE "... alias canary not found".
+        missing_alias = resp.status_code == 400 and "alias" in resp.text and "not found" in resp.text
+        if resp.status_code == 404 or missing_alias or (resp.status_code >= 400 and "RESOURCE_DOES_NOT_EXIST" in resp.text):
             raise NotFound(f"{path}: {resp.text[:200]}")
         if resp.status_code >= 400:
             raise RegistryError(f"MLflow registry {method} {path}: HTTP {resp.status_code}: {resp.text[:200]}")

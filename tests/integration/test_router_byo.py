@@ -209,3 +209,12 @@ def test_params_reach_the_model(stack):
     assert predict(stack, byo.all_formats(frame)["dataframe_split"])["predictions"] == ["positive"]
     strict = predict(stack, {**byo.all_formats(frame)["dataframe_split"], "params": {"threshold": 5.0}})
     assert strict["predictions"] == ["negative"]
+
+
+def test_a_missing_alias_is_not_found_on_a_real_mlflow(stack):
+    """MLflow answers 400 INVALID_PARAMETER_VALUE for an alias no version has: read as NotFound, so
+    a canary server of a model with no canary yet reports alias_missing (and stays healthy)."""
+    from canary_common.registry import NotFound
+
+    with pytest.raises(NotFound):
+        RegistryClient(stack["mlflow"], MODEL, timeout=5).alias_version("no-such-alias")
