@@ -253,8 +253,8 @@ class ModelFollower:
                     self.last_error = ""
                 delay = self.settings.alias_poll_s
             except NotFound as exc:
-                self.alias_missing = True
                 self._note_error(f"alias {self.alias!r} not found: {exc}")
+                self.alias_missing = True  # after the reason, which /ready gives with it
                 delay = self.settings.alias_poll_s
             except Exception as exc:  # keep serving the old model
                 if self.load_error is not None and self._failure_mark() != before:
