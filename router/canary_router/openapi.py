@@ -45,7 +45,7 @@ VALUE = {"type": "number", "description": "a regressor's true value (finite)"}
 REQUEST_ID = {"type": "string", "pattern": r"^[A-Za-z0-9_-]{4,1000}\.[A-Za-z0-9_-]{22}$",
               "description": "the request_id of a /predict answer (403 if not issued by this fleet)"}
 SCORING_SCHEMAS = {"dataframe_split": {"type": "object"}, "dataframe_records": {"type": "array", "minItems": 1},
-                   "instances": {"type": "array", "minItems": 1}, "inputs": {}}
+                   "instances": {}, "inputs": {}}  # any JSON: MLflow's parsing judges these two
 USER_ID = {"description": "sticky key when no X-Canary-Key header is sent; null is the same as absent",
            "nullable": True, "oneOf": [{"type": "string", "pattern": NOT_BLANK, "maxLength": 256}, {"type": "integer"}]}
 

@@ -47,7 +47,8 @@ def test_ready_health_and_predict(url):
     assert ready["text_input"] is True and ready["load_error"] is None
     assert requests.get(url + "/health", timeout=5).status_code == 200
     one = post(url, "/predict", {"text": TEXTS[0]}).json()
-    assert one == {"prediction": 0, "version": "2", "model": "sentiment", "alias": "canary", "classes": [0, 1]}
+    assert one == {"prediction": 0, "version": "2", "model": "sentiment", "alias": "canary", "classes": [0, 1],
+                   "task": "classification"}
     many = post(url, "/predict", {"texts": TEXTS}).json()
     assert many["predictions"] == [0, 1, 1, 0]
 

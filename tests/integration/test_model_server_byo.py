@@ -152,7 +152,7 @@ def test_custom_python_model(stack):
     assert resp.status_code == 400 and "column 'review'" in resp.json()["error"]
     assert post(stack, {"text": "love it"}, path="/predict").json() == {
         "prediction": "positive", "version": version, "model": MODEL, "alias": ALIAS,
-        "classes": ["negative", "positive"]}
+        "classes": ["negative", "positive"], "task": "classification"}
     ready = requests.get(stack["url"] + "/ready", timeout=5).json()
     assert ready["task_source"] == "tags" and ready["text_input"] is True
     assert ready["signature"]["params"] == [{"name": "threshold", "type": "double", "default": 0.0, "shape": None}]
