@@ -61,6 +61,9 @@ def test_a_weight_written_outside_a_rollout_is_taken_in_hand(stack):
     phase tell the truth (a manual rollout) and judges it."""
     stack.deploy("2", production="1")
     registry = stack.registry()
+    # Weight 0 first (the weight tag is written last), so the controller never reads the phase
+    # rolled_back beside the deploy's 5 % and adopts that before the other writer's weight.
+    registry.write_state(weight=0, reason="test: stopped")
     registry.write_state(weight=0, phase="rolled_back", reason="test: rolled back")
     registry.write_state(weight=20, reason="test: a weight from another writer")
     stack.wait_for(lambda: registry.read_state().phase == "progressing", timeout=20,
