@@ -10,19 +10,18 @@ import io
 import json
 import socket
 import sys
-import threading
 
 import pytest
 from flask import Flask, jsonify, request
-from werkzeug.serving import make_server
 
 from canaryctl import render, samples
 from canaryctl.cli import _weight_path, build_parser, main
+from support.served_app import ServedApp
 
 TOKEN = "tok"
 
 
-class StandInStack:
+class StandInStack(ServedApp):
     """One Flask app playing nginx's public and admin ports; records admin calls."""
 
     def __init__(self):
@@ -120,17 +119,7 @@ class StandInStack:
         def resume():
             return jsonify(status="auto", note="the controller steps the weight again")
 
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.thread.join(5)
+        self.serve(app)
 
 
 @pytest.fixture(scope="module")

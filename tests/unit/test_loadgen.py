@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 from flask import Flask, jsonify, request
-from werkzeug.serving import make_server
 
 from loadgen import arrivals
 from loadgen.config import ConfigError, from_env
@@ -26,12 +25,13 @@ from loadgen.main import run, sample_stream, wait_ready
 from loadgen.runner import OpenLoopRunner
 from loadgen.sender import PredictSender, Sample
 from loadgen.tally import Outcome, Reservoir, Tally
+from support.served_app import ServedApp
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = [(f"text {i}", i % 2) for i in range(10)]
 
 
-class StandInRouter:
+class StandInRouter(ServedApp):
     """A Flask stand-in for the router: every 5th request goes to the canary, which answers
     wrongly; production answers right. `delay_s` makes every answer slow."""
 
@@ -74,17 +74,7 @@ class StandInRouter:
             self.admin_calls.append((f"/simulate_failure/{on}", request.headers.get("Authorization")))
             return jsonify(simulate_failure=bool(on))
 
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.thread.join(5)
+        self.serve(app)
 
 
 # ---- settings and arrivals ----------------------------------------------------------------

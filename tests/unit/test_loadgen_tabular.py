@@ -13,7 +13,6 @@ import time
 
 import pytest
 from flask import Flask, jsonify, request
-from werkzeug.serving import make_server
 
 from canary_common import demo_data
 from loadgen import main as loadgen_main
@@ -24,13 +23,14 @@ from loadgen.main import run, sample_stream
 from loadgen.payloads import Batch, DataSet, Sample
 from loadgen.sender import PredictSender
 from loadgen.tally import Tally
+from support.served_app import ServedApp
 
 CANCER = payloads.load("breast-cancer")
 DIABETES = payloads.load("diabetes")
 TINY = DataSet("breast-cancer", "classification", ("a", "b"), (([1.0, 2.0], 0), ([3.0, 4.0], 1), ([5.0, 6.0], 1)))
 
 
-class TabularStandIn:
+class TabularStandIn(ServedApp):
     """Answers /predict like the router will for scoring payloads: the classifier predicts the
     label it was sent on production and the other class on the canary (every 4th request); the
     regressor answers value + 10. Records every body."""
@@ -75,17 +75,7 @@ class TabularStandIn:
                 self.feedback.append(request.get_json())
             return jsonify(outcome="correct")
 
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.thread.join(5)
+        self.serve(app)
 
 
 # ---- the data and the bodies ---------------------------------------------------------------
