@@ -3,7 +3,7 @@ import pytest
 
 from model_setup import recipes
 
-BANDS = {"baseline": (0.86, 0.89), "improved": (0.92, 0.95), "degraded": (0.65, 0.78)}
+BANDS = {"baseline": (0.84, 0.89), "improved": (0.92, 0.95), "degraded": (0.65, 0.78)}
 
 
 @pytest.mark.parametrize("recipe", recipes.RECIPES, ids=lambda r: r.role)
@@ -27,7 +27,7 @@ def test_recipes_tokenise_negations_as_their_own_word():
 def test_degraded_recipe_flips_about_a_quarter_of_its_labels():
     train, _ = recipes.dataset.load_split()
     recipe = recipes.RECIPES[2]
-    texts, labels = recipes.training_data(recipe, train)
+    texts, labels, _ = recipes.training_data(recipe, train)
     truth = {r.text: r.label for r in train}
     flipped = sum(truth[t] != y for t, y in zip(texts, labels)) / len(texts)
     assert len(texts) == recipes.DEGRADED_ROWS and 0.18 < flipped < 0.32
