@@ -223,10 +223,12 @@ def build() -> dict:
         unit="percentunit", min_=0, thresholds=[(ERROR_THRESHOLD, "red")]))
     panels.append(timeseries(
         L, "Fallbacks to production", "Canary failures that production answered instead, per second, "
-        "and as a share of canary calls.",
+        "and as a share of canary calls; and canary requests that production answered because a router "
+        "had ejected the canary after failures in a row (outlier ejection: the canary was not tried).",
         [target("sum(job:canary_router_fallbacks:rate1m)", "fallbacks/s", "A"),
          target('sum(job:canary_router_fallbacks:rate1m) / on () model:canary_router_requests:rate1m{model="canary"}',
-                "share of canary calls", "B")],
+                "share of canary calls", "B"),
+         target("sum(job:canary_router_ejected_requests:rate1m)", "ejected/s", "C")],
         unit="short", min_=0, overrides=[
             {"matcher": {"id": "byName", "options": "share of canary calls"},
              "properties": [{"id": "unit", "value": "percentunit"},

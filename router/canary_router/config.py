@@ -56,6 +56,12 @@ class Settings:
     shadow_workers: int = 2
     shadow_queue_max: int = 64
     shadow_timeout_s: float = 2.0
+    # Outlier ejection of the canary (ejection.py): failures in a row that eject it (0: never),
+    # the first backoff (doubled per ejection in a row, up to the max), the health probe's timeout.
+    outlier_consecutive_failures: int = 3
+    outlier_base_ejection_s: float = 2.0
+    outlier_max_ejection_s: float = 60.0
+    outlier_probe_timeout_s: float = 0.5
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Settings":
@@ -85,4 +91,8 @@ class Settings:
             shadow_workers=max(1, int(_float(env, "SHADOW_WORKERS", 2))),
             shadow_queue_max=max(1, int(_float(env, "SHADOW_QUEUE_MAX", 64))),
             shadow_timeout_s=_float(env, "SHADOW_TIMEOUT_S", _float(env, "BACKEND_TIMEOUT_S", 2.0)),
+            outlier_consecutive_failures=max(0, int(_float(env, "OUTLIER_CONSECUTIVE_FAILURES", 3))),
+            outlier_base_ejection_s=_float(env, "OUTLIER_BASE_EJECTION_S", 2.0),
+            outlier_max_ejection_s=_float(env, "OUTLIER_MAX_EJECTION_S", 60.0),
+            outlier_probe_timeout_s=_float(env, "OUTLIER_PROBE_TIMEOUT_S", 0.5),
         )

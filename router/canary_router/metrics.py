@@ -32,6 +32,14 @@ WEIGHT = Gauge("canary_router_canary_weight_ratio", "Canary share actually appli
 # livemax: 1 if any live worker is failing closed; a dead worker's value is dropped.
 FAIL_CLOSED = Gauge("canary_router_fail_closed", "1 while the router sends everything to production "
                     "because it cannot confirm the rollout state.", multiprocess_mode="livemax")
+# Outlier ejection (ejection.py): each time a worker stops sending to the canary, the requests it
+# sent to production instead (also counted as canary errors in requests_total), and whether any
+# live worker has the canary out now.
+EJECTIONS = Counter("canary_router_ejections_total", "Times a worker ejected the canary after consecutive failures.")
+EJECTED_REQUESTS = Counter("canary_router_ejected_requests_total",
+                           "Predictions meant for the ejected canary, answered by production.", ["version"])
+CANARY_EJECTED = Gauge("canary_router_canary_ejected", "1 while any worker of the replica has the canary ejected.",
+                       multiprocess_mode="livemax")
 RESPONSES = Counter("canary_router_responses_total", "Responses by HTTP status code.", ["code"])
 
 # Apart from the series above, so that testers' forced requests and shadow copies never reach

@@ -65,6 +65,15 @@ def serve(rt, header: HeaderGetter, raw: bytes) -> Reply:
     else:
         arm, assignment = choose_arm(weight), "random"
 
+    ejected = arm == CANARY and not forced and not rt.ejector.allow()
+    if ejected:
+        # Outlier ejection: production answers, and the canary is charged an error as if it had
+        # failed, so that a dead canary is still rolled back.
+        version = _version(None, state, CANARY)
+        metrics.child(metrics.REQUESTS, CANARY, version, "error").inc(body.rows or 1)
+        metrics.child(metrics.EJECTED_REQUESTS, version).inc(body.rows or 1)
+        arm = PRODUCTION
+
     if body.truth is not None:
         # What the arm's last answer told about the version it serves now: a truth that cannot
         # fit is refused before any model is asked (the answer itself is checked below).
@@ -73,12 +82,14 @@ def serve(rt, header: HeaderGetter, raw: bytes) -> Reply:
             check_truth(body.labels, body.values, known.classes, known.task)
 
     served_by = arm
-    fallback = False
+    fallback = ejected
     try:
         pred = rt.backends.score(arm, body.text, body.payload)
     except (BackendError, BackendRejected) as exc:
         if arm != CANARY:
             return _production_failed(exc, state, client_id, forced=bool(forced), rows=body.rows)
+        if isinstance(exc, BackendError):
+            rt.ejector.failure()
         # The client must not pay for the canary: count it against the canary, answer from production.
         counter = metrics.FORCED if forced else metrics.REQUESTS
         metrics.child(counter, CANARY, _version(None, state, CANARY), "error").inc(body.rows or 1)
@@ -89,6 +100,9 @@ def serve(rt, header: HeaderGetter, raw: bytes) -> Reply:
             pred = rt.backends.score(PRODUCTION, body.text, body.payload)
         except (BackendError, BackendRejected) as exc2:
             return _production_failed(exc2, state, client_id, forced=bool(forced), rows=body.rows)
+    else:
+        if arm == CANARY:
+            rt.ejector.success()
 
     rows = len(pred.predictions)
     if body.truth is not None:
@@ -116,6 +130,8 @@ def serve(rt, header: HeaderGetter, raw: bytes) -> Reply:
                ("X-Router-Weight", f"{weight:g}"), ("X-Canary-Assignment", assignment)]
     if fallback:
         headers.append(("X-Canary-Fallback", "1"))
+    if ejected:
+        headers.append(("X-Canary-Ejected", "1"))
     return Reply(200, answer, headers)
 
 

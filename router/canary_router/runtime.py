@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 import secrets
 
+import requests
+
 from canary_common.registry import RegistryClient
 
 from . import metrics
 from .backends import Backends
 from .config import Settings
 from .dedupe import LabelledSet
+from .ejection import Ejector
 from .ids import IdSigner
 from .shadow import ShadowPool, shadow_percentage
 from .split import CANARY, PRODUCTION
@@ -35,6 +38,8 @@ class Runtime:
         self.shadow = ShadowPool(Backends(urls, timeout_s=settings.shadow_timeout_s, pool_size=1,
                                           connect_timeout_s=settings.backend_connect_timeout_s),
                                  workers=settings.shadow_workers, queue_max=settings.shadow_queue_max)
+        self.ejector = Ejector(self._canary_ready, consecutive=settings.outlier_consecutive_failures,
+                               base_s=settings.outlier_base_ejection_s, max_s=settings.outlier_max_ejection_s)
         secret = settings.feedback_secret
         self.secret_generated = not secret
         if not secret:
@@ -44,6 +49,14 @@ class Runtime:
         self.signer = IdSigner(secret, ttl_s=settings.feedback_ttl_s)
         self.labelled = LabelledSet(settings.feedback_store_dir or None, settings.feedback_dedupe_max)
         self.follower.on_publish = self._publish_shadow
+
+    def _canary_ready(self) -> bool:
+        """The ejection probe: the canary model server answers its readiness check."""
+        try:
+            resp = requests.get(self.settings.canary_url + "/ready", timeout=self.settings.outlier_probe_timeout_s)
+        except requests.RequestException:
+            return False
+        return resp.status_code == 200
 
     def _publish_shadow(self) -> None:
         metrics.SHADOW_RATIO.set(self.shadow_share(self.follower.state, self.follower.effective_weight()) / 100.0)

@@ -47,6 +47,10 @@ def raw_counts(families=None) -> dict:
                 key = f"aec|{labels['model']}|{labels['version']}"
             elif s.name == "canary_router_fallbacks_total":
                 key = "fallbacks"
+            elif s.name == "canary_router_ejections_total":
+                key = "ejections"
+            elif s.name == "canary_router_ejected_requests_total":
+                key = "ejected"
             elif s.name == "canary_router_responses_total":
                 key = f"resp|{labels['code']}"
             if key is not None:
@@ -107,7 +111,19 @@ def reset_local() -> dict:
 
 
 def local_counts() -> dict:
-    return subtract(raw_counts(), load_baseline())
+    """Counts since the last /reset, and (a gauge, never subtracted) whether a worker of this
+    replica has the canary ejected now."""
+    counts = subtract(raw_counts(), load_baseline())
+    counts["ejecting"] = ejecting_now()
+    return counts
+
+
+def ejecting_now() -> float:
+    for family in metrics.collect():
+        for s in family.samples:
+            if s.name == "canary_router_canary_ejected":
+                return float(s.value)
+    return 0.0
 
 
 # -- the summary ----------------------------------------------------------------------------------
@@ -216,6 +232,11 @@ def summarize(counts: dict, state: dict | None = None) -> dict:
     all_slots = [s for m in models.values() for s in m["versions"].values()]
     totals = _describe(all_slots)
     totals["fallbacks"] = int(counts.get("fallbacks", 0))
+    # Outlier ejection: canary predictions sent to production while a worker had it out (counted
+    # in the canary's errors), the ejections, and how many replicas have it out now.
+    totals["ejected_requests"] = int(counts.get("ejected", 0))
+    totals["ejections"] = int(counts.get("ejections", 0))
+    totals["replicas_ejecting_canary"] = int(counts.get("ejecting", 0))
     totals["responses"] = {k.split("|", 1)[1]: int(v) for k, v in sorted(counts.items()) if k.startswith("resp|")}
     served = out["production"]["requests"] + out["canary"]["requests"]
     out["canary_percentage"] = state.get("canary_percentage")

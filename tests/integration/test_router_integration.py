@@ -36,7 +36,8 @@ def lab(tmp_path_factory):
         port_a, port_b = free_port(), free_port()
         peers = f"http://127.0.0.1:{port_a},http://127.0.0.1:{port_b}"
         common = dict(mlflow_url=ml_url, production_url=prod.url, canary_url=canary.url, workers=2,
-                      ADMIN_TOKEN=TOKEN, ROUTER_PEERS=peers, STATE_POLL_S=1, BACKEND_TIMEOUT_S=0.5)
+                      ADMIN_TOKEN=TOKEN, ROUTER_PEERS=peers, STATE_POLL_S=1, BACKEND_TIMEOUT_S=0.5,
+                      OUTLIER_BASE_EJECTION_S=0.5, OUTLIER_MAX_EJECTION_S=1)
         a, url_a = start_router("router-a", logs, port=port_a, CONTROLLER_URL=controller.url, **common)
         procs.append(a)
         b, url_b = start_router("router-b", logs, port=port_b, CONTROLLER_URL=f"http://127.0.0.1:{free_port()}",
@@ -234,10 +235,76 @@ def test_failing_canary_costs_the_client_nothing(lab):
     errors = stats["canary"]["errors"]
     assert stats["canary"]["requests"] == 0
     assert 0.3 * len(statuses) < errors < 0.7 * len(statuses)
-    assert stats["totals"]["fallbacks"] == errors
+    # A canary failure is answered by production (a fallback), or, once the worker has ejected
+    # the canary, not tried at all (an ejected request): both count as canary errors.
+    assert stats["totals"]["fallbacks"] + stats["totals"]["ejected_requests"] == errors
+    assert stats["totals"]["ejections"] >= 2
+    wait_canary_back(lab["a"], lab["b"])
     assert stats["production"]["requests"] == len(statuses)
     metrics = requests.get(lab["b"] + "/metrics/prometheus", timeout=5).text
     assert 'canary_router_requests_total{model="canary",status="error",version="2"}' in metrics
+
+
+def wait_canary_back(*urls, timeout=15.0):
+    """Until no worker of these replicas has the canary ejected: a worker probes the canary at its
+    first request after the backoff, so each gets requests (a new connection each, so both workers)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for url in urls:
+            for _ in range(10):
+                requests.post(url + "/predict", json={"text": "warm"}, timeout=10)
+        time.sleep(0.3)
+        if all(requests.get(u + "/stats/local", timeout=5).json()["counts"]["ejecting"] == 0 for u in urls):
+            return
+    raise AssertionError("the canary stayed ejected")
+
+
+def test_outlier_ejection_spares_clients_a_hanging_then_dead_canary(lab):
+    """A router with the default ejection settings (3 failures in a row, 2 s first backoff)."""
+    canary = lab["canary"]
+    router, url = start_router("router-eject", lab["logs"], mlflow_url=lab["mlflow"], production_url=lab["prod"].url,
+                               canary_url=canary.url, workers=2, STATE_POLL_S=0.5, BACKEND_TIMEOUT_S=0.5)
+    try:
+        requests.post(lab["a"] + "/reset", headers=AUTH, timeout=10).raise_for_status()
+        requests.post(url + "/reset", headers=AUTH, timeout=10)
+        set_weight(lab, 50)
+        wait_every_worker_fresh(url, workers=2)
+        canary.mode, canary.slow_s = "slow", 3.0
+        timings, ejected = [], 0
+        with requests.Session() as s:
+            for _ in range(150):
+                began = time.perf_counter()
+                resp = s.post(url + "/predict", json={"text": "good"}, timeout=10)
+                timings.append(time.perf_counter() - began)
+                assert resp.status_code == 200 and resp.json()["model_version"] == "production"
+                ejected += resp.headers.get("X-Canary-Ejected") == "1"
+        slow = sum(t > 0.4 for t in timings)
+        stats = requests.get(url + "/stats/local", timeout=5).json()["counts"]
+        ejections = stats.get("ejections", 0)
+        # Only the failures that eject (3 a worker, again after each backoff) cost a timeout.
+        assert 1 <= ejections and slow <= 3 * ejections, (slow, ejections)  # one connection: one worker
+        assert ejected > 2 * slow and stats.get("ejected", 0) == ejected
+        assert stats["req|canary|2|error"] == slow + ejected
+        exposition = requests.get(url + "/metrics/prometheus", timeout=5).text
+        assert "canary_router_canary_ejected 1.0" in exposition
+        assert "canary_router_ejections_total" in exposition and "canary_router_ejected_requests_total" in exposition
+
+        canary.mode = "ok"
+        canary.stop()  # then it dies: connections refused, answered at once by production
+        with requests.Session() as s:
+            answers = [s.post(url + "/predict", json={"text": "good"}, timeout=10) for _ in range(60)]
+        assert all(r.status_code == 200 and r.json()["model_version"] == "production" for r in answers)
+        canary.start()
+        back_at = time.monotonic()
+        served = 0
+        with requests.Session() as s:
+            while served < 10 and time.monotonic() - back_at < 30:
+                served += s.post(url + "/predict", json={"text": "good"}, timeout=10).json()["model_version"] == "canary"
+                time.sleep(0.02)
+        assert served >= 10, "the canary never took traffic again after it came back"
+    finally:
+        canary.mode = "ok"
+        router.stop()
 
 
 def test_simulated_failure_shows_in_canary_accuracy(lab):
