@@ -3,12 +3,14 @@
 `render_compose()` is what `prometheus/prometheus.yml` holds (a unit test keeps the two equal);
 `render(targets, rules_dir)` is the same configuration with loopback targets for the process-mode
 tests. Both come from `_config`, so job names, the `arm` label and the rule files are identical and
-the recording rules, alerts and dashboards work on either.
+the recording rules, alerts and dashboards work on either. Firing alerts go to Alertmanager: the
+`alertmanager` service in compose, the `alertmanager_url` given to `render` in process mode.
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -17,6 +19,7 @@ import yaml
 MODEL_SERVER_ARMS = {"model-server-production": "production", "model-server-canary": "canary"}
 
 COMPOSE_RULES_DIR = "/etc/prometheus/rules"
+COMPOSE_ALERTMANAGER_URL = "http://alertmanager:9093"
 
 _JOB_ORDER = ("prometheus", "router", "model-server", "controller", "mlflow")
 # The routers keep GET /metrics for the lab's JSON summary; their exposition format is here.
@@ -35,16 +38,31 @@ def _job(name: str, static: list[str] | None = None, *, dns_name: str | None = N
     return job
 
 
-def _config(scrape_interval: str, rules_dir: str, jobs: list[dict]) -> dict:
-    return {
+def _config(scrape_interval: str, rules_dir: str, jobs: list[dict], alertmanager_url: str | None = None) -> dict:
+    cfg: dict = {
         "global": {
             "scrape_interval": scrape_interval,
             "evaluation_interval": scrape_interval,
             "scrape_timeout": scrape_interval if _seconds(scrape_interval) < 10 else "10s",
         },
-        "rule_files": [f"{rules_dir.rstrip('/')}/*.yml"],
-        "scrape_configs": jobs,
     }
+    if alertmanager_url:
+        cfg["alerting"] = _alerting(alertmanager_url)
+    cfg["rule_files"] = [f"{rules_dir.rstrip('/')}/*.yml"]
+    cfg["scrape_configs"] = jobs
+    return cfg
+
+
+def _alerting(url: str) -> dict:
+    """Prometheus's `alerting:` block for one Alertmanager at `url` (http[s]://host:port[/prefix])."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.port:
+        raise ValueError(f"alertmanager_url must look like http://host:port, got {url!r}")
+    manager: dict = {"scheme": parts.scheme}
+    if parts.path.strip("/"):
+        manager["path_prefix"] = parts.path
+    manager["static_configs"] = [{"targets": [parts.netloc]}]
+    return {"alertmanagers": [manager]}
 
 
 def _seconds(duration: str) -> float:
@@ -72,16 +90,18 @@ def render_compose() -> str:
         _job("controller", ["controller:8000"]),
         _job("mlflow", ["mlflow:5000"]),  # mlflow server --expose-prometheus serves /metrics
     ]
-    return _dump(_config("5s", COMPOSE_RULES_DIR, jobs))
+    return _dump(_config("5s", COMPOSE_RULES_DIR, jobs, COMPOSE_ALERTMANAGER_URL))
 
 
-def render(targets: dict[str, list[str]], rules_dir: str, scrape_interval: str = "1s") -> str:
+def render(targets: dict[str, list[str]], rules_dir: str, scrape_interval: str = "1s",
+           alertmanager_url: str | None = None) -> str:
     """Process-mode configuration with static loopback targets.
 
     `targets` is keyed by compose service name: "router" (all replicas), "model-server-production",
     "model-server-canary", "controller", "mlflow" and optionally "prometheus"; values are
     "host:port" strings. A key that is absent or empty leaves its job out, so no TargetDown fires
-    for a service the test does not run.
+    for a service the test does not run. `alertmanager_url` (http://host:port): where firing
+    alerts go; None leaves alerting out.
     """
     unknown = set(targets) - {"prometheus", "router", "controller", "mlflow", *MODEL_SERVER_ARMS}
     if unknown:
@@ -96,7 +116,7 @@ def render(targets: dict[str, list[str]], rules_dir: str, scrape_interval: str =
             job = None
         if job:
             jobs.append(job)
-    return _dump(_config(scrape_interval, str(Path(rules_dir).resolve()), jobs))
+    return _dump(_config(scrape_interval, str(Path(rules_dir).resolve()), jobs, alertmanager_url))
 
 
 def _dump(cfg: dict) -> str:

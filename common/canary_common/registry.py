@@ -1,9 +1,21 @@
 """The rollout state, kept in the MLflow model registry.
 
-The registry is the one source of truth: aliases say which version serves where, tags on the
-registered model hold the canary weight, the mode and the phase. Every router worker, the
-controller and the model servers read it; only the controller and the routers' admin paths write
-it. Plain REST calls (no mlflow import) so that the router stays lean and fast.
+The registry is the one source of truth: aliases say which version serves where, and one tag on
+the registered model, `canary.state`, holds the rest as JSON: weight, mode, phase, reason, the
+rollout id, the shadow share and a `generation` counter. The controller is its one writer
+(routers forward admin calls to it; model-setup only seeds a state that does not exist yet).
+
+What MLflow guarantees, and what we build on it: a tag write (`registered-models/set-tag`) is
+one row upsert in the tracking store, so a reader sees a whole old value or a whole new one,
+never a mix. MLflow has no conditional write: no version check, no ETag, no transaction across
+calls. So a state change is one tag write (atomic), and compare-and-set is done by the writer:
+read the generation, check it is the one the decision was made on, write generation + 1. In the
+controller every write happens under one lock, so its decisions and admin calls never
+interleave; between processes the check narrows the window to one read and one write (a second
+controller needs a lease, not this check). The old separate tags (`canary.weight`, ...) are still
+written after the state tag, for readers of the previous release; they are never read when the
+state tag exists.
+Plain REST calls (no mlflow import) so that the router stays lean and fast.
 """
 from __future__ import annotations
 
@@ -13,6 +25,8 @@ from dataclasses import dataclass, field
 
 import requests
 
+STATE_TAG = "canary.state"
+# The tags of the previous release: mirrored after every write, read only without STATE_TAG.
 WEIGHT_TAG = "canary.weight"
 MODE_TAG = "canary.mode"
 PHASE_TAG = "canary.phase"
@@ -22,6 +36,7 @@ UPDATED_TAG = "canary.updated_at"
 ROLLOUT_TAG = "canary.rollout"
 # Percent of production's requests copied to the canary while its live weight is 0.
 SHADOW_TAG = "canary.shadow_percentage"
+REASON_MAX_CHARS = 2000  # the whole state must stay under MLflow's 5,000-character tag cap
 
 MODES = ("auto", "manual")
 PHASES = ("progressing", "rolled_back", "promoting", "promoted", "idle")
@@ -37,6 +52,10 @@ class NotFound(RegistryError):
     """The registered model, version or alias does not exist."""
 
 
+class StateConflict(RegistryError):
+    """The state changed since the generation a write was based on (compare-and-set failed)."""
+
+
 @dataclass(frozen=True)
 class RolloutState:
     """A snapshot of the registered model's rollout state."""
@@ -49,19 +68,13 @@ class RolloutState:
     reason: str = ""
     updated_at: float = 0.0
     tags: dict = field(default_factory=dict)
+    generation: int = 0  # bumped by every write; 0 before the first
+    rollout: str | None = None  # `<version>@<epoch s>`: a new one starts a fresh analysis
+    shadow_percentage: float = 0.0
 
     @property
     def weight_ratio(self) -> float:
         return self.weight / 100.0
-
-    @property
-    def shadow_percentage(self) -> float:
-        """The shadow tag in percent; a missing or corrupt tag means no shadow."""
-        raw = (self.tags or {}).get(SHADOW_TAG)
-        try:
-            return parse_weight(raw) if raw not in (None, "") else 0.0
-        except ValueError:
-            return 0.0
 
     @property
     def shadow_live(self) -> bool:
@@ -78,7 +91,53 @@ class RolloutState:
             "phase": self.phase,
             "reason": self.reason,
             "updated_at": self.updated_at,
+            "generation": self.generation,
         }
+
+
+def _number(raw, default: float = 0.0) -> float:
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        return default
+    return value if value == value else default
+
+
+def _stored_state(tags: dict, default_weight: float) -> dict:
+    """The state's fields from the state tag, else from the previous release's tags; a corrupt
+    value falls back to what sends no traffic anywhere unexpected."""
+    stored = None
+    if STATE_TAG in tags:
+        try:
+            stored = json.loads(tags[STATE_TAG])
+        except ValueError:
+            stored = None
+    if not isinstance(stored, dict):
+        stored = {"weight": tags.get(WEIGHT_TAG, default_weight), "mode": tags.get(MODE_TAG),
+                  "phase": tags.get(PHASE_TAG), "reason": tags.get(REASON_TAG, ""),
+                  "updated_at": tags.get(UPDATED_TAG), "rollout": tags.get(ROLLOUT_TAG),
+                  "shadow_percentage": tags.get(SHADOW_TAG), "generation": 0}
+        if STATE_TAG in tags:
+            stored["weight"] = 0.0  # a state tag that is not JSON: no canary traffic
+    try:
+        weight = parse_weight(stored.get("weight", default_weight))
+    except ValueError:
+        weight = 0.0
+    try:
+        shadow = parse_weight(stored.get("shadow_percentage") or 0)
+    except ValueError:
+        shadow = 0.0
+    mode, phase = stored.get("mode"), stored.get("phase")
+    generation = stored.get("generation")
+    return {"weight": weight, "mode": mode if mode in MODES else "auto", "phase": phase if phase in PHASES else "idle",
+            "reason": str(stored.get("reason") or ""), "updated_at": _number(stored.get("updated_at")),
+            "rollout": str(stored["rollout"]) if stored.get("rollout") else None, "shadow_percentage": shadow,
+            "generation": generation if isinstance(generation, int) and not isinstance(generation, bool) else 0}
+
+
+def has_rollout_state(tags: dict) -> bool:
+    """A state was written (this release's tag, or the previous release's weight tag)."""
+    return STATE_TAG in (tags or {}) or WEIGHT_TAG in (tags or {})
 
 
 def parse_weight(value) -> float:
@@ -162,61 +221,68 @@ class RegistryClient:
         model = self.get_model()
         tags = {t["key"]: t["value"] for t in model.get("tags", [])}
         aliases = {a["alias"]: str(a["version"]) for a in model.get("aliases", [])}
-        try:
-            weight = parse_weight(tags.get(WEIGHT_TAG, default_weight))
-        except ValueError:
-            weight = 0.0  # a corrupt tag must not send traffic anywhere unexpected
+        stored = _stored_state(tags, default_weight)
         if "canary" not in aliases:
-            weight = 0.0
-        mode = tags.get(MODE_TAG, "auto")
-        try:
-            updated = float(tags.get(UPDATED_TAG, 0) or 0)
-        except ValueError:
-            updated = 0.0
-        return RolloutState(
-            production_version=aliases.get("production"),
-            canary_version=aliases.get("canary"),
-            weight=weight,
-            mode=mode if mode in MODES else "auto",
-            phase=tags.get(PHASE_TAG, "idle"),
-            reason=tags.get(REASON_TAG, ""),
-            updated_at=updated,
-            tags=tags,
-        )
+            stored["weight"] = 0.0
+        return RolloutState(production_version=aliases.get("production"), canary_version=aliases.get("canary"),
+                            tags=tags, **stored)
 
-    def write_state(self, *, weight: float | None = None, mode: str | None = None,
-                    phase: str | None = None, reason: str) -> None:
-        """Write the parts given. The weight goes last, so a reader that sees the new weight
-        also sees the mode and phase that explain it."""
-        tags: dict = {}
-        if mode is not None:
-            if mode not in MODES:
-                raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-            tags[MODE_TAG] = mode
-        if phase is not None:
-            if phase not in PHASES:
-                raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
-            tags[PHASE_TAG] = phase
-        tags[REASON_TAG] = reason[:4000]
-        tags[UPDATED_TAG] = f"{time.time():.3f}"
-        if weight is not None:
-            tags[WEIGHT_TAG] = f"{parse_weight(weight):g}"
-        self.set_model_tags(tags)
+    def write_state(self, *, weight: float | None = None, mode: str | None = None, phase: str | None = None,
+                    reason: str | None, rollout: str | None = None, shadow_percentage: float | None = None,
+                    expected_generation: int | None = None) -> RolloutState:
+        """Change the parts given, in one write of the state tag, and return the state written.
+        A `reason` of None keeps the current one (it explains the phase). With
+        `expected_generation`, refuse (StateConflict) if the state moved on since then."""
+        if mode is not None and mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if phase is not None and phase not in PHASES:
+            raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
+        current = self.read_state()
+        if expected_generation is not None and current.generation != expected_generation:
+            raise StateConflict(f"the rollout state moved from generation {expected_generation} to "
+                                f"{current.generation} ({current.reason!r}); not overwriting it")
+        stored = _stored_state(current.tags, 0.0)
+        changes = {"weight": None if weight is None else parse_weight(weight), "mode": mode, "phase": phase,
+                   "rollout": rollout,
+                   "shadow_percentage": None if shadow_percentage is None else parse_weight(shadow_percentage)}
+        stored.update({k: v for k, v in changes.items() if v is not None})
+        if reason is not None:
+            stored["reason"] = reason[:REASON_MAX_CHARS]
+        stored.update(updated_at=round(time.time(), 3),
+                      generation=current.generation + 1)
+        self.set_model_tags({STATE_TAG: json.dumps(stored, sort_keys=True)})
+        self._mirror_old_tags(stored)
+        return RolloutState(production_version=current.production_version,
+                            canary_version=current.canary_version, tags=current.tags, **stored)
+
+    def _mirror_old_tags(self, stored: dict) -> None:
+        """The previous release's tags, for its readers during an upgrade; weight last."""
+        tags = {MODE_TAG: stored["mode"], PHASE_TAG: stored["phase"], REASON_TAG: stored["reason"],
+                UPDATED_TAG: f"{stored['updated_at']:.3f}", SHADOW_TAG: f"{stored['shadow_percentage']:g}"}
+        if stored["rollout"]:
+            tags[ROLLOUT_TAG] = stored["rollout"]
+        tags[WEIGHT_TAG] = f"{stored['weight']:g}"
+        try:
+            self.set_model_tags(tags)
+        except RegistryError:
+            pass  # the state tag is written; old readers catch up on the next write
 
     def set_weight_by_hand(self, weight: float, reason: str, mode: str = "manual",
-                           fresh: bool = False) -> RolloutState:
-        """A person's weight (`/set_canary`, `/reset`). When nothing is rolling out (after a
-        rollback or a promotion, or before any rollout), a weight above 0 starts a manual rollout
-        of the version under the `canary` alias with a fresh analysis, so the phase tells the
-        truth about traffic and the canary is never unwatched. `fresh` always starts a new one.
-        Returns the state read before the write."""
+                           fresh: bool = False, expected_generation: int | None = None) -> RolloutState:
+        """A person's weight (`/set_canary`, `/reset`, through the controller). When nothing is
+        rolling out (after a rollback or a promotion, or before any rollout), a weight above 0
+        starts a manual rollout of the version under the `canary` alias with a fresh analysis,
+        so the phase tells the truth about traffic and the canary is never unwatched. `fresh`
+        always starts a new one. Returns the state read before the write."""
         weight = parse_weight(weight)
         state = self.read_state()
+        if expected_generation is not None and state.generation != expected_generation:
+            raise StateConflict(f"the rollout state moved from generation {expected_generation} to {state.generation}")
         if weight > 0 and state.canary_version and (fresh or state.phase not in ROLLING_PHASES):
-            self.set_model_tags({ROLLOUT_TAG: new_rollout_id(state.canary_version)})
-            self.write_state(weight=weight, mode=mode, phase="progressing", reason=reason)
+            self.write_state(weight=weight, mode=mode, phase="progressing", reason=reason,
+                             rollout=new_rollout_id(state.canary_version), expected_generation=state.generation)
         else:
-            self.write_state(weight=weight, mode=mode, reason=reason)
+            self.write_state(weight=weight, mode=mode, reason=reason, expected_generation=state.generation)
         return state
 
 

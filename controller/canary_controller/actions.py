@@ -11,7 +11,7 @@ import time
 
 import requests
 
-from canary_common.registry import ROLLOUT_TAG, RegistryClient, RolloutState, new_rollout_id
+from canary_common.registry import RegistryClient, RolloutState, new_rollout_id
 
 log = logging.getLogger("canary.controller.actions")
 
@@ -28,12 +28,13 @@ class Actions:
             if evidence is not None:
                 tags["canary.decision"] = _evidence_tag(evidence)
             self.registry.set_version_tags(state.canary_version, tags)
-        self.registry.write_state(weight=0, phase="rolled_back", reason=reason)
+        self.registry.write_state(weight=0, phase="rolled_back", reason=reason, expected_generation=state.generation)
         log.warning("rolled back version %s: %s", state.canary_version, reason)
 
     def set_weight(self, weight: float, reason: str, evidence: dict | None = None,
                    state: RolloutState | None = None) -> None:
-        self.registry.write_state(weight=weight, phase="progressing", reason=reason)
+        self.registry.write_state(weight=weight, phase="progressing", reason=reason,
+                                  expected_generation=state.generation if state is not None else None)
         if evidence is not None and state is not None and state.canary_version:
             self.registry.set_version_tags(state.canary_version, {"canary.decision": _evidence_tag(evidence)})
         log.info("canary weight -> %g%%: %s", weight, reason)
@@ -44,7 +45,7 @@ class Actions:
 
     def start_promotion(self, state: RolloutState, reason: str, evidence: dict | None = None) -> None:
         """Move the production alias; the weight drops to 0 once production serves it."""
-        self.registry.write_state(phase="promoting", reason=reason)
+        self.registry.write_state(phase="promoting", reason=reason, expected_generation=state.generation)
         self.registry.set_alias("production", state.canary_version)
         tags = {"canary.promoted_at": f"{time.time():.0f}", "canary.promotion_reason": reason}
         if evidence is not None:
@@ -62,7 +63,7 @@ class Actions:
         return str(ready.get("version")) == str(version)
 
     def finish_promotion(self, state: RolloutState) -> None:
-        self.registry.write_state(weight=0, phase="promoted",
+        self.registry.write_state(weight=0, phase="promoted", expected_generation=state.generation,
                                   reason=f"version {state.canary_version} promoted and serving in production")
 
     def deploy(self, version: str, first_weight: float, production: str | None = None) -> None:
@@ -72,9 +73,9 @@ class Actions:
             self.registry.set_alias("production", production)
         self.registry.get_version(version)
         # Weight 0 first: routers must not send the new version traffic before the rollout starts.
-        self.registry.write_state(weight=0, phase="progressing", mode="auto", reason=f"deploying version {version}")
-        # A new rollout, even of the same version again: the controller starts a fresh analysis.
-        self.registry.set_model_tags({ROLLOUT_TAG: new_rollout_id(version)})
+        # A new rollout id, even for the same version again: the controller starts a fresh analysis.
+        self.registry.write_state(weight=0, phase="progressing", mode="auto", reason=f"deploying version {version}",
+                                  rollout=new_rollout_id(version))
         self.registry.set_alias("canary", version)
         self.registry.write_state(weight=first_weight, phase="progressing", mode="auto",
                                   reason=f"rollout of version {version} started at {first_weight:g}%")

@@ -11,8 +11,9 @@ from flask import Flask, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.exceptions import HTTPException
 
-from canary_common.registry import NotFound, RegistryClient, RegistryError
+from canary_common.registry import NotFound, RegistryClient, RegistryError, StateConflict
 
+from . import commands
 from .actions import Actions
 from .loop import Controller
 from .prometheus import PrometheusClient
@@ -30,6 +31,11 @@ def _version(body: dict, field: str, required: bool) -> str | None:
     return str(value)
 
 
+def _reason(body: dict, default: str) -> str:
+    given = body.get("reason")
+    return given[:500] if isinstance(given, str) and given.strip() else default
+
+
 def create_app(settings: Settings | None = None, start_loop: bool = True) -> Flask:
     settings = settings or load_settings()
     registry = RegistryClient(settings.mlflow_url, settings.model_name)
@@ -41,6 +47,10 @@ def create_app(settings: Settings | None = None, start_loop: bool = True) -> Fla
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         return jsonify(error=exc.description, status=exc.code), exc.code
+
+    @app.errorhandler(StateConflict)
+    def state_conflict(exc: StateConflict):
+        return jsonify(error=f"the rollout state changed meanwhile, try again: {exc}"), 409
 
     @app.errorhandler(RegistryError)
     def registry_error(exc: RegistryError):
@@ -112,7 +122,7 @@ def create_app(settings: Settings | None = None, start_loop: bool = True) -> Fla
             state = registry.read_state()
             if not state.canary_version or state.canary_version == state.production_version:
                 return jsonify(error="there is no canary to promote"), 409
-            controller.actions.start_promotion(state, "promoted by hand")
+            controller.actions.start_promotion(state, "promoted by hand")  # based on the state just read
             controller.record("promote", f"version {state.canary_version} promoted by hand")
         return jsonify(status="promoting", version=state.canary_version)
 
@@ -126,10 +136,35 @@ def create_app(settings: Settings | None = None, start_loop: bool = True) -> Fla
             controller.record("rollback", f"version {state.canary_version} rolled back by hand")
         return jsonify(status="rolled_back", version=state.canary_version, canary_percentage=0)
 
+    # The routers' admin calls that change the rollout state: the controller is its one writer.
+    @app.post("/weight")
+    def weight():
+        try:
+            body = json_body()
+            value = commands.parse_request(body, "weight")
+            fresh = body.get("fresh", False)
+            if not isinstance(fresh, bool):
+                raise ValueError("'fresh' must be true or false")
+        except ValueError as exc:
+            return jsonify(error=str(exc)), 400
+        reason = _reason(body, f"canary weight set to {value:g}% by an operator")
+        return jsonify(commands.set_weight(controller, value, fresh, reason))
+
+    @app.post("/shadow")
+    def shadow():
+        try:
+            body = json_body()
+            share = commands.parse_request(body, "percentage")
+        except ValueError as exc:
+            return jsonify(error=str(exc)), 400
+        return jsonify(commands.set_shadow(controller, share, _reason(body, f"shadow share set to {share:g}%")))
+
     @app.post("/resume")
     def resume():
         with controller.lock:
-            registry.write_state(mode="auto", reason="stepping handed back to the controller")
+            state = registry.read_state()
+            registry.write_state(mode="auto", reason="stepping handed back to the controller",
+                                 expected_generation=state.generation)
         return jsonify(status="auto", note="the controller steps the weight again")
 
     if start_loop:

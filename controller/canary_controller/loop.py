@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 
-from canary_common.registry import (ROLLING_PHASES, ROLLOUT_TAG, RegistryClient, RegistryError, RolloutState,
+from canary_common.registry import (ROLLING_PHASES, RegistryClient, RegistryError, RolloutState, StateConflict,
                                     new_rollout_id)
 
 from .actions import Actions
@@ -20,7 +20,7 @@ from .analysis.base import Analysis, Decision, Poll, Verdict
 from .prometheus import CounterReader, MetricsUnavailable, OutageCounter, PrometheusClient, shadow_counters
 from .serving import FAILED, LOADING, canary_serving
 from .settings import Settings
-from . import labcheck, telemetry
+from . import labcheck, notify, telemetry
 from .timeline import Timeline
 
 log = logging.getLogger("canary.controller")
@@ -75,7 +75,10 @@ class Controller:
         with self.lock:
             if fresh_after is not None:
                 self.prometheus.wait_for_scrape(self.settings.scrape_job, fresh_after, self.settings.scrape_wait_s)
-            record = self._tick()
+            try:
+                record = self._tick()
+            except StateConflict as exc:  # written by another process meanwhile: judge that next
+                record = self._note(f"not acting on a stale state: {exc}; judging the new state next poll")
             self.timeline.add(self.last_state, self.last_verdict, self.last_verdict_at, record)
             return record
 
@@ -105,7 +108,7 @@ class Controller:
         if state.phase not in ROLLING_PHASES:
             state = self._watch(state)
 
-        key = (state.canary_version, state.production_version, state.tags.get(ROLLOUT_TAG))
+        key = (state.canary_version, state.production_version, state.rollout)
         if key != self.rollout_key:
             self.analysis = build_analysis(self.config)
             self.rollout_key, self.stage_weight = key, None
@@ -173,10 +176,10 @@ class Controller:
                 else f"{state.shadow_percentage:g}% shadow copies")
         reason = (f"the canary (version {state.canary_version}) gets {what} in phase {state.phase}: "
                   "judged as a manual rollout with a fresh analysis")
-        self.registry.set_model_tags({ROLLOUT_TAG: new_rollout_id(state.canary_version)})
-        self.registry.write_state(phase="progressing", mode="manual", reason=reason)
+        state = self.registry.write_state(phase="progressing", mode="manual", reason=reason,
+                                          rollout=new_rollout_id(state.canary_version),
+                                          expected_generation=state.generation)
         self.record("watch", reason)
-        state = self.registry.read_state()
         self.last_state = state
         return state
 
@@ -238,6 +241,7 @@ class Controller:
         telemetry.DECISIONS.labels(decision=decision).inc()
         log.info("%s: %s", decision, summary)
         self.last_note = summary
+        notify.publish(self.settings, self.last_state, entry)
         return entry
 
     def _note(self, summary: str, decision: str = "hold") -> dict:

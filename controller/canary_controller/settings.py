@@ -43,6 +43,11 @@ class Settings:
     admin_token: str
     analysis: AnalysisConfig
     analysis_file: str
+    # Decisions reach people (notify.py): each decision but "hold" is POSTed here; empty: off.
+    decision_webhook_url: str = ""
+    decision_webhook_token: str = ""
+    decision_webhook_max_attempts: int = 5
+    decision_webhook_timeout_s: float = 5.0
 
 
 def _apply_overrides(raw: dict, env: dict) -> dict:
@@ -91,4 +96,20 @@ def load_settings(env: dict | None = None) -> Settings:
         admin_token=env.get("ADMIN_TOKEN", ""),
         analysis=analysis,
         analysis_file=path,
+        **_webhook_settings(env),
     )
+
+
+def _webhook_settings(env: dict) -> dict:
+    url = env.get("DECISION_WEBHOOK_URL", "").strip()
+    if url and not url.startswith(("http://", "https://")):
+        raise ConfigError(f"DECISION_WEBHOOK_URL: must start with http:// or https://, got {url!r}")
+    try:
+        attempts = int(env.get("DECISION_WEBHOOK_MAX_ATTEMPTS") or "5")
+        timeout = float(env.get("DECISION_WEBHOOK_TIMEOUT_S") or "5")
+    except ValueError:
+        raise ConfigError("DECISION_WEBHOOK_MAX_ATTEMPTS / DECISION_WEBHOOK_TIMEOUT_S: must be numbers") from None
+    if attempts < 1 or timeout <= 0:
+        raise ConfigError("DECISION_WEBHOOK_MAX_ATTEMPTS: must be >= 1; DECISION_WEBHOOK_TIMEOUT_S: must be > 0")
+    return {"decision_webhook_url": url, "decision_webhook_token": env.get("DECISION_WEBHOOK_TOKEN", "").strip(),
+            "decision_webhook_max_attempts": attempts, "decision_webhook_timeout_s": timeout}

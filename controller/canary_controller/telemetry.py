@@ -21,11 +21,16 @@ EVIDENCE_BOUND = Gauge("canary_controller_evidence_bound", "confidence bounds of
                        ["metric", "side"])
 EVIDENCE_N = Gauge("canary_controller_evidence_n", "samples per arm behind the evidence", ["metric", "arm"])
 EVIDENCE_VALUE = Gauge("canary_controller_evidence_value", "the metric's value per arm", ["metric", "arm"])
+WEBHOOK_DELIVERIES = Counter("canary_controller_webhook_deliveries_total",
+                             "Decision webhook deliveries: delivered, failed (attempts spent or refused), "
+                             "dropped (queue full)", ["result"])
 
 _DECISIONS = ("rollback", "step_up", "promote", "continue", "inconclusive")
 RECORDED = ("rollback", "step_up", "promote", "promoted", "hold", "metrics_back")
 for _d in RECORDED:  # series exist from the start, so increase() reads 0 rather than nothing
     DECISIONS.labels(decision=_d)
+for _r in ("delivered", "failed", "dropped"):
+    WEBHOOK_DELIVERIES.labels(result=_r)
 
 
 def export_state(state) -> None:

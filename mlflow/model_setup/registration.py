@@ -11,7 +11,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
-from canary_common.registry import WEIGHT_TAG, RegistryClient
+from canary_common.registry import RegistryClient, StateConflict, has_rollout_state
 from model_setup import demos
 from model_setup.demos import Candidate, Demo
 
@@ -74,7 +74,7 @@ def ensure_aliases(client: MlflowClient, model_name: str, demo: Demo, roles: dic
     once the rollout has started (a weight tag exists) a missing canary alias is deliberate."""
     model = client.get_registered_model(model_name)
     aliases = dict(model.aliases or {})
-    rollout_started = WEIGHT_TAG in (model.tags or {})
+    rollout_started = has_rollout_state(dict(model.tags or {}))
     for role, alias in demo.roles:
         if alias is None or alias in aliases or role not in roles:
             continue
@@ -88,10 +88,17 @@ def ensure_aliases(client: MlflowClient, model_name: str, demo: Demo, roles: dic
 def ensure_rollout_state(tracking_uri: str, model_name: str) -> None:
     registry = RegistryClient(tracking_uri, model_name, timeout=10.0)
     state = registry.read_state()
-    if WEIGHT_TAG in state.tags:
+    if has_rollout_state(state.tags):
         log.info("rollout state already set (weight %g%%, phase %s); not touching it", state.weight, state.phase)
         return
-    registry.write_state(weight=20, mode="auto", phase="progressing", reason="initial setup")
+    # Seeded once, before the controller (its one writer afterwards) starts; never over a state
+    # that appeared meanwhile.
+    try:
+        registry.write_state(weight=20, mode="auto", phase="progressing", reason="initial setup",
+                             expected_generation=0)
+    except StateConflict:
+        log.info("rollout state appeared meanwhile; not touching it")
+        return
     log.info("rollout state set: weight 20 percent, mode auto, phase progressing")
 
 

@@ -6,13 +6,10 @@ import hmac
 import requests
 from flask import Blueprint, current_app, jsonify, request
 
-from canary_common.registry import ROLLING_PHASES, RegistryError
-
 from . import stats
 from .backends import BackendError
 from .errors import error
 from .fleet import reset_all
-from .shadow import SHADOW_TAG
 from .split import CANARY
 from .validation import parse_percentage, parse_switch
 
@@ -45,32 +42,31 @@ def require_token():
 def set_canary(raw: str):
     rt = _rt()
     weight = parse_percentage(raw)
-    try:
-        before = rt.registry.set_weight_by_hand(
-            weight, reason=f"canary weight set to {weight:g}% by an operator (router /set_canary)")
-    except RegistryError as exc:
-        return error(f"could not write the rollout state to the registry: {exc}", 503)
+    answer = _ask_controller("/weight", {"weight": weight, "reason": f"canary weight set to {weight:g}% by an "
+                                                                     "operator (router /set_canary)"})
+    if not isinstance(answer, dict):
+        return answer
     rt.follower.refresh()  # this worker at once; the others within STATE_POLL_S
     body = {"canary_percentage": stats.lab_number(weight), "mode": "manual",
             "message": f"Canary percentage set to {weight:g}%"}
-    if not before.canary_version:
+    if not answer.get("canary_version"):
         body["note"] = "there is no canary alias, so all traffic still goes to production"
-    elif weight > 0 and before.phase not in ROLLING_PHASES:
-        body["note"] = (f"phase was {before.phase}: a manual rollout of version {before.canary_version} "
-                        "started, with a fresh analysis that can still roll it back")
+    elif answer.get("started_rollout"):
+        body["note"] = (f"phase was {answer.get('phase_before')}: a manual rollout of version "
+                        f"{answer['canary_version']} started, with a fresh analysis that can still roll it back")
     return jsonify(body)
 
 
 @bp.post("/shadow/", defaults={"raw": ""})
 @bp.post("/shadow/<path:raw>")
 def set_shadow(raw: str):
-    """Shadow share in percent, kept as a registry tag so that every replica follows it."""
+    """Shadow share in percent, kept in the rollout state so that every replica follows it."""
     rt = _rt()
     share = parse_percentage(raw)
-    try:
-        rt.registry.set_model_tags({SHADOW_TAG: f"{share:g}"})
-    except RegistryError as exc:
-        return error(f"could not write the shadow percentage to the registry: {exc}", 503)
+    answer = _ask_controller("/shadow", {"percentage": share, "reason": f"shadow share set to {share:g}% "
+                                                                        "by an operator (router /shadow)"})
+    if not isinstance(answer, dict):
+        return answer
     rt.follower.refresh()
     state = rt.follower.state
     active = rt.shadow_share(state, rt.follower.effective_weight()) > 0
@@ -105,13 +101,14 @@ def reset():
     except BackendError as exc:
         problems["faults"] = str(exc)
     weight = rt.settings.default_canary_percentage
-    try:
-        # The lab's reset: counts from zero, so the analysis starts afresh too. Manual mode: the
-        # controller judges the canary and can roll it back, but does not step it on its own.
-        rt.registry.set_weight_by_hand(weight, reason=f"reset to {weight:g}% (router /reset)", fresh=True)
+    # The lab's reset: counts from zero, so the analysis starts afresh too. Manual mode: the
+    # controller judges the canary and can roll it back, but does not step it on its own.
+    answer = _ask_controller("/weight", {"weight": weight, "fresh": True, "reason": f"reset to {weight:g}% "
+                                                                                    "(router /reset)"})
+    if isinstance(answer, dict):
         rt.follower.refresh()
-    except RegistryError as exc:
-        problems["state"] = f"could not write the rollout state: {exc}"
+    else:
+        problems["state"] = f"could not write the rollout state: {answer.get_json()['error']}"
     body = {"stats_reset": replicas, "faults_cleared": "faults" not in problems,
             "canary_percentage": stats.lab_number(weight), "mode": "manual"}
     if problems:
@@ -130,12 +127,26 @@ def reset_local():
 @bp.post("/check_rollback")
 def check_rollback():
     rt = _rt()
+    answer = _ask_controller("/check", None, any_status=True)
+    if not isinstance(answer, tuple):
+        return answer
+    body, status = answer
+    rt.follower.refresh()  # the controller may just have changed the weight
+    body["canary_percentage"] = rt.follower.effective_weight()
+    return jsonify(body), status
+
+
+def _ask_controller(path: str, payload: dict | None, any_status: bool = False):
+    """POST to the controller, the one writer of the rollout state. Its JSON answer (with
+    `any_status`, the answer and its status), or an error response saying what went wrong."""
+    rt = _rt()
     url = rt.settings.controller_url
     if not url:
-        return error("the controller is not configured (CONTROLLER_URL is empty)", 503)
+        return error("the controller is not configured (CONTROLLER_URL is empty); it is the one writer of "
+                     "the rollout state", 503)
     headers = {"Authorization": f"Bearer {rt.settings.admin_token}"} if rt.settings.admin_token else {}
     try:
-        resp = requests.post(url + "/check", headers=headers, timeout=rt.settings.controller_timeout_s)
+        resp = requests.post(url + path, json=payload, headers=headers, timeout=rt.settings.controller_timeout_s)
     except requests.RequestException as exc:
         return error(f"the controller is unreachable: {type(exc).__name__}", 503)
     try:
@@ -144,6 +155,9 @@ def check_rollback():
         return error(f"the controller answered HTTP {resp.status_code} without JSON", 502)
     if not isinstance(body, dict):
         body = {"result": body}
-    rt.follower.refresh()  # the controller may just have changed the weight
-    body["canary_percentage"] = rt.follower.effective_weight()
-    return jsonify(body), resp.status_code
+    if any_status:
+        return body, resp.status_code
+    if resp.status_code != 200:
+        status = resp.status_code if resp.status_code in (400, 409, 503) else 502
+        return error(f"the controller refused: {body.get('error', body)}", status)
+    return body

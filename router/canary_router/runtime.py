@@ -1,4 +1,4 @@
-"""What one worker holds: settings, the state follower, backend sessions, the registry client,
+"""What one worker holds: settings, the state follower, backend sessions,
 the request-id signer, the labelled-id store and the shadow pool."""
 from __future__ import annotations
 
@@ -25,8 +25,7 @@ log = logging.getLogger(__name__)
 class Runtime:
     def __init__(self, settings: Settings):
         self.settings = settings
-        # Separate clients: the poll thread and request threads must not share a Session.
-        self.registry = RegistryClient(settings.tracking_uri, settings.model_name, timeout=2.0)
+        # The state is read only: the controller writes it (admin calls are forwarded to it).
         self.follower = StateFollower(
             RegistryClient(settings.tracking_uri, settings.model_name, timeout=min(2.0, settings.state_poll_s * 2)),
             poll_s=settings.state_poll_s, fail_closed_after_s=settings.fail_closed_after_s,

@@ -2,7 +2,7 @@
 
 Rule (docs): shadow runs only while the canary gets no live traffic — a canary alias exists, the
 applied weight is 0, the state is confirmed (not failing closed) and the phase is not
-`rolled_back`. Then `canary.shadow_percentage` (registered-model tag, so every replica follows
+`rolled_back`. Then the state's `shadow_percentage` (in the registry, so every replica follows
 it) of the requests production answered are copied to the canary in the background. Once the
 weight is above 0 the live split measures the canary and shadow stops.
 
@@ -17,8 +17,6 @@ import queue
 import threading
 from collections import Counter
 
-from canary_common.registry import SHADOW_TAG  # noqa: F401  (re-exported for the admin routes)
-
 from canary_common.payload import CLASSIFICATION, REGRESSION
 
 from . import metrics, truth
@@ -26,6 +24,7 @@ from .backends import BackendError, BackendRejected
 from .split import CANARY
 
 log = logging.getLogger(__name__)
+
 
 def shadow_percentage(state) -> float:
     """The tag's value in percent; no state or a missing or corrupt tag means no shadow."""

@@ -32,7 +32,7 @@ class Compose:
         self.project = f"canary-e2e-{uuid.uuid4().hex[:8]}"
         self.ports = {name: free_port() for name in
                       ("CANARY_HTTP_PORT", "MLFLOW_PORT", "PROMETHEUS_PORT",
-                       "CONTROLLER_PORT", "GRAFANA_PORT")}
+                       "CONTROLLER_PORT", "GRAFANA_PORT", "ALERTMANAGER_PORT")}
         # As a new user runs it: none of the settings a developer may have exported here.
         env = {k: v for k, v in os.environ.items() if k not in (
             "ADMIN_TOKEN", "CANARY_BIND", "CANARY_TOOLS_BIND", "MODEL_NAME", "MLFLOW_TRACKING_URI", "ANALYSIS_CONFIG",

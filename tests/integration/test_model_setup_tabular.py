@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from canary_common import demo_data
-from canary_common.registry import WEIGHT_TAG, RegistryClient
+from canary_common.registry import RegistryClient, has_rollout_state
 from support.byo_models import cancer_data, diabetes_data, mlflow_globals_restored
 from support.models import setup_models
 from support.procs import PYTHONPATH, ROOT, python_cmd, start_mlflow
@@ -118,7 +118,7 @@ def test_a_users_own_model_is_left_alone(server):
     assert [v.version for v in client.search_model_versions("name='their-model'")] == [version]
     model = client.get_registered_model("their-model")
     assert dict(model.aliases) == {"production": version}
-    assert WEIGHT_TAG not in (model.tags or {})  # no rollout state written either
+    assert not has_rollout_state(dict(model.tags or {}))  # no rollout state written either
 
 
 def test_a_users_model_under_a_demos_name_is_left_alone_too(server):

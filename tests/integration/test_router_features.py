@@ -3,6 +3,7 @@
 All real processes: a real MLflow server, the real model servers (sentiment v1 production, v2
 canary, trained by model_setup), two router replicas under real gunicorn (2 workers each) that
 know each other (ROUTER_PEERS) and share FEEDBACK_SECRET. Replica A allows X-Canary-Route, B not.
+The controller behind their admin calls is a STAND-IN without a control loop (StandInController).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from canary_router.feedback import owner_of
 from canary_router.ids import IdSigner
 from support.models import setup_models, start_model_server
 from support.procs import free_port, start_mlflow
-from test_router_support import start_router
+from test_router_support import StandInController, start_router
 
 TOKEN = "adm"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -42,8 +43,11 @@ def lab(tmp_path_factory):
                 prod_url = url
             else:
                 canary_url = url
+        controller = StandInController(ml_url).start()
+        procs.append(controller)
         port_a, port_b = free_port(), free_port()
         env = dict(mlflow_url=ml_url, production_url=prod_url, canary_url=canary_url, workers=2,
+                   CONTROLLER_URL=controller.url,
                    ADMIN_TOKEN=TOKEN, FEEDBACK_SECRET=SECRET, STATE_POLL_S=0.5,
                    ROUTER_PEERS=f"http://127.0.0.1:{port_a},http://127.0.0.1:{port_b}")
         routers["a"], url_a = start_router("router-a", logs, port=port_a, ALLOW_FORCED_ROUTE=1, **env)

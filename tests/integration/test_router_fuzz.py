@@ -2,7 +2,7 @@
 finishes its in-flight requests.
 
 The router runs under real gunicorn against a real MLflow server. The model servers (and the
-controller behind /check_rollback) are STAND-INS (test_router_support.py) so that the backends
+controller behind the admin calls) are STAND-INS (test_router_support.py) so that the backends
 stay up during fuzzing and the graceful-shutdown test can hold a request in a slow backend.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from support.procs import start_mlflow
-from test_router_support import StandInModelServer, seed_registry, start_router
+from test_router_support import StandInController, StandInModelServer, seed_registry, start_router
 
 TOKEN = "fuzz-token"
 FUZZ_TIME_S = int(os.environ.get("ROUTER_FUZZ_TIME_S", "45"))
@@ -30,7 +30,7 @@ def lab(tmp_path_factory):
     logs = tmp_path_factory.mktemp("router-fuzz")
     mlflow, ml_url = start_mlflow(logs)
     servers = [StandInModelServer("production", "1").start(), StandInModelServer("canary", "2").start(),
-               StandInModelServer("controller", "-").start()]
+               StandInController(ml_url).start()]
     try:
         seed_registry(ml_url, weight=20)
         yield {"mlflow": ml_url, "prod": servers[0], "canary": servers[1], "controller": servers[2], "logs": logs}

@@ -1,5 +1,6 @@
 """The router under real gunicorn (2 workers each), two replicas, a real MLflow server for the
-rollout state. The model servers (and the controller behind /check_rollback) are STAND-INS: tiny
+rollout state. The model servers (and the controller behind /check_rollback, /set_canary, /reset and
+/shadow, see StandInController) are STAND-INS: tiny
 stdlib HTTP servers in this test process (see test_router_support.py), not the real model-server;
 the lead's full-stack suite runs the router against the real ones.
 """
@@ -14,7 +15,7 @@ import requests
 
 from canary_common.registry import RegistryClient
 from support.procs import free_port, start_mlflow
-from test_router_support import RegistryProxy, StandInModelServer, seed_registry, start_router
+from test_router_support import RegistryProxy, StandInController, StandInModelServer, seed_registry, start_router
 
 TOKEN = "s3cret-admin"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -30,7 +31,7 @@ def lab(tmp_path_factory):
     procs = []
     prod = StandInModelServer("production", "1").start()
     canary = StandInModelServer("canary", "2").start()
-    controller = StandInModelServer("controller", "-").start()
+    controller = StandInController(ml_url).start()
     try:
         seed_registry(ml_url, weight=20)
         port_a, port_b = free_port(), free_port()
@@ -40,10 +41,10 @@ def lab(tmp_path_factory):
                       OUTLIER_BASE_EJECTION_S=0.5, OUTLIER_MAX_EJECTION_S=1)
         a, url_a = start_router("router-a", logs, port=port_a, CONTROLLER_URL=controller.url, **common)
         procs.append(a)
-        b, url_b = start_router("router-b", logs, port=port_b, CONTROLLER_URL=f"http://127.0.0.1:{free_port()}",
-                                **common)
+        b, url_b = start_router("router-b", logs, port=port_b, CONTROLLER_URL=controller.url, **common)
         procs.append(b)
         yield {"a": url_a, "b": url_b, "mlflow": ml_url, "prod": prod, "canary": canary, "logs": logs,
+               "controller": controller,
                "registry": RegistryClient(ml_url)}
     finally:
         for p in procs:
@@ -168,8 +169,15 @@ def test_check_rollback_passes_the_controller_answer(lab):
     ok = requests.post(lab["a"] + "/check_rollback", headers=AUTH, timeout=10)
     assert ok.status_code == 200
     assert ok.json()["decision"] == "hold" and "canary_percentage" in ok.json()
-    down = requests.post(lab["b"] + "/check_rollback", headers=AUTH, timeout=10)
+    lab["controller"].stop()
+    try:
+        down = requests.post(lab["b"] + "/check_rollback", headers=AUTH, timeout=10)
+        refused = requests.post(lab["b"] + "/set_canary/30", headers=AUTH, timeout=10)
+    finally:
+        lab["controller"].start()
     assert down.status_code == 503 and "controller is unreachable" in down.json()["error"]
+    # The controller is the one writer of the rollout state: without it, no weight is written.
+    assert refused.status_code == 503 and "controller is unreachable" in refused.json()["error"]
 
 
 def test_split_follows_the_weight_within_binomial_band(lab):

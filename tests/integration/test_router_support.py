@@ -240,3 +240,70 @@ class RegistryProxy:
         if self._server is not None:
             self._server.kill()
             self._server = None
+
+
+class StandInController:
+    """The controller's HTTP contract for the routers, WITHOUT its control loop (no Prometheus
+    here): POST /check answers "waiting"; POST /weight and /shadow write the rollout state with
+    the real controller's own commands (canary_controller.commands), as its one writer, against
+    the real MLflow server. The full-stack suites run the real controller."""
+
+    def __init__(self, mlflow_url: str, model_name: str = "sentiment"):
+        from canary_common.registry import RegistryClient
+        self.registry = RegistryClient(mlflow_url, model_name, timeout=10)
+        self.lock = threading.RLock()
+        self.decisions: list = []
+        self.port = free_port()
+        self._server = None
+
+    def record(self, decision: str, summary: str) -> dict:
+        self.decisions.append((decision, summary))
+        return {"decision": decision, "summary": summary}
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _answer(self, path: str, body: dict) -> tuple[int, dict]:
+        from canary_controller import commands
+        if path == "/check":
+            return 200, {"status": "waiting", "message": "stand-in controller", "decision": "hold"}
+        try:
+            if path == "/weight":
+                weight = commands.parse_request(body, "weight")
+                return 200, commands.set_weight(self, weight, bool(body.get("fresh")), body.get("reason") or "test")
+            if path == "/shadow":
+                share = commands.parse_request(body, "percentage")
+                return 200, commands.set_shadow(self, share, body.get("reason") or "test")
+        except ValueError as exc:
+            return 400, {"error": str(exc)}
+        return 404, {"error": "no such path"}
+
+    def start(self) -> "StandInController":
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}") if length else {}
+                status, answer = owner._answer(self.path, body if isinstance(body, dict) else {})
+                data = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self._server = _KillableServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.kill()
+            self._server = None

@@ -3,9 +3,9 @@ from canary_common.registry import RolloutState
 from canary_controller.labcheck import accuracy_figures, lab_answer
 
 
-def state(phase="progressing", weight=20.0, canary="2", reason="", tags=None):
+def state(phase="progressing", weight=20.0, canary="2", reason="", shadow=0.0):
     return RolloutState(production_version="1", canary_version=canary, weight=weight, mode="manual",
-                        phase=phase, reason=reason, tags=tags or {})
+                        phase=phase, reason=reason, shadow_percentage=shadow)
 
 
 def sequential(p_canary, p_production, burn_in_ok=True, delta=0.0):
@@ -63,5 +63,5 @@ def test_no_traffic_no_canary_and_promoted():
     promoted = lab_answer(state(weight=0, phase="promoted", reason="version 2 promoted"), "hold", "idle", None)
     assert promoted["status"] == "healthy" and promoted["message"] == "version 2 promoted"
     # Shadow copies count as traffic.
-    shadow = state(weight=0, tags={"canary.shadow_percentage": "50"})
+    shadow = state(weight=0, shadow=50.0)
     assert lab_answer(shadow, "continue", "Holding", sequential(0.9, 0.9))["status"] == "healthy"

@@ -131,6 +131,21 @@ def test_render_leaves_out_services_not_given():
     assert [j["job_name"] for j in cfg["scrape_configs"]] == ["router"]
     with pytest.raises(ValueError):
         render_config.render({"routers": ["127.0.0.1:1"]}, rules_dir=str(PROM / "rules"))
+    assert "alerting" not in cfg  # no Alertmanager given: none configured
+
+
+def test_alerts_go_to_alertmanager_in_compose_and_where_process_mode_says(tmp_path):
+    compose = yaml.safe_load((PROM / "prometheus.yml").read_text())
+    assert compose["alerting"] == {"alertmanagers": [
+        {"scheme": "http", "static_configs": [{"targets": ["alertmanager:9093"]}]}]}
+    text = render_config.render({"router": ["127.0.0.1:1"]}, rules_dir=str(PROM / "rules"),
+                                alertmanager_url="https://127.0.0.1:19093/am/")
+    assert yaml.safe_load(text)["alerting"] == {"alertmanagers": [
+        {"scheme": "https", "path_prefix": "/am/", "static_configs": [{"targets": ["127.0.0.1:19093"]}]}]}
+    (tmp_path / "prometheus.yml").write_text(text)
+    _run("check", "config", str(tmp_path / "prometheus.yml"))
+    with pytest.raises(ValueError):
+        render_config.render({}, rules_dir=str(PROM / "rules"), alertmanager_url="alertmanager:9093")
 
 
 def _rules() -> list[dict]:

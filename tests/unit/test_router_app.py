@@ -38,9 +38,9 @@ def test_admin_token(client):
     assert client.post("/set_canary/5", headers={"Authorization": "Bearer bad"}).status_code == 401
     bad = client.post("/set_canary/500", headers={"Authorization": "Bearer tok"})
     assert bad.status_code == 400 and "0 to 100" in bad.get_json()["error"]
-    # Registry down: a 503 that says so, not a 500.
+    # No controller (the one writer of the rollout state): a 503 that says so, not a 500.
     down = client.post("/set_canary/5", headers={"Authorization": "Bearer tok"})
-    assert down.status_code == 503 and "registry" in down.get_json()["error"]
+    assert down.status_code == 503 and "CONTROLLER_URL" in down.get_json()["error"]
     sim = client.post("/simulate_failure/1", headers={"Authorization": "Bearer tok"})
     assert sim.status_code == 503 and "canary model server" in sim.get_json()["error"]
     chk = client.post("/check_rollback", headers={"Authorization": "Bearer tok"})
