@@ -228,7 +228,7 @@ def build() -> dict:
         [target("sum(job:canary_router_fallbacks:rate1m)", "fallbacks/s", "A"),
          target('sum(job:canary_router_fallbacks:rate1m) / on () model:canary_router_requests:rate1m{model="canary"}',
                 "share of canary calls", "B"),
-         target("sum(job:canary_router_ejected_requests:rate1m)", "ejected/s", "C")],
+         target('model:canary_router_ejected_requests:rate1m{model="canary"}', "canary ejected/s", "C")],
         unit="short", min_=0, overrides=[
             {"matcher": {"id": "byName", "options": "share of canary calls"},
              "properties": [{"id": "unit", "value": "percentunit"},

@@ -22,13 +22,14 @@ class Actions:
         self.production_url = production_url.rstrip("/") if production_url else None
 
     def rollback(self, state: RolloutState, reason: str, evidence: dict | None = None) -> None:
-        # The version's reason first: whoever sees the phase change can read why.
+        # The state first (it may be refused as stale: then the version must not say it was
+        # rolled back); the state's own reason says why meanwhile.
+        self.registry.write_state(weight=0, phase="rolled_back", reason=reason, expected_generation=state.generation)
         if state.canary_version:
             tags = {"canary.rollback_reason": reason, "canary.rolled_back_at": f"{time.time():.0f}"}
             if evidence is not None:
                 tags["canary.decision"] = _evidence_tag(evidence)
             self.registry.set_version_tags(state.canary_version, tags)
-        self.registry.write_state(weight=0, phase="rolled_back", reason=reason, expected_generation=state.generation)
         log.warning("rolled back version %s: %s", state.canary_version, reason)
 
     def set_weight(self, weight: float, reason: str, evidence: dict | None = None,

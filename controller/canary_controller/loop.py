@@ -79,6 +79,8 @@ class Controller:
                 record = self._tick()
             except StateConflict as exc:  # written by another process meanwhile: judge that next
                 record = self._note(f"not acting on a stale state: {exc}; judging the new state next poll")
+            except RegistryError as exc:  # a write failed: nothing decided is lost, the next poll decides again
+                record = self._note(f"holding: the registry refused a write ({exc})")
             self.timeline.add(self.last_state, self.last_verdict, self.last_verdict_at, record)
             return record
 
@@ -92,6 +94,9 @@ class Controller:
         telemetry.export_state(state)
 
         if state.phase == "promoting":
+            if state.production_version != state.canary_version:  # the alias move failed: again
+                self.registry.set_alias("production", state.canary_version)
+                return self._note(f"promoting: moved the production alias to version {state.canary_version}")
             if self.actions.production_serves(state.canary_version):
                 self.actions.finish_promotion(state)
                 self.record("promoted", f"version {state.canary_version} serves production; canary weight 0")
@@ -100,7 +105,8 @@ class Controller:
 
         shadow = state.shadow_live
         if not state.canary_version or (state.weight <= 0 and not shadow):
-            self.analysis, self.rollout_key = None, None
+            # Idle polls do not ask Prometheus: an outage must not be charged to the next rollout.
+            self.analysis, self.rollout_key, self.outage_since = None, None, None
             self.reader.reset()
             self.shadow_reader.reset()
             self.outages.reset()

@@ -24,7 +24,7 @@ class BackendError(RuntimeError):
 
     def __init__(self, message: str, kind: str = "error", status: int | None = None):
         super().__init__(message)
-        self.kind = kind  # unreachable | timeout | http | bad_answer
+        self.kind = kind  # unreachable | timeout | http | bad_answer | ejected (not tried)
         self.status = status
 
 

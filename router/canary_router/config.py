@@ -56,8 +56,9 @@ class Settings:
     shadow_workers: int = 2
     shadow_queue_max: int = 64
     shadow_timeout_s: float = 2.0
-    # Outlier ejection of the canary (ejection.py): failures in a row that eject it (0: never),
-    # the first backoff (doubled per ejection in a row, up to the max), the health probe's timeout.
+    # Outlier ejection of a model server (ejection.py), the same for both arms: failures in a row
+    # that eject it (0: never), the first backoff (doubled per ejection in a row, up to the max),
+    # the health probe's timeout.
     outlier_consecutive_failures: int = 3
     outlier_base_ejection_s: float = 2.0
     outlier_max_ejection_s: float = 60.0

@@ -1,14 +1,15 @@
-"""Outlier ejection of the canary, in the manner of Envoy's outlier detection.
+"""Outlier ejection of a model server, in the manner of Envoy's outlier detection.
 
 After `consecutive` failures in a row (unreachable, timed out, 5xx, an unusable answer), a worker
-stops sending live traffic to the canary for a backoff: `base_s`, doubled for each ejection in a
+stops sending live traffic to that model server for a backoff: `base_s`, doubled for each ejection in a
 row, at most `max_s`. When the backoff ends, one probe (GET /ready, in the background, so no
-client waits on it) decides: answered, the canary takes traffic again; not answered, it stays
-out for the next, longer backoff. A canary that fails again soon after coming back is ejected
+client waits on it) decides: answered, the server takes traffic again; not answered, it stays
+out for the next, longer backoff. A server that fails again soon after coming back is ejected
 for longer; one that stays healthy for `max_s` has its backoff start from `base_s` again.
 
-Requests the canary would have had while it is out are answered by production and counted as
-canary errors (predict.py), so the analysis still sees a dead canary and rolls it back.
+What happens to the requests meanwhile is predict.py's policy: the canary's share is answered by
+production and counted as canary errors (so the analysis still sees a dead canary and rolls it
+back); while production is out, clients get a fast 503 with Retry-After instead of a timeout.
 State is per worker: each gunicorn worker learns on its own, as each Envoy does.
 """
 from __future__ import annotations
@@ -23,9 +24,10 @@ CLOSED, EJECTED, PROBING = "closed", "ejected", "probing"
 
 
 class Ejector:
-    def __init__(self, probe: Callable[[], bool], consecutive: int = 3, base_s: float = 1.0,
+    def __init__(self, probe: Callable[[], bool], arm: str = "canary", consecutive: int = 3, base_s: float = 1.0,
                  max_s: float = 30.0, clock: Callable[[], float] = time.monotonic, background: bool = True):
-        self.probe = probe  # True when the canary answers its health check
+        self.probe = probe  # True when the server answers its health check
+        self.arm = arm
         self.consecutive = consecutive  # 0: never eject
         self.base_s = base_s
         self.max_s = max(max_s, base_s)
@@ -41,7 +43,7 @@ class Ejector:
 
     # -- the request path ----------------------------------------------------------------------
     def allow(self) -> bool:
-        """May a live request go to the canary now? Starts the probe when the backoff is over."""
+        """May a live request go to this server now? Starts the probe when the backoff is over."""
         if self._state == CLOSED:  # unlocked read: the common case costs nothing
             return True
         with self._lock:
@@ -78,22 +80,35 @@ class Ejector:
         self._streak += 1
         self._state, self._until, self._failures = EJECTED, now + backoff, 0
         self.ejections += 1
-        metrics.EJECTIONS.inc()
-        metrics.CANARY_EJECTED.set(1)
+        metrics.child(metrics.EJECTIONS, self.arm).inc()
+        metrics.child(metrics.EJECTED, self.arm).set(1)
 
     def _probe(self) -> None:
         try:
             healthy = bool(self.probe())
-        except Exception:  # a probe that breaks says the canary is not back
+        except Exception:  # a probe that breaks says the server is not back
             healthy = False
         with self._lock:
             if healthy:
                 self._state, self._failures, self._healthy_since = CLOSED, 0, self.clock()
-                metrics.CANARY_EJECTED.set(0)
+                metrics.child(metrics.EJECTED, self.arm).set(0)
             else:
                 self._eject()
 
+    def reset(self) -> None:
+        """In again, with a clean slate (a new rollout: the old ejection is not its evidence)."""
+        with self._lock:
+            if self._state == PROBING:
+                return  # the probe in flight finishes the job
+            self._state, self._failures, self._streak = CLOSED, 0, 0
+            metrics.child(metrics.EJECTED, self.arm).set(0)
+
     # -- for /stats ----------------------------------------------------------------------------
+    def retry_after_s(self) -> float:
+        """Seconds until the probe may bring the server back (for Retry-After)."""
+        with self._lock:
+            return max(0.0, self._until - self.clock()) if self._state == EJECTED else 0.0
+
     def describe(self) -> dict:
         with self._lock:
             left = max(0.0, self._until - self.clock()) if self._state == EJECTED else 0.0

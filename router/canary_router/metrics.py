@@ -32,14 +32,15 @@ WEIGHT = Gauge("canary_router_canary_weight_ratio", "Canary share actually appli
 # livemax: 1 if any live worker is failing closed; a dead worker's value is dropped.
 FAIL_CLOSED = Gauge("canary_router_fail_closed", "1 while the router sends everything to production "
                     "because it cannot confirm the rollout state.", multiprocess_mode="livemax")
-# Outlier ejection (ejection.py): each time a worker stops sending to the canary, the requests it
-# sent to production instead (also counted as canary errors in requests_total), and whether any
-# live worker has the canary out now.
-EJECTIONS = Counter("canary_router_ejections_total", "Times a worker ejected the canary after consecutive failures.")
+# Outlier ejection (ejection.py), per arm: each time a worker stops sending to a model server,
+# the requests it did not send there (a canary's go to production and count as canary errors;
+# production's get a fast 503 and count as production errors), and whether a live worker has it out.
+EJECTIONS = Counter("canary_router_ejections_total", "Times a worker ejected a model server after consecutive "
+                    "failures.", ["model"])
 EJECTED_REQUESTS = Counter("canary_router_ejected_requests_total",
-                           "Predictions meant for the ejected canary, answered by production.", ["version"])
-CANARY_EJECTED = Gauge("canary_router_canary_ejected", "1 while any worker of the replica has the canary ejected.",
-                       multiprocess_mode="livemax")
+                           "Predictions not sent to an ejected model server.", ["model", "version"])
+EJECTED = Gauge("canary_router_ejected", "1 while any worker of the replica has this model server ejected.",
+                ["model"], multiprocess_mode="livemax")
 RESPONSES = Counter("canary_router_responses_total", "Responses by HTTP status code.", ["code"])
 
 # Apart from the series above, so that testers' forced requests and shadow copies never reach

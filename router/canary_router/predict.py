@@ -8,6 +8,7 @@ WSGI fast path (fastpath.py) can answer every prediction without Flask's dispatc
 """
 from __future__ import annotations
 
+import math
 import random
 import re
 import uuid
@@ -65,13 +66,13 @@ def serve(rt, header: HeaderGetter, raw: bytes) -> Reply:
     else:
         arm, assignment = choose_arm(weight), "random"
 
-    ejected = arm == CANARY and not forced and not rt.ejector.allow()
+    ejected = arm == CANARY and not forced and not rt.canary_ejector(state).allow()
     if ejected:
         # Outlier ejection: production answers, and the canary is charged an error as if it had
         # failed, so that a dead canary is still rolled back.
         version = _version(None, state, CANARY)
         metrics.child(metrics.REQUESTS, CANARY, version, "error").inc(body.rows or 1)
-        metrics.child(metrics.EJECTED_REQUESTS, version).inc(body.rows or 1)
+        metrics.child(metrics.EJECTED_REQUESTS, CANARY, version).inc(body.rows or 1)
         arm = PRODUCTION
 
     if body.truth is not None:
@@ -84,12 +85,10 @@ def serve(rt, header: HeaderGetter, raw: bytes) -> Reply:
     served_by = arm
     fallback = ejected
     try:
-        pred = rt.backends.score(arm, body.text, body.payload)
+        pred = _call(rt, arm, body)
     except (BackendError, BackendRejected) as exc:
         if arm != CANARY:
-            return _production_failed(exc, state, client_id, forced=bool(forced), rows=body.rows)
-        if isinstance(exc, BackendError):
-            rt.ejector.failure()
+            return _production_failed(rt, exc, state, client_id, forced=bool(forced), rows=body.rows)
         # The client must not pay for the canary: count it against the canary, answer from production.
         counter = metrics.FORCED if forced else metrics.REQUESTS
         metrics.child(counter, CANARY, _version(None, state, CANARY), "error").inc(body.rows or 1)
@@ -97,12 +96,9 @@ def serve(rt, header: HeaderGetter, raw: bytes) -> Reply:
             metrics.FALLBACKS.inc()
         served_by, fallback = PRODUCTION, True
         try:
-            pred = rt.backends.score(PRODUCTION, body.text, body.payload)
+            pred = _call(rt, PRODUCTION, body)
         except (BackendError, BackendRejected) as exc2:
-            return _production_failed(exc2, state, client_id, forced=bool(forced), rows=body.rows)
-    else:
-        if arm == CANARY:
-            rt.ejector.success()
+            return _production_failed(rt, exc2, state, client_id, forced=bool(forced), rows=body.rows)
 
     rows = len(pred.predictions)
     if body.truth is not None:
@@ -133,6 +129,22 @@ def serve(rt, header: HeaderGetter, raw: bytes) -> Reply:
     if ejected:
         headers.append(("X-Canary-Ejected", "1"))
     return Reply(200, answer, headers)
+
+
+def _call(rt, arm: str, body):
+    """Score on `arm`, telling its ejector how it went. Production, when ejected, is not tried:
+    the client gets a fast 503 (see _production_failed) rather than the timeout it would wait."""
+    ejector = rt.ejectors[arm]
+    if arm == PRODUCTION and not ejector.allow():
+        raise BackendError("the production model server failed repeatedly and is ejected; it is probed in the "
+                           "background and takes traffic again once it answers", "ejected")
+    try:
+        pred = rt.backends.score(arm, body.text, body.payload)
+    except BackendError:
+        ejector.failure()
+        raise
+    ejector.success()
+    return pred
 
 
 def _count(rt, state, weight, body, pred, served_by: str, version: str, fallback: bool) -> None:
@@ -184,13 +196,20 @@ def _rejected(exc: BackendRejected, client_id: str | None) -> Reply:
     return reply
 
 
-def _production_failed(exc, state, client_id: str | None, forced: bool = False, rows: int | None = 1) -> Reply:
+def _production_failed(rt, exc, state, client_id: str | None, forced: bool = False,
+                       rows: int | None = 1) -> Reply:
+    """Production down: the policy is a clear 503 (502 for a broken answer), never the canary in
+    its place (it is not proven), and no labelled outcome counted for anyone."""
     if isinstance(exc, BackendRejected):
         return _rejected(exc, client_id)
     request_id = client_id or uuid.uuid4().hex
     counter = metrics.FORCED if forced else metrics.REQUESTS
-    metrics.child(counter, PRODUCTION, _version(None, state, PRODUCTION), "error").inc(rows or 1)
-    status = 503 if exc.kind == "unreachable" else 502
+    version = _version(None, state, PRODUCTION)
+    metrics.child(counter, PRODUCTION, version, "error").inc(rows or 1)
+    status = 503 if exc.kind in ("unreachable", "ejected") else 502
     reply = error_reply(f"production model unavailable: {exc}", status, request_id=request_id)
     reply.headers.append(("X-Request-ID", request_id))
+    if exc.kind == "ejected":
+        metrics.child(metrics.EJECTED_REQUESTS, PRODUCTION, version).inc(rows or 1)
+        reply.headers.append(("Retry-After", str(max(1, math.ceil(rt.ejectors[PRODUCTION].retry_after_s())))))
     return reply

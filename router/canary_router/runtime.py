@@ -37,8 +37,10 @@ class Runtime:
         self.shadow = ShadowPool(Backends(urls, timeout_s=settings.shadow_timeout_s, pool_size=1,
                                           connect_timeout_s=settings.backend_connect_timeout_s),
                                  workers=settings.shadow_workers, queue_max=settings.shadow_queue_max)
-        self.ejector = Ejector(self._canary_ready, consecutive=settings.outlier_consecutive_failures,
-                               base_s=settings.outlier_base_ejection_s, max_s=settings.outlier_max_ejection_s)
+        self.ejectors = {arm: Ejector(self._ready_probe(url), arm, consecutive=settings.outlier_consecutive_failures,
+                                      base_s=settings.outlier_base_ejection_s, max_s=settings.outlier_max_ejection_s)
+                         for arm, url in urls.items()}
+        self._ejection_rollout = None  # the rollout the canary's ejector last judged
         secret = settings.feedback_secret
         self.secret_generated = not secret
         if not secret:
@@ -49,13 +51,24 @@ class Runtime:
         self.labelled = LabelledSet(settings.feedback_store_dir or None, settings.feedback_dedupe_max)
         self.follower.on_publish = self._publish_shadow
 
-    def _canary_ready(self) -> bool:
-        """The ejection probe: the canary model server answers its readiness check."""
-        try:
-            resp = requests.get(self.settings.canary_url + "/ready", timeout=self.settings.outlier_probe_timeout_s)
-        except requests.RequestException:
-            return False
-        return resp.status_code == 200
+    def canary_ejector(self, state) -> Ejector:
+        """The canary's ejector; a new rollout starts with the canary in, since an ejection of
+        the previous one (a server restarted since, a version replaced) is not its evidence."""
+        rollout = state.rollout if state is not None else None
+        if rollout != self._ejection_rollout:
+            self._ejection_rollout = rollout
+            self.ejectors[CANARY].reset()
+        return self.ejectors[CANARY]
+
+    def _ready_probe(self, url: str):
+        """The ejection probe: the model server answers its readiness check."""
+        def ready() -> bool:
+            try:
+                resp = requests.get(url + "/ready", timeout=self.settings.outlier_probe_timeout_s)
+            except requests.RequestException:
+                return False
+            return resp.status_code == 200
+        return ready
 
     def _publish_shadow(self) -> None:
         metrics.SHADOW_RATIO.set(self.shadow_share(self.follower.state, self.follower.effective_weight()) / 100.0)

@@ -48,9 +48,9 @@ def raw_counts(families=None) -> dict:
             elif s.name == "canary_router_fallbacks_total":
                 key = "fallbacks"
             elif s.name == "canary_router_ejections_total":
-                key = "ejections"
+                key = f"ejections|{labels['model']}"
             elif s.name == "canary_router_ejected_requests_total":
-                key = "ejected"
+                key = f"ejected|{labels['model']}"
             elif s.name == "canary_router_responses_total":
                 key = f"resp|{labels['code']}"
             if key is not None:
@@ -112,18 +112,19 @@ def reset_local() -> dict:
 
 def local_counts() -> dict:
     """Counts since the last /reset, and (a gauge, never subtracted) whether a worker of this
-    replica has the canary ejected now."""
+    replica has a model server ejected now: `ejecting|<arm>`."""
     counts = subtract(raw_counts(), load_baseline())
-    counts["ejecting"] = ejecting_now()
+    counts.update(ejecting_now())
     return counts
 
 
-def ejecting_now() -> float:
+def ejecting_now() -> dict:
+    found = {f"ejecting|{arm}": 0.0 for arm in ("production", "canary")}
     for family in metrics.collect():
         for s in family.samples:
-            if s.name == "canary_router_canary_ejected":
-                return float(s.value)
-    return 0.0
+            if s.name == "canary_router_ejected":
+                found[f"ejecting|{s.labels['model']}"] = float(s.value)
+    return found
 
 
 # -- the summary ----------------------------------------------------------------------------------
@@ -232,11 +233,13 @@ def summarize(counts: dict, state: dict | None = None) -> dict:
     all_slots = [s for m in models.values() for s in m["versions"].values()]
     totals = _describe(all_slots)
     totals["fallbacks"] = int(counts.get("fallbacks", 0))
-    # Outlier ejection: canary predictions sent to production while a worker had it out (counted
-    # in the canary's errors), the ejections, and how many replicas have it out now.
-    totals["ejected_requests"] = int(counts.get("ejected", 0))
-    totals["ejections"] = int(counts.get("ejections", 0))
-    totals["replicas_ejecting_canary"] = int(counts.get("ejecting", 0))
+    # Outlier ejection: predictions not sent to an ejected model server (a canary's went to
+    # production, production's got a fast 503; both counted as that arm's errors), the
+    # ejections, and how many replicas have it out now.
+    for arm in ("production", "canary"):
+        out[arm]["ejected_requests"] = int(counts.get(f"ejected|{arm}", 0))
+        out[arm]["ejections"] = int(counts.get(f"ejections|{arm}", 0))
+        out[arm]["replicas_ejecting"] = int(counts.get(f"ejecting|{arm}", 0))
     totals["responses"] = {k.split("|", 1)[1]: int(v) for k, v in sorted(counts.items()) if k.startswith("resp|")}
     served = out["production"]["requests"] + out["canary"]["requests"]
     out["canary_percentage"] = state.get("canary_percentage")

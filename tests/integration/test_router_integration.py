@@ -245,8 +245,8 @@ def test_failing_canary_costs_the_client_nothing(lab):
     assert 0.3 * len(statuses) < errors < 0.7 * len(statuses)
     # A canary failure is answered by production (a fallback), or, once the worker has ejected
     # the canary, not tried at all (an ejected request): both count as canary errors.
-    assert stats["totals"]["fallbacks"] + stats["totals"]["ejected_requests"] == errors
-    assert stats["totals"]["ejections"] >= 2
+    assert stats["totals"]["fallbacks"] + stats["canary"]["ejected_requests"] == errors
+    assert stats["canary"]["ejections"] >= 2 and stats["production"]["ejections"] == 0
     wait_canary_back(lab["a"], lab["b"])
     assert stats["production"]["requests"] == len(statuses)
     metrics = requests.get(lab["b"] + "/metrics/prometheus", timeout=5).text
@@ -262,7 +262,7 @@ def wait_canary_back(*urls, timeout=15.0):
             for _ in range(10):
                 requests.post(url + "/predict", json={"text": "warm"}, timeout=10)
         time.sleep(0.3)
-        if all(requests.get(u + "/stats/local", timeout=5).json()["counts"]["ejecting"] == 0 for u in urls):
+        if all(requests.get(u + "/stats/local", timeout=5).json()["counts"]["ejecting|canary"] == 0 for u in urls):
             return
     raise AssertionError("the canary stayed ejected")
 
@@ -288,13 +288,13 @@ def test_outlier_ejection_spares_clients_a_hanging_then_dead_canary(lab):
                 ejected += resp.headers.get("X-Canary-Ejected") == "1"
         slow = sum(t > 0.4 for t in timings)
         stats = requests.get(url + "/stats/local", timeout=5).json()["counts"]
-        ejections = stats.get("ejections", 0)
+        ejections = stats.get("ejections|canary", 0)
         # Only the failures that eject (3 a worker, again after each backoff) cost a timeout.
         assert 1 <= ejections and slow <= 3 * ejections, (slow, ejections)  # one connection: one worker
-        assert ejected > 2 * slow and stats.get("ejected", 0) == ejected
+        assert ejected > 2 * slow and stats.get("ejected|canary", 0) == ejected
         assert stats["req|canary|2|error"] == slow + ejected
         exposition = requests.get(url + "/metrics/prometheus", timeout=5).text
-        assert "canary_router_canary_ejected 1.0" in exposition
+        assert 'canary_router_ejected{model="canary"} 1.0' in exposition
         assert "canary_router_ejections_total" in exposition and "canary_router_ejected_requests_total" in exposition
 
         canary.mode = "ok"
@@ -312,6 +312,42 @@ def test_outlier_ejection_spares_clients_a_hanging_then_dead_canary(lab):
         assert served >= 10, "the canary never took traffic again after it came back"
     finally:
         canary.mode = "ok"
+        router.stop()
+
+
+def test_production_down_gets_a_fast_503_after_a_few_timeouts_and_comes_back(lab):
+    """The documented policy: no canary in production's place, a 503 that says why, and after
+    3 failures in a row per worker no client waits for the timeout (Retry-After instead)."""
+    prod = lab["prod"]
+    set_weight(lab, 0)  # before the router starts: its first read of the state has everyone on production
+    router, url = start_router("router-prod-down", lab["logs"], mlflow_url=lab["mlflow"], production_url=prod.url,
+                               canary_url=lab["canary"].url, workers=2, STATE_POLL_S=0.5, BACKEND_TIMEOUT_S=0.5)
+    try:
+        wait_every_worker_fresh(url, workers=2)
+        prod.mode, prod.slow_s = "slow", 3.0
+        answers = []
+        with requests.Session() as s:
+            for _ in range(60):
+                began = time.perf_counter()
+                resp = s.post(url + "/predict", json={"text": "good", "actual_label": 1}, timeout=10)
+                answers.append((resp, time.perf_counter() - began))
+        assert {r.status_code for r, _ in answers} == {503}
+        assert all("production model unavailable" in r.json()["error"] for r, _ in answers)
+        slow = [t for _, t in answers if t > 0.4]
+        fast = [r for r, t in answers if t < 0.1]
+        stats = requests.get(url + "/stats/local", timeout=5).json()["counts"]
+        assert 1 <= stats["ejections|production"] and len(slow) <= 3 * stats["ejections|production"], slow
+        assert len(fast) >= 50 and all(int(r.headers["Retry-After"]) >= 1 for r in fast)
+        assert stats["ejected|production"] == len(fast) and stats.get("req|production|1|error") == 60
+        assert not any(k.startswith("lab|") for k in stats if stats[k])  # no labelled outcome for anyone
+        prod.mode = "ok"
+        deadline = time.monotonic() + 30
+        with requests.Session() as s:
+            while s.post(url + "/predict", json={"text": "good"}, timeout=10).status_code != 200:
+                assert time.monotonic() < deadline, "production never came back"
+                time.sleep(0.05)
+    finally:
+        prod.mode = "ok"
         router.stop()
 
 

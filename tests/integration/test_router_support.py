@@ -50,6 +50,22 @@ class _KillableServer(ThreadingHTTPServer):
                 pass
 
 
+class _ServedInThread:
+    """Serves a handler class on self.port in a daemon thread; stop() cuts it off as a dying
+    process would."""
+
+    _server = None
+
+    def _serve(self, handler) -> None:
+        self._server = _KillableServer(("127.0.0.1", self.port), handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.kill()
+            self._server = None
+
+
 class StandInModelServer:
     """Answers /predict with a deterministic prediction: 1 if the text contains "good"."""
 
@@ -195,7 +211,7 @@ def start_router(name: str, log_dir: Path, *, mlflow_url: str, production_url: s
     return proc, url
 
 
-class RegistryProxy:
+class RegistryProxy(_ServedInThread):
     """A switchable TCP-level stand-in for the network path to the real MLflow server: while
     on, it forwards HTTP requests to MLflow; `stop()` makes the registry unreachable."""
 
@@ -232,17 +248,11 @@ class RegistryProxy:
 
             do_GET = do_POST = do_DELETE = do_PATCH = _forward
 
-        self._server = _KillableServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._serve(Handler)
         return self
 
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.kill()
-            self._server = None
 
-
-class StandInController:
+class StandInController(_ServedInThread):
     """The controller's HTTP contract for the routers, WITHOUT its control loop (no Prometheus
     here): POST /check answers "waiting"; POST /weight and /shadow write the rollout state with
     the real controller's own commands (canary_controller.commands), as its one writer, against
@@ -254,7 +264,6 @@ class StandInController:
         self.lock = threading.RLock()
         self.decisions: list = []
         self.port = free_port()
-        self._server = None
 
     def record(self, decision: str, summary: str) -> dict:
         self.decisions.append((decision, summary))
@@ -299,11 +308,5 @@ class StandInController:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self._server = _KillableServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._serve(Handler)
         return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.kill()
-            self._server = None

@@ -75,7 +75,7 @@ def _router_metrics(t: float, fail_closed: int) -> str:
         lines.append(f'canary_router_request_duration_seconds_sum{{{lab}}} {ok_rate * latency * t}')
     lines += _abs_error_lines(t)
     lines += [f"canary_router_fallbacks_total {0.1 * t}",
-              f'canary_router_ejected_requests_total{{version="2"}} {0.05 * t}',
+              f'canary_router_ejected_requests_total{{model="canary",version="2"}} {0.05 * t}',
               f'canary_router_responses_total{{code="200"}} {5 * t}',
               "canary_router_canary_weight_ratio 0.2",
               f"canary_router_fail_closed {fail_closed}"]

@@ -86,7 +86,8 @@ def test_every_alert_has_firing_and_quiet_unit_tests():
     alerts = {rule["alert"] for group in yaml.safe_load((PROM / "rules" / "canary.alerts.yml").read_text())["groups"]
               for rule in group["rules"]}
     assert alerts == {"CanaryAccuracyBelowProduction", "CanaryMaeAboveProduction", "CanaryErrorRatioHigh",
-                      "CanaryLatencyHigh", "TargetDown", "RouterFailClosed", "CanaryEjected", "ControllerMetricsOutage"}
+                      "CanaryLatencyHigh", "TargetDown", "RouterFailClosed", "CanaryEjected", "ProductionEjected",
+                      "ControllerMetricsOutage"}
     firing, quiet = set(), set()
     for case in yaml.safe_load((PROM / "tests" / "alerts_test.yml").read_text())["tests"]:
         for check in case.get("alert_rule_test", []):

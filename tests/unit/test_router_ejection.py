@@ -124,3 +124,14 @@ def test_the_background_probe_runs_once_and_requests_meanwhile_stay_on_productio
             break
         threading.Event().wait(0.01)
     assert ejector.allow() and calls == [1]
+
+
+def test_reset_lets_the_server_in_again_with_the_first_backoff():
+    ejector, clock, _ = make([False])
+    fail(ejector, 3)
+    clock.now += 2.0
+    assert not ejector.allow() and ejector.describe()["ejected_for_s"] == 4.0  # the probe failed: longer
+    ejector.reset()
+    assert ejector.allow() and ejector.describe()["state"] == CLOSED
+    fail(ejector, 3)
+    assert ejector.describe()["ejected_for_s"] == 2.0
