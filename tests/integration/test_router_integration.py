@@ -7,6 +7,7 @@ the lead's full-stack suite runs the router against the real ones.
 from __future__ import annotations
 
 import math
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -294,7 +295,8 @@ def test_outlier_ejection_spares_clients_a_hanging_then_dead_canary(lab):
         assert ejected > 2 * slow and stats.get("ejected|canary", 0) == ejected
         assert stats["req|canary|2|error"] == slow + ejected
         exposition = requests.get(url + "/metrics/prometheus", timeout=5).text
-        assert 'canary_router_ejected{model="canary"} 1.0' in exposition
+        # 1 while ejected; a probe may just have let the canary in again, to fail once more.
+        assert re.search(r'canary_router_ejected\{model="canary"\} [01]\.0', exposition)
         assert "canary_router_ejections_total" in exposition and "canary_router_ejected_requests_total" in exposition
 
         canary.mode = "ok"
@@ -331,13 +333,14 @@ def test_production_down_gets_a_fast_503_after_a_few_timeouts_and_comes_back(lab
                 began = time.perf_counter()
                 resp = s.post(url + "/predict", json={"text": "good", "actual_label": 1}, timeout=10)
                 answers.append((resp, time.perf_counter() - began))
-        assert {r.status_code for r, _ in answers} == {503}
+        # A timed-out call is a 502, a refused or ejected one a 503: always a clear 5xx, never a hang.
+        assert {r.status_code for r, _ in answers} <= {502, 503}
         assert all("production model unavailable" in r.json()["error"] for r, _ in answers)
         slow = [t for _, t in answers if t > 0.4]
         fast = [r for r, t in answers if t < 0.1]
         stats = requests.get(url + "/stats/local", timeout=5).json()["counts"]
         assert 1 <= stats["ejections|production"] and len(slow) <= 3 * stats["ejections|production"], slow
-        assert len(fast) >= 50 and all(int(r.headers["Retry-After"]) >= 1 for r in fast)
+        assert len(fast) >= 50 and all(r.status_code == 503 and int(r.headers["Retry-After"]) >= 1 for r in fast)
         assert stats["ejected|production"] == len(fast) and stats.get("req|production|1|error") == 60
         assert not any(k.startswith("lab|") for k in stats if stats[k])  # no labelled outcome for anyone
         prod.mode = "ok"
