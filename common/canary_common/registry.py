@@ -256,11 +256,13 @@ class RegistryClient:
                             canary_version=current.canary_version, tags=current.tags, **stored)
 
     def _mirror_old_tags(self, stored: dict) -> None:
-        """The previous release's tags, for its readers during an upgrade; weight last."""
-        tags = {MODE_TAG: stored["mode"], PHASE_TAG: stored["phase"], REASON_TAG: stored["reason"],
-                UPDATED_TAG: f"{stored['updated_at']:.3f}", SHADOW_TAG: f"{stored['shadow_percentage']:g}"}
+        """The previous release's tags, for its readers during an upgrade, one call each: what
+        explains the phase and the weight first, then the phase, the weight last."""
+        tags = {REASON_TAG: stored["reason"], UPDATED_TAG: f"{stored['updated_at']:.3f}",
+                SHADOW_TAG: f"{stored['shadow_percentage']:g}", MODE_TAG: stored["mode"]}
         if stored["rollout"]:
             tags[ROLLOUT_TAG] = stored["rollout"]
+        tags[PHASE_TAG] = stored["phase"]
         tags[WEIGHT_TAG] = f"{stored['weight']:g}"
         try:
             self.set_model_tags(tags)

@@ -17,6 +17,7 @@ import uuid
 import pytest
 import requests
 
+from canary_common.registry import MODE_TAG, PHASE_TAG, REASON_TAG, STATE_TAG, WEIGHT_TAG
 from support.lab_calls import LabClient
 from support.procs import ROOT, free_port
 
@@ -88,11 +89,7 @@ def wait_for(predicate, timeout, what, interval=1.0):
 
 
 def registry_state(c):
-    model = requests.get(f"{c.url('MLFLOW_PORT')}/api/2.0/mlflow/registered-models/get",
-                         params={"name": "sentiment"}, timeout=5).json()["registered_model"]
-    tags = {t["key"]: t["value"] for t in model.get("tags", [])}
-    aliases = {a["alias"]: a["version"] for a in model.get("aliases", [])}
-    return tags, aliases
+    return registry_state_of(c, "sentiment")
 
 
 def test_stack_serves_and_reports(compose):
@@ -348,7 +345,13 @@ def test_your_own_model_through_model_name(compose):
 
 
 def registry_state_of(c, name):
+    """The model's tags, with the state's fields read from the one atomic state tag (the
+    previous release's separate tags, mirrored one by one, may be caught mid-write), and aliases."""
     model = requests.get(f"{c.url('MLFLOW_PORT')}/api/2.0/mlflow/registered-models/get",
                          params={"name": name}, timeout=5).json()["registered_model"]
-    return ({t["key"]: t["value"] for t in model.get("tags", [])},
-            {a["alias"]: a["version"] for a in model.get("aliases", [])})
+    tags = {t["key"]: t["value"] for t in model.get("tags", [])}
+    if STATE_TAG in tags:
+        state = json.loads(tags[STATE_TAG])
+        tags.update({PHASE_TAG: state["phase"], WEIGHT_TAG: f"{state['weight']:g}", MODE_TAG: state["mode"],
+                     REASON_TAG: state["reason"]})
+    return tags, {a["alias"]: a["version"] for a in model.get("aliases", [])}
