@@ -216,6 +216,14 @@ class RegistryClient:
             self._call("POST", "model-versions/set-tag",
                        body={"name": self.model_name, "version": str(version), "key": key, "value": value})
 
+    def delete_version_tags(self, version: str, keys) -> None:
+        for key in keys:
+            try:
+                self._call("DELETE", "model-versions/delete-tag",
+                           body={"name": self.model_name, "version": str(version), "key": key})
+            except NotFound:
+                pass  # already gone
+
     # -- the rollout state ----------------------------------------------------------------
     def read_state(self, default_weight: float = 0.0) -> RolloutState:
         model = self.get_model()

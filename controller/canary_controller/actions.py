@@ -11,9 +11,11 @@ import time
 
 import requests
 
-from canary_common.registry import RegistryClient, RolloutState, new_rollout_id
+from canary_common.registry import RegistryClient, RolloutState, StateConflict, new_rollout_id
 
 log = logging.getLogger("canary.controller.actions")
+ROLLBACK_REASON_TAG = "canary.rollback_reason"
+ROLLED_BACK_AT_TAG = "canary.rolled_back_at"
 
 
 class Actions:
@@ -22,14 +24,20 @@ class Actions:
         self.production_url = production_url.rstrip("/") if production_url else None
 
     def rollback(self, state: RolloutState, reason: str, evidence: dict | None = None) -> None:
-        # The state first (it may be refused as stale: then the version must not say it was
-        # rolled back); the state's own reason says why meanwhile.
-        self.registry.write_state(weight=0, phase="rolled_back", reason=reason, expected_generation=state.generation)
+        # The version's reason first: whoever sees the phase change can read why. If the state
+        # write is then refused as stale, the version was not rolled back: its reason goes again.
         if state.canary_version:
-            tags = {"canary.rollback_reason": reason, "canary.rolled_back_at": f"{time.time():.0f}"}
+            tags = {ROLLBACK_REASON_TAG: reason, ROLLED_BACK_AT_TAG: f"{time.time():.0f}"}
             if evidence is not None:
                 tags["canary.decision"] = _evidence_tag(evidence)
             self.registry.set_version_tags(state.canary_version, tags)
+        try:
+            self.registry.write_state(weight=0, phase="rolled_back", reason=reason,
+                                      expected_generation=state.generation)
+        except StateConflict:
+            if state.canary_version:
+                self.registry.delete_version_tags(state.canary_version, (ROLLBACK_REASON_TAG, ROLLED_BACK_AT_TAG))
+            raise
         log.warning("rolled back version %s: %s", state.canary_version, reason)
 
     def set_weight(self, weight: float, reason: str, evidence: dict | None = None,

@@ -122,3 +122,15 @@ def test_the_previous_release_tags_are_read_and_kept_in_step(lab):
     # Readers of the old tags still see the state (for one release).
     assert (tags[WEIGHT_TAG], tags[MODE_TAG], tags[PHASE_TAG]) == ("12", "manual", "progressing")
     assert tags[REASON_TAG] == "test: first write of this release"
+
+
+def test_a_rollback_refused_as_stale_takes_its_reason_off_the_version(lab):
+    from canary_controller.actions import ROLLBACK_REASON_TAG, Actions
+
+    registry = RegistryClient(lab["mlflow"])
+    stale = registry.read_state()
+    registry.write_state(weight=0, reason="test: another writer first", expected_generation=stale.generation)
+    with pytest.raises(StateConflict):
+        Actions(registry).rollback(stale, "test: a rollback on a stale state")
+    tags = {t["key"]: t["value"] for t in registry.get_version(stale.canary_version).get("tags", [])}
+    assert ROLLBACK_REASON_TAG not in tags and registry.read_state().reason == "test: another writer first"

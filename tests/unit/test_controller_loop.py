@@ -100,6 +100,10 @@ class FakeRegistry:
     def set_version_tags(self, version: str, tags: dict) -> None:
         self.version_tags.setdefault(str(version), {}).update(tags)
 
+    def delete_version_tags(self, version: str, keys) -> None:
+        for key in keys:
+            self.version_tags.get(str(version), {}).pop(key, None)
+
     def get_version(self, version: str) -> dict:
         tags = self.version_tags.get(str(version), {})
         return {"version": str(version), "tags": [{"key": k, "value": v} for k, v in tags.items()]}
