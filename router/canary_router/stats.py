@@ -113,14 +113,15 @@ def reset_local() -> dict:
 def local_counts() -> dict:
     """Counts since the last /reset, and (a gauge, never subtracted) whether a worker of this
     replica has a model server ejected now: `ejecting|<arm>`."""
-    counts = subtract(raw_counts(), load_baseline())
-    counts.update(ejecting_now())
+    families = list(metrics.collect())  # one read of the workers' metric files for both
+    counts = subtract(raw_counts(families), load_baseline())
+    counts.update(ejecting_now(families))
     return counts
 
 
-def ejecting_now() -> dict:
+def ejecting_now(families) -> dict:
     found = {f"ejecting|{arm}": 0.0 for arm in ("production", "canary")}
-    for family in metrics.collect():
+    for family in families:
         for s in family.samples:
             if s.name == "canary_router_ejected":
                 found[f"ejecting|{s.labels['model']}"] = float(s.value)
