@@ -4,11 +4,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
 
-.PHONY: help venv deps test unit integration e2e bench-analysis bench-router clean
+.PHONY: help venv deps test unit integration e2e faults bench-analysis bench-router clean
 
 help:
 	@echo "make test            unit + process-mode integration tests (installs what they need)"
 	@echo "make e2e             the docker compose stack, end to end (needs Docker)"
+	@echo "make faults          the compose stack under 40 rps through eleven faults (needs Docker; JSON table)"
 	@echo "make bench-analysis  the rollout-analysis benchmark (prints JSON)"
 	@echo "make bench-router    router overhead against a bare nginx split (prints JSON)"
 
@@ -39,6 +40,10 @@ test: unit integration
 
 e2e: venv
 	$(PYTEST) tests/e2e -q -s
+
+# The reliability figures of record: test-logs/faults/faults.json (the README's table).
+faults: venv
+	$(PYTEST) tests/faults -q -s
 
 bench-analysis: venv
 	$(PY) benchmarks/bench_analysis.py

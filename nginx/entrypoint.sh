@@ -16,7 +16,7 @@
 #   NGINX_PUBLIC_PORT [8080]  NGINX_LISTEN_HOST [0.0.0.0]
 #   NGINX_RESOLVER        DNS server for the controller name [first nameserver in /etc/resolv.conf]
 #   NGINX_DNS_WATCH_S     seconds between checks of the router name's addresses; nginx reloads
-#                         when they change (replicas scaled or recreated); 0 turns it off [5]
+#                         when they change (replicas scaled or recreated); 0 turns it off [1]
 #   NGINX_WAIT_DNS_S      how long to wait at start for the router name to resolve [60]
 #   NGINX_RUN_DIR [/tmp/nginx-canary]  NGINX_ACCESS_LOG [/dev/stdout]  NGINX_ERROR_LOG [stderr]
 #   NGINX_WORKER_PROCESSES [auto]  NGINX_USER (worker user when started as root) [image default]
@@ -28,7 +28,7 @@ RUN_DIR=${NGINX_RUN_DIR:-/tmp/nginx-canary}
 ROUTER_UPSTREAM=${ROUTER_UPSTREAM:-router:8000}
 CONTROLLER_UPSTREAM=${CONTROLLER_UPSTREAM:-controller:8000}
 ADMIN_TOKEN=${ADMIN_TOKEN:-}
-DNS_WATCH_S=${NGINX_DNS_WATCH_S:-5}
+DNS_WATCH_S=${NGINX_DNS_WATCH_S:-1}
 WAIT_DNS_S=${NGINX_WAIT_DNS_S:-60}
 
 log() { echo "canary-nginx: $*" >&2; }

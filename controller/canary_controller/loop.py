@@ -25,6 +25,8 @@ from .timeline import Timeline
 
 log = logging.getLogger("canary.controller")
 HOLD_TAG_EVERY_S = 30.0
+# Decisions whose action writes the rollout state (under the lock: the one writer's own write).
+STATE_CHANGING = frozenset({"rollback", "step_up", "promote", "promoted"})
 
 
 class Controller:
@@ -53,6 +55,7 @@ class Controller:
         self.timeline = Timeline(clock=clock)  # what each poll saw, for the live page
         self._stop = threading.Event()
         self._last_hold_tag = 0.0
+        self._held_inconclusive: tuple | None = None  # the stage whose inconclusive hold was recorded
 
     # -- the loop -------------------------------------------------------------------------
     def run_forever(self) -> None:
@@ -100,7 +103,7 @@ class Controller:
             if self.actions.production_serves(state.canary_version):
                 self.actions.finish_promotion(state)
                 self.record("promoted", f"version {state.canary_version} serves production; canary weight 0")
-                return self._note("promotion finished")
+                return self._note("promotion finished", decision="promoted")
             return self._note(f"promoting: waiting for the production server to serve version {state.canary_version}")
 
         shadow = state.shadow_live
@@ -201,6 +204,11 @@ class Controller:
                 reason = f"inconclusive: {verdict.summary}"
                 self.actions.rollback(state, reason, evidence)
                 return self.record("rollback", reason)
+            # Told once per stage; the next polls hold quietly (the history keeps room for decisions).
+            held = (self.rollout_key, self.stage_weight)
+            if self._held_inconclusive == held:
+                return self._note(f"inconclusive, holding: {verdict.summary}")
+            self._held_inconclusive = held
             return self.record("hold", f"inconclusive, holding: {verdict.summary}")
         if d in (Decision.STEP_UP, Decision.PROMOTE):
             if state.mode == "manual":
@@ -247,6 +255,11 @@ class Controller:
         telemetry.DECISIONS.labels(decision=decision).inc()
         log.info("%s: %s", decision, summary)
         self.last_note = summary
+        if decision in STATE_CHANGING:  # people are told the state the decision made, not the one before
+            try:
+                self.last_state = self.registry.read_state()
+            except RegistryError as exc:
+                log.warning("could not read the state after %s: %s", decision, exc)
         notify.publish(self.settings, self.last_state, entry)
         return entry
 

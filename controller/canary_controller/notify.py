@@ -31,7 +31,8 @@ def backoff_delay(attempt: int, base_s: float, max_s: float) -> float:
 
 
 def decision_payload(decision: str, summary: str, at: float, model_name: str, state) -> dict:
-    """The webhook body. `state` is the RolloutState the poll read (before the decision's action)."""
+    """The webhook body. `state`: the RolloutState after the decision's action (for a rollback:
+    weight 0, phase rolled_back)."""
     return {
         "delivery_id": uuid.uuid4().hex,
         "decision": decision,

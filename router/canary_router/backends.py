@@ -24,7 +24,7 @@ class BackendError(RuntimeError):
 
     def __init__(self, message: str, kind: str = "error", status: int | None = None):
         super().__init__(message)
-        self.kind = kind  # unreachable | timeout | http | bad_answer | ejected (not tried)
+        self.kind = kind  # unreachable | timeout | broken | http | bad_answer | ejected (not tried)
         self.status = status
 
 
@@ -103,7 +103,7 @@ class Backends:
         except ReadTimeout:
             raise BackendError(f"{arm} model server timed out after {self.timeout_s:g}s", "timeout") from None
         except HTTPFailure as exc:
-            raise BackendError(f"{arm} model server unreachable: {exc}", "unreachable") from None
+            raise BackendError(f"{arm} model server broke the connection: {exc}", "broken") from None
         elapsed = time.perf_counter() - began
         status = resp.status
         if status >= 500:

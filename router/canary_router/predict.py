@@ -131,6 +131,11 @@ def serve(rt, header: HeaderGetter, raw: bytes) -> Reply:
     return Reply(200, answer, headers)
 
 
+# Failures that eject a model server on the first one; others (5xx, a cut or unusable answer)
+# need OUTLIER_CONSECUTIVE_FAILURES in a row.
+AT_ONCE = frozenset({"unreachable", "timeout"})
+
+
 def _call(rt, arm: str, body):
     """Score on `arm`, telling its ejector how it went. Production, when ejected, is not tried:
     the client gets a fast 503 (see _production_failed) rather than the timeout it would wait."""
@@ -140,8 +145,9 @@ def _call(rt, arm: str, body):
                            "background and takes traffic again once it answers", "ejected")
     try:
         pred = rt.backends.score(arm, body.text, body.payload)
-    except BackendError:
-        ejector.failure()
+    except BackendError as exc:
+        # Refused, or no answer in time: the next request would wait the same, so out at once.
+        ejector.failure(at_once=exc.kind in AT_ONCE)
         raise
     ejector.success()
     return pred

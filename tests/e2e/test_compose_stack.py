@@ -8,84 +8,28 @@ Grafana is left out: no image for it can be had on the CI machine (its files are
 unit tests and its queries against the live Prometheus of the integration tests).
 """
 import json
-import os
 import shutil
-import subprocess
 import time
-import uuid
 
 import pytest
 import requests
 
 from canary_common.registry import MODE_TAG, PHASE_TAG, REASON_TAG, STATE_TAG, WEIGHT_TAG
 from support.lab_calls import LabClient
-from support.procs import ROOT, free_port
+from support.compose import Compose, wait_for
+from support.procs import ROOT
 
 LOG_DIR = ROOT / "test-logs" / "e2e"
-SERVICES = ["mlflow", "model-setup", "model-server-production", "model-server-canary", "router",
-            "nginx", "prometheus", "controller", "loadgen"]
+SERVICES = ["mlflow", "model-server-production", "model-server-canary", "router", "nginx", "prometheus",
+            "controller", "loadgen"]
 
 pytestmark = pytest.mark.skipif(shutil.which("docker") is None, reason="docker CLI not installed")
 
 
-class Compose:
-    def __init__(self):
-        self.project = f"canary-e2e-{uuid.uuid4().hex[:8]}"
-        self.ports = {name: free_port() for name in
-                      ("CANARY_HTTP_PORT", "MLFLOW_PORT", "PROMETHEUS_PORT",
-                       "CONTROLLER_PORT", "GRAFANA_PORT", "ALERTMANAGER_PORT")}
-        # As a new user runs it: none of the settings a developer may have exported here.
-        env = {k: v for k, v in os.environ.items() if k not in (
-            "ADMIN_TOKEN", "CANARY_BIND", "CANARY_TOOLS_BIND", "MODEL_NAME", "MLFLOW_TRACKING_URI", "ANALYSIS_CONFIG",
-            "LOADGEN_DATA", "LOADGEN_ROWS")}
-        self.env = dict(env, COMPOSE_PROJECT_NAME=self.project, LOADGEN_RATE="20",
-                        **{k: str(v) for k, v in self.ports.items()})
-
-    def run(self, *args, check=True, timeout=900, capture=True, env=None):
-        cmd = ["docker", "compose", "-p", self.project, "-f", str(ROOT / "docker-compose.yml"), *args]
-        return subprocess.run(cmd, env=dict(self.env, **(env or {})), cwd=ROOT, check=check, timeout=timeout,
-                              capture_output=capture, text=True)
-
-    def url(self, key):
-        return f"http://127.0.0.1:{self.ports[key]}"
-
-    def canaryctl(self, *args):
-        out = self.run("run", "--rm", "-T", "canaryctl", *args, check=False)
-        return out.returncode, out.stdout + out.stderr
-
-
 @pytest.fixture(scope="module")
 def compose():
-    c = Compose()
-    started = time.monotonic()
-    c.run("build", *[s for s in SERVICES if s != "model-setup"], capture=False)
-    print(f"images built in {time.monotonic() - started:.0f}s")
-    try:
-        c.up_at = time.monotonic()
-        c.run("up", "-d", "--wait", "--wait-timeout", "400", *[s for s in SERVICES if s != "model-setup"],
-              capture=False)
+    with Compose("canary-e2e", LOADGEN_RATE="20").up(SERVICES, LOG_DIR) as c:
         yield c
-    finally:
-        logs = c.run("logs", "--no-color", "--timestamps", check=False)
-        LOG_DIR.mkdir(parents=True, exist_ok=True)
-        (LOG_DIR / "compose.log").write_text(logs.stdout + logs.stderr)
-        print(f"every service's log: {LOG_DIR / 'compose.log'}; the last lines:")
-        print(logs.stdout[-8000:])
-        c.run("down", "-v", "--remove-orphans", check=False, capture=False)
-
-
-def wait_for(predicate, timeout, what, interval=1.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except requests.RequestException as exc:
-            last = exc
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} ({last})")
 
 
 def registry_state(c):

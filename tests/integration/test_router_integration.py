@@ -269,7 +269,7 @@ def wait_canary_back(*urls, timeout=15.0):
 
 
 def test_outlier_ejection_spares_clients_a_hanging_then_dead_canary(lab):
-    """A router with the default ejection settings (3 failures in a row, 2 s first backoff)."""
+    """A router with the default ejection settings (a timeout ejects at once, 2 s first backoff)."""
     canary = lab["canary"]
     router, url = start_router("router-eject", lab["logs"], mlflow_url=lab["mlflow"], production_url=lab["prod"].url,
                                canary_url=canary.url, workers=2, STATE_POLL_S=0.5, BACKEND_TIMEOUT_S=0.5)
@@ -290,8 +290,8 @@ def test_outlier_ejection_spares_clients_a_hanging_then_dead_canary(lab):
         slow = sum(t > 0.4 for t in timings)
         stats = requests.get(url + "/stats/local", timeout=5).json()["counts"]
         ejections = stats.get("ejections|canary", 0)
-        # Only the failures that eject (3 a worker, again after each backoff) cost a timeout.
-        assert 1 <= ejections and slow <= 3 * ejections, (slow, ejections)  # one connection: one worker
+        # Only the failures that eject (one timeout, again after each backoff) cost a timeout.
+        assert 1 <= ejections and slow <= ejections, (slow, ejections)  # one connection: one worker
         assert ejected > 2 * slow and stats.get("ejected|canary", 0) == ejected
         assert stats["req|canary|2|error"] == slow + ejected
         exposition = requests.get(url + "/metrics/prometheus", timeout=5).text
@@ -317,9 +317,9 @@ def test_outlier_ejection_spares_clients_a_hanging_then_dead_canary(lab):
         router.stop()
 
 
-def test_production_down_gets_a_fast_503_after_a_few_timeouts_and_comes_back(lab):
+def test_production_down_gets_a_fast_503_after_one_timeout_and_comes_back(lab):
     """The documented policy: no canary in production's place, a 503 that says why, and after
-    3 failures in a row per worker no client waits for the timeout (Retry-After instead)."""
+    one timeout per worker no client waits for the timeout (Retry-After instead)."""
     prod = lab["prod"]
     set_weight(lab, 0)  # before the router starts: its first read of the state has everyone on production
     router, url = start_router("router-prod-down", lab["logs"], mlflow_url=lab["mlflow"], production_url=prod.url,
@@ -339,7 +339,7 @@ def test_production_down_gets_a_fast_503_after_a_few_timeouts_and_comes_back(lab
         slow = [t for _, t in answers if t > 0.4]
         fast = [r for r, t in answers if t < 0.1]
         stats = requests.get(url + "/stats/local", timeout=5).json()["counts"]
-        assert 1 <= stats["ejections|production"] and len(slow) <= 3 * stats["ejections|production"], slow
+        assert 1 <= stats["ejections|production"] and len(slow) <= stats["ejections|production"], slow
         assert len(fast) >= 50 and all(r.status_code == 503 and int(r.headers["Retry-After"]) >= 1 for r in fast)
         assert stats["ejected|production"] == len(fast) and stats.get("req|production|1|error") == 60
         assert not any(k.startswith("lab|") for k in stats if stats[k])  # no labelled outcome for anyone

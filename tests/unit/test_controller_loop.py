@@ -347,8 +347,8 @@ def test_an_inconclusive_stage_holds_or_rolls_back_by_policy(make_lab, policy):
                "accuracy: 7 of 20 labelled canary requests needed before the check applies.")
     if policy == "hold":
         assert record == {"at": T0 + 70, "decision": "hold", "summary": f"inconclusive, holding: {summary}"}
-        assert lab.poll(FEW_LABELS)["decision"] == "hold"
-        assert lab.registry.writes == [] and lab.decisions() == ["hold", "hold"]
+        assert [lab.poll(FEW_LABELS)["decision"] for _ in range(3)] == ["hold"] * 3
+        assert lab.registry.writes == [] and lab.decisions() == ["hold"]  # recorded once per stage
     else:
         assert record == {"at": T0 + 70, "decision": "rollback", "summary": f"inconclusive: {summary}"}
         (write,) = lab.registry.writes
@@ -485,3 +485,15 @@ def test_a_registry_that_refuses_a_write_holds_the_poll(make_lab):
     record = lab.poll(WRONG)
     assert record["decision"] == "hold" and record["summary"].startswith("holding: the registry refused a write")
     assert lab.poll(WRONG)["decision"] == "rollback"  # the next poll decides again
+
+
+def test_people_are_told_the_state_a_decision_made(make_lab, monkeypatch):
+    """The webhook's state is the one after the action: a rollback says weight 0, rolled back."""
+    told = []
+    monkeypatch.setattr("canary_controller.loop.notify.publish",
+                        lambda settings, state, entry: told.append((entry["decision"], state.phase, state.weight)))
+    lab = make_lab()
+    lab.start()
+    lab.poll(WRONG)
+    lab.poll(WRONG)
+    assert told == [("rollback", "rolled_back", 0)], told

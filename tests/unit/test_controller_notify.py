@@ -199,10 +199,17 @@ def test_a_full_queue_drops_the_oldest_waiting_delivery_and_counts_it(receiver, 
     assert n.counts == {"delivered": 3, "failed": 0, "dropped": 1}
 
 
+class _Registry:
+    """A fake registry (the loop's own tests use a fuller one): the state a decision left."""
+
+    def read_state(self):
+        return state()
+
+
 def controller(url: str, **env) -> Controller:
     settings = load_settings({"ANALYSIS_CONFIG": str(DEFAULT_CONFIG), "DECISION_WEBHOOK_URL": url,
                               "DECISION_WEBHOOK_MAX_ATTEMPTS": "1", **env})
-    c = Controller(settings, registry=None, prometheus=None, actions=None, clock=lambda: 1_700_000_000.0)
+    c = Controller(settings, registry=_Registry(), prometheus=None, actions=None, clock=lambda: 1_700_000_000.0)
     c.last_state = state()
     return c
 

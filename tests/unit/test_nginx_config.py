@@ -52,6 +52,7 @@ class StandIn:
     def __init__(self, name: str):
         self.name = name
         self.seen: list[dict] = []
+        self.status = 200  # what it answers; a router says 503 when production is down
         stand_in = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -63,7 +64,7 @@ class StandIn:
                           "request_id": self.headers.get("X-Request-ID"), "body_bytes": len(body)}
                 stand_in.seen.append(record)
                 payload = json.dumps(record).encode()
-                self.send_response(200)
+                self.send_response(stand_in.status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
@@ -346,6 +347,26 @@ def test_a_stopped_replica_is_skipped(stack):
         assert resp.status_code == 200, resp.text
         assert resp.json()["server"] == "router-b"
     assert len(b.seen) == 20
+
+
+def test_a_routers_503_is_its_answer_not_a_broken_router(stack):
+    """Production down: a router answers 503. nginx passes it on, and neither retries it on the
+    other replica nor marks the router down (which would fail the canary's share too)."""
+    nginx, (a, b), _ = stack
+    a.status = 503
+    codes = [requests.post(nginx.url("/predict"), json={"text": "x"}, timeout=5).status_code for _ in range(20)]
+    assert codes.count(503) == len(a.seen) and codes.count(200) == len(b.seen), (codes, len(a.seen))
+    assert len(a.seen) + len(b.seen) == 20 and len(a.seen) >= 8, (len(a.seen), len(b.seen))  # round robin
+
+
+def test_idle_router_connections_are_closed_by_nginx_first():
+    """nginx must close its idle upstream connections before a router does, or it may send a
+    request on a connection the router is closing (the keep-alive race)."""
+    text = (NGINX_DIR / "nginx.conf.template").read_text()
+    nginx_s = float(re.search(r"upstream canary_routers \{.*?keepalive_timeout (\d+)s;", text, re.S).group(1))
+    conf = (ROOT / "router" / "gunicorn.conf.py").read_text()
+    router_s = float(re.search(r'"ROUTER_KEEPALIVE_S", "(\d+)"', conf).group(1))
+    assert nginx_s < router_s
 
 
 def test_all_replicas_down_is_502_json(stack):

@@ -43,6 +43,12 @@ def test_consecutive_failures_eject_and_a_success_in_between_resets_the_count():
                                   "ejected_for_s": 2.0}
 
 
+def test_a_refused_connection_or_timeout_ejects_at_once():
+    ejector, _, _ = make([])
+    ejector.failure(at_once=True)
+    assert not ejector.allow() and ejector.describe()["state"] == EJECTED and ejector.ejections == 1
+
+
 def test_no_traffic_during_the_backoff_then_one_probe_brings_it_back():
     ejector, clock, probes = make([True])
     fail(ejector, 3)
@@ -54,16 +60,27 @@ def test_no_traffic_during_the_backoff_then_one_probe_brings_it_back():
     assert ejector.allow() and len(probes) == 1
 
 
-def test_backoff_doubles_while_the_canary_stays_down_and_is_capped():
-    ejector, clock, probes = make([False] * 8, max_s=20.0)
+def test_a_server_that_stays_down_is_probed_every_base_s_and_let_in_once_back():
+    ejector, clock, probes = make([False] * 5 + [True], max_s=20.0)
     fail(ejector, 3)
     ejected_at = clock.now
     while len(probes) < 6:
         clock.now += 0.5
-        assert not ejector.allow()
+        ejector.allow()
     times = [ejected_at, *probes]
-    waits = [b - a for a, b in zip(times, times[1:])]
-    assert waits == [2.0, 4.0, 8.0, 16.0, 20.0, 20.0]
+    assert [b - a for a, b in zip(times, times[1:])] == [2.0] * 6  # no backoff grown while it was down
+    assert ejector.allow() and ejector.ejections == 1
+
+
+def test_a_flapping_server_is_ejected_for_longer_each_time_up_to_max_s():
+    ejector, clock, _ = make([True] * 8, max_s=20.0)
+    backoffs = []
+    for _ in range(7):
+        fail(ejector, 3)
+        backoffs.append(ejector.describe()["ejected_for_s"])
+        clock.now += backoffs[-1]
+        assert ejector.allow()  # the probe lets it in; it fails again at once
+    assert backoffs == [2.0, 4.0, 8.0, 16.0, 20.0, 20.0, 20.0]
     assert ejector.ejections == 7
 
 
@@ -95,7 +112,8 @@ def test_a_probe_that_raises_counts_as_down():
     ejector.failure()
     clock.now += 1.0
     assert not ejector.allow()
-    assert ejector.describe()["state"] == EJECTED and ejector.ejections == 2
+    assert ejector.describe()["state"] == EJECTED and ejector.ejections == 1
+    assert ejector.describe()["ejected_for_s"] == 1.0  # probed again after base_s
 
 
 def test_zero_consecutive_never_ejects():
@@ -126,11 +144,35 @@ def test_the_background_probe_runs_once_and_requests_meanwhile_stay_on_productio
     assert ejector.allow() and calls == [1]
 
 
+def test_the_prober_lets_the_server_in_without_waiting_for_a_request():
+    """A worker that gets no traffic while production is out must not turn its first client
+    away once production is back: the probe runs when the backoff ends, requests or not."""
+    answers = [False, True]
+    clock = Clock()
+    ejector = Ejector(lambda: answers.pop(0), consecutive=3, base_s=1.0, clock=clock)
+    ejector.failure(at_once=True)
+    assert ejector.describe()["state"] == EJECTED
+    clock.now += 1.0  # the first probe fails: out for base_s more
+    for _ in range(200):
+        if ejector.describe()["ejected_for_s"] == 1.0 and not answers[1:]:
+            break
+        threading.Event().wait(0.01)
+    clock.now += 1.0
+    for _ in range(200):
+        if ejector.describe()["state"] == CLOSED:
+            break
+        threading.Event().wait(0.01)
+    assert ejector.describe()["state"] == CLOSED and answers == []
+
+
 def test_reset_lets_the_server_in_again_with_the_first_backoff():
-    ejector, clock, _ = make([False])
+    ejector, clock, _ = make([True, False])
     fail(ejector, 3)
     clock.now += 2.0
-    assert not ejector.allow() and ejector.describe()["ejected_for_s"] == 4.0  # the probe failed: longer
+    assert ejector.allow()  # back
+    fail(ejector, 3)  # and out again at once: 4 s this time
+    clock.now += 4.0
+    assert not ejector.allow() and ejector.describe()["ejected_for_s"] == 2.0  # the probe failed
     ejector.reset()
     assert ejector.allow() and ejector.describe()["state"] == CLOSED
     fail(ejector, 3)
