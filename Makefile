@@ -3,15 +3,25 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(PY) -m pytest
+RUFF   := $(VENV)/bin/ruff
+# Debian puts nginx in /usr/sbin, which is not on every user's PATH.
+export PATH := /usr/sbin:$(PATH)
 
-.PHONY: help venv deps test unit integration e2e faults bench-analysis bench-router clean
+.PHONY: help venv deps lint format test unit integration e2e faults bench-analysis bench-router clean
 
-help:
-	@echo "make test            unit + process-mode integration tests (installs what they need)"
-	@echo "make e2e             the docker compose stack, end to end (needs Docker)"
-	@echo "make faults          the compose stack under 40 rps through eleven faults (needs Docker; JSON table)"
-	@echo "make bench-analysis  the rollout-analysis benchmark (prints JSON)"
-	@echo "make bench-router    router overhead against a bare nginx split (prints JSON)"
+help:  ## every target, with what it does
+	@echo "make venv            .venv from requirements.lock (the one lock every Python image uses)"
+	@echo "make deps            the binaries the process-mode tests run (prometheus, alertmanager, nginx, chromium)"
+	@echo "make lint            ruff check and ruff format --check (settings: ruff.toml)"
+	@echo "make format          ruff format, then ruff check --fix"
+	@echo "make test            lint, then unit and process-mode integration tests (installs what they need)"
+	@echo "make unit            the unit tests alone (about 2 min)"
+	@echo "make integration     the integration tests alone (about 20 min)"
+	@echo "make e2e             the docker compose stack, end to end (needs Docker; about 14 min)"
+	@echo "make faults          the compose stack under 40 rps through eleven faults (needs Docker; JSON table; about 9 min)"
+	@echo "make bench-analysis  the rollout-analysis benchmark (prints JSON; about 5 min)"
+	@echo "make bench-router    router overhead against a bare nginx split (prints JSON; installs wrk)"
+	@echo "make clean           remove .venv, test-logs and caches"
 
 # One lock for everything: the images install from requirements.lock too.
 $(VENV)/.installed: requirements.lock
@@ -25,6 +35,14 @@ venv: $(VENV)/.installed
 deps:
 	bash scripts/install-test-deps.sh
 
+lint: venv
+	$(RUFF) check .
+	$(RUFF) format --check .
+
+format: venv
+	$(RUFF) format .
+	$(RUFF) check --fix .
+
 unit: venv
 	$(PYTEST) tests/unit -q
 
@@ -36,7 +54,7 @@ integration: venv deps
 	    echo "live page screenshot: $(CURDIR)/test-logs/integration/live-page.png"; fi; \
 	  exit $$status
 
-test: unit integration
+test: lint unit integration
 
 e2e: venv
 	$(PYTEST) tests/e2e -q -s
@@ -49,6 +67,7 @@ bench-analysis: venv
 	$(PY) benchmarks/bench_analysis.py
 
 bench-router: venv deps
+	bash scripts/install-bench-deps.sh
 	$(PY) benchmarks/bench_router.py
 
 clean:

@@ -54,6 +54,7 @@ latency; weights 1/4 each), errors 0.5 %, 5 % slow, as above.
   production's at 20 %, the example metrics: seconds to the first rollback by that kind's
   metric (its from-start test or change detector), and by anything (..._any).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -91,12 +92,14 @@ def arm(rng, lam, acc, err, slow, runs):
 def first_times(hit_at):
     """Summaries of first-event times (inf = never)."""
     t = np.asarray(hit_at)
-    return {"median": float(np.median(t)), "p90": float(np.quantile(t, 0.9, method="higher")),
-            "rate": float(np.isfinite(t).mean())}
+    return {
+        "median": float(np.median(t)),
+        "p90": float(np.quantile(t, 0.9, method="higher")),
+        "rate": float(np.isfinite(t).mean()),
+    }
 
 
-def run_fixed(cfg, runs, seed, hours, canary, weight=0.2, final=False, event="rollback", drift=None,
-              schedule=None):
+def run_fixed(cfg, runs, seed, hours, canary, weight=0.2, final=False, event="rollback", drift=None, schedule=None):
     """Fixed-weight (or forced-schedule) runs; returns first time of the event per run."""
     rng = np.random.default_rng(seed)
     eng = SequentialEngine(cfg, runs)
@@ -135,7 +138,7 @@ def run_late(cfg, runs, seed, healthy_s, canary, weight=0.2, after_s=1800.0):
     for i in range(1, int(round((healthy_s + after_s) / POLL_S)) + 1):
         at = i * POLL_S
         bad = at > healthy_s + _EPS
-        get = lambda key: canary.get(key, BASE[key]) if bad else BASE[key]  # noqa: E731
+        get = lambda key: canary.get(key, BASE[key]) if bad else BASE[key]  # noqa: E731, B023 (used in this iteration)
         c = arm(rng, RPS * weight, get("acc"), get("err"), get("slow"), runs)
         p = arm(rng, RPS * (1 - weight), BASE["acc"], BASE["err"], BASE["slow"], runs)
         eng.observe(at, c, p, weight)
@@ -148,10 +151,13 @@ def run_late(cfg, runs, seed, healthy_s, canary, weight=0.2, after_s=1800.0):
 def late_summary(delay):
     """Median / p90 of the delays of runs that were still running at the change."""
     after = delay[delay > 0]
-    return {"median": float(np.median(after)) if after.size else math.inf,
-            "p90": float(np.quantile(after, 0.9, method="higher")) if after.size else math.inf,
-            "rate": float(np.isfinite(after).mean()) if after.size else 0.0,
-            "alarmed_before_change": int((delay <= 0).sum()), "runs": int(delay.size)}
+    return {
+        "median": float(np.median(after)) if after.size else math.inf,
+        "p90": float(np.quantile(after, 0.9, method="higher")) if after.size else math.inf,
+        "rate": float(np.isfinite(after).mean()) if after.size else 0.0,
+        "alarmed_before_change": int((delay <= 0).sum()),
+        "runs": int(delay.size),
+    }
 
 
 def run_false_rollbacks(cfg, runs, seed, hours, weight=0.2):
@@ -170,8 +176,7 @@ def run_false_rollbacks(cfg, runs, seed, hours, weight=0.2):
         new = ev["rollback"] & np.isinf(hit)
         if new.any():
             guard = ev["burst"] | ev["srm"] | ev["restarts"]
-            what = np.where(guard, "guard", np.where(ev["rollback_from_start"].any(axis=0), "from_start",
-                                                     "change"))
+            what = np.where(guard, "guard", np.where(ev["rollback_from_start"].any(axis=0), "from_start", "change"))
             by = np.where(new, what, by)
             hit = np.where(new, at, hit)
     counts = {k: int((by == k).sum()) for k in ("from_start", "change", "guard")}
@@ -245,6 +250,7 @@ def abs_error_masses(scale=1.0, sigma=1.0, median=0.4):
     from scipy import stats
 
     from canary_common.regression import ABS_ERROR_BUCKETS
+
     b = np.array(ABS_ERROR_BUCKETS[:-1])
     cdf = np.append(stats.lognorm(sigma, scale=median * scale).cdf(b), 1.0)
     return np.diff(cdf, prepend=0.0)
@@ -253,8 +259,9 @@ def abs_error_masses(scale=1.0, sigma=1.0, median=0.4):
 def reg_measures(pm):
     """(share within REG_TOL, bucketed clipped MAE in units of REG_CLIP) of bucket masses pm."""
     from canary_common.regression import ABS_ERROR_BUCKETS, bound_index
+
     b = np.array(ABS_ERROR_BUCKETS)
-    return float(pm[:bound_index(REG_TOL) + 1].sum()), float(pm @ (np.minimum(b, REG_CLIP) / REG_CLIP))
+    return float(pm[: bound_index(REG_TOL) + 1].sum()), float(pm @ (np.minimum(b, REG_CLIP) / REG_CLIP))
 
 
 def reg_arm(rng, lam, err, slow, pm, runs):
@@ -318,29 +325,42 @@ def run_regression(args) -> None:
     pm = abs_error_masses()
     within, u = reg_measures(pm)
     from scipy import integrate, stats
+
     dist = stats.lognorm(1.0, scale=0.4)
     true_mae = integrate.quad(lambda x: min(x, REG_CLIP) * dist.pdf(x), 0, np.inf, limit=200)[0]
-    out["regression_production"] = {"share_within_0.5": round(within, 4), "clipped_mae_clip_5": round(REG_CLIP * u, 4),
-                                    "true_clipped_mae": round(true_mae, 4)}
+    out["regression_production"] = {
+        "share_within_0.5": round(within, 4),
+        "clipped_mae_clip_5": round(REG_CLIP * u, 4),
+        "true_clipped_mae": round(true_mae, 4),
+    }
     note("production errors", out["regression_production"])
 
     hit, _, _, by = run_reg(cfg, n12, seed + 21, 12.0, pm, event="none")
     out["regression_false_rollback_rate_12h"] = float(np.isfinite(hit).mean())
-    out["regression_false_rollback_12h_by"] = {k: int((by == k).sum()) for k in
-                                               [m["name"] for m in REG_METRICS] + ["guard"]}
-    note("regression: false rollback 12 h (by what fired first)",
-         {"rate": out["regression_false_rollback_rate_12h"], "by": out["regression_false_rollback_12h_by"],
-          "runs": n12})
+    out["regression_false_rollback_12h_by"] = {
+        k: int((by == k).sum()) for k in [m["name"] for m in REG_METRICS] + ["guard"]
+    }
+    note(
+        "regression: false rollback 12 h (by what fired first)",
+        {"rate": out["regression_false_rollback_rate_12h"], "by": out["regression_false_rollback_12h_by"], "runs": n12},
+    )
 
     m = 0.02
     for k, (kind, metric) in enumerate((("within_tolerance", REG_METRICS[0]), ("mae", REG_METRICS[1]))):
         target = (within - m) if kind == "within_tolerance" else (u + m)
-        scale = optimize.brentq(lambda s: reg_measures(abs_error_masses(s))[k] - target, 0.5, 3.0, xtol=1e-12)
+
+        # The root is found within this iteration, so the closure's k and target are the right ones.
+        def gap(s, k=k, target=target):
+            return reg_measures(abs_error_masses(s))[k] - target
+
+        scale = optimize.brentq(gap, 0.5, 3.0, xtol=1e-12)
         single = load_config({"max_stage_s": None, "metrics": [metric], "change_detection": {"enabled": False}})
         _, _, noninf, _ = run_reg(single, n, seed + 22 + k, 6.0, abs_error_masses(scale), final=True, event="promote")
         out[f"regression_false_promote_rate_at_margin_{kind}"] = float(np.isfinite(noninf[0]).mean())
-        note(f"regression: false promotion at the margin, {kind} (canary errors x {scale:.4f})",
-             out[f"regression_false_promote_rate_at_margin_{kind}"])
+        note(
+            f"regression: false promotion at the margin, {kind} (canary errors x {scale:.4f})",
+            out[f"regression_false_promote_rate_at_margin_{kind}"],
+        )
 
     hit, per_metric, _, _ = run_reg(cfg, n, seed + 24, 0.5, abs_error_masses(1.5))
     for k, kind in ((0, "within_tolerance"), (1, "mae")):
@@ -364,12 +384,17 @@ def print_json(out: dict, n: int, n12: int, t0: float) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=200 if os.environ.get("BENCH_QUICK") else 5000)
-    ap.add_argument("--runs-12h", type=int, default=None, help="runs of the 12 h figure (default: --runs, "
-                    "at most 5000)")
+    ap.add_argument(
+        "--runs-12h", type=int, default=None, help="runs of the 12 h figure (default: --runs, at most 5000)"
+    )
     ap.add_argument("--seed", type=int, default=20240601)
-    ap.add_argument("--regression", action="store_true", help="the regression kinds' figures instead "
-                    "(within_tolerance, mae: false rollback over 12 h, false promotion at the margin, "
-                    "rollback time for errors x 1.5)")
+    ap.add_argument(
+        "--regression",
+        action="store_true",
+        help="the regression kinds' figures instead "
+        "(within_tolerance, mae: false rollback over 12 h, false promotion at the margin, "
+        "rollback time for errors x 1.5)",
+    )
     args = ap.parse_args()
     if args.regression:
         run_regression(args)
@@ -377,11 +402,26 @@ def main() -> None:
     n, seed = args.runs, args.seed
     n12 = args.runs_12h or min(n, 5000)
     no_limit = load_config({"max_stage_s": None})
-    acc_only = load_config({"max_stage_s": None, "metrics": [{"name": "accuracy", "kind": "accuracy"}],
-                            "change_detection": {"enabled": False}})
-    seed_cfg = load_config({"mode": "threshold", "max_stage_s": None,
-                            "threshold": {"accuracy_threshold": 85, "min_samples": 5, "window_s": None,
-                                          "latency_threshold_ms": None, "error_threshold_pct": None}})
+    acc_only = load_config(
+        {
+            "max_stage_s": None,
+            "metrics": [{"name": "accuracy", "kind": "accuracy"}],
+            "change_detection": {"enabled": False},
+        }
+    )
+    seed_cfg = load_config(
+        {
+            "mode": "threshold",
+            "max_stage_s": None,
+            "threshold": {
+                "accuracy_threshold": 85,
+                "min_samples": 5,
+                "window_s": None,
+                "latency_threshold_ms": None,
+                "error_threshold_pct": None,
+            },
+        }
+    )
     out, t0 = {}, time.time()
 
     def note(name, value):
@@ -401,27 +441,48 @@ def main() -> None:
         out[f"rollback_after_healthy_60min_{key}_alarmed_before_change"] = late["alarmed_before_change"]
         note(f"rollback after 60 healthy min, {key.replace('_to_', '->')}", late)
     for key, canary, sd in (("errors 0.5 %->5 %", {"err": 0.05}, 14), ("slow 5 %->10 %", {"slow": 0.10}, 15)):
-        note(f"rollback after 60 healthy min, {key} (extra)", late_summary(run_late(no_limit, n, seed + sd, 3600.0,
-                                                                                    canary)))
-    e5 = first_times(run_fixed(no_limit, n, seed + 3, 0.5, {"err": 0.05}, ))
+        note(
+            f"rollback after 60 healthy min, {key} (extra)",
+            late_summary(run_late(no_limit, n, seed + sd, 3600.0, canary)),
+        )
+    e5 = first_times(
+        run_fixed(
+            no_limit,
+            n,
+            seed + 3,
+            0.5,
+            {"err": 0.05},
+        )
+    )
     note("rollback errors 0.5 %->5 % (extra)", e5)
     s10 = first_times(run_fixed(no_limit, n, seed + 4, 0.5, {"slow": 0.10}))
     note("rollback slow 5 %->10 % (extra)", s10)
 
     promoted, rolled, longest = run_promotion(no_limit, n, seed + 5)
     out["promote_healthy_median_s"] = float(np.median(promoted))
-    note("promote healthy (5,10,20,50)", {"median": float(np.median(promoted)),
-                                          "p90": float(np.quantile(promoted, 0.9, method="higher")),
-                                          "promoted_within_4h": float(np.isfinite(promoted).mean()),
-                                          "rolled_back": float(rolled.mean())})
+    note(
+        "promote healthy (5,10,20,50)",
+        {
+            "median": float(np.median(promoted)),
+            "p90": float(np.quantile(promoted, 0.9, method="higher")),
+            "promoted_within_4h": float(np.isfinite(promoted).mean()),
+            "rolled_back": float(rolled.mean()),
+        },
+    )
     out["promote_healthy_stage_over_30min_rate"] = float((longest > 1800).mean())
     note("promote healthy: a stage over 30 min", out["promote_healthy_stage_over_30min_rate"])
 
     # Extra: the same rollout with availability and latency kept as rollback monitors only.
-    monitors = load_config({"max_stage_s": None, "metrics": [
-        {"name": "accuracy", "kind": "accuracy"},
-        {"name": "availability", "kind": "availability", "promotion_gate": False},
-        {"name": "latency", "kind": "latency", "promotion_gate": False}]})
+    monitors = load_config(
+        {
+            "max_stage_s": None,
+            "metrics": [
+                {"name": "accuracy", "kind": "accuracy"},
+                {"name": "availability", "kind": "availability", "promotion_gate": False},
+                {"name": "latency", "kind": "latency", "promotion_gate": False},
+            ],
+        }
+    )
     promoted_acc, _, _ = run_promotion(monitors, n, seed + 11)
     out["promote_healthy_accuracy_gate_only_median_s"] = float(np.median(promoted_acc))
     note("promote healthy, accuracy gate only (extra)", out["promote_healthy_accuracy_gate_only_median_s"])

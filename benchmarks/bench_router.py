@@ -13,6 +13,7 @@ a Lua script) measures, alternating a/b at each step:
     fixed rate; wrk2 is not available), p50 and p99 of both sides.
 The last line is one JSON object. Not a timed test: numbers depend on the machine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -82,15 +83,24 @@ def _ms(value: str) -> float:
 def wrk(url: str, lua: Path, connections: int, duration_s: float, delay_ms: float = 0.0) -> dict:
     env = dict(os.environ, WRK_DELAY_MS=f"{delay_ms:.3f}")
     threads = min(2, connections)
-    out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration_s:g}s",
-                          "--latency", "-s", str(lua), url], capture_output=True, text=True, env=env,
-                         timeout=duration_s + 30).stdout
+    out = subprocess.run(
+        ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration_s:g}s", "--latency", "-s", str(lua), url],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=duration_s + 30,
+    ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     pct = {int(p): _ms(v) for p, v in re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", out, re.M)}
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
-    return {"rps": rps, "p50_ms": pct.get(50), "p99_ms": pct.get(99), "non2xx": int(bad.group(1)) if bad else 0,
-            "socket_errors": errors.group(0) if errors else ""}
+    return {
+        "rps": rps,
+        "p50_ms": pct.get(50),
+        "p99_ms": pct.get(99),
+        "non2xx": int(bad.group(1)) if bad else 0,
+        "socket_errors": errors.group(0) if errors else "",
+    }
 
 
 def main() -> int:
@@ -99,13 +109,21 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true", help="py-spy a router worker during a routed run")
     parser.add_argument("--router-workers", type=int, default=2)
     parser.add_argument("--router-threads", type=int, default=4)
-    parser.add_argument("--router-class", default="",
-                        help="gunicorn worker class of the router (default: router/gunicorn.conf.py's, "
-                             "canary_router.worker.ConnectionThreadWorker); e.g. gthread to compare")
+    parser.add_argument(
+        "--router-class",
+        default="",
+        help="gunicorn worker class of the router (default: router/gunicorn.conf.py's, "
+        "canary_router.worker.ConnectionThreadWorker); e.g. gthread to compare",
+    )
     parser.add_argument("--model-workers", type=int, default=2)
     parser.add_argument("--model-threads", type=int, default=4, help="threads per model-server worker")
-    parser.add_argument("--serve", type=float, default=0.0, metavar="SECONDS",
-                        help="start everything, print the two URLs, keep serving this long (for profiling)")
+    parser.add_argument(
+        "--serve",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="start everything, print the two URLs, keep serving this long (for profiling)",
+    )
     args = parser.parse_args()
     # Stopped by a signal, still stop what we started (the `finally` below).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -121,34 +139,56 @@ def main() -> int:
         procs.append(mlflow)
         log("training and registering the models")
         setup_models(ml_url, work)
-        prod, prod_url = start_model_server(ml_url, "production", work, workers=args.model_workers,
-                                             threads=args.model_threads)
+        prod, prod_url = start_model_server(
+            ml_url, "production", work, workers=args.model_workers, threads=args.model_threads
+        )
         procs.append(prod)
-        canary, canary_url = start_model_server(ml_url, "canary", work, workers=args.model_workers,
-                                                 threads=args.model_threads)
+        canary, canary_url = start_model_server(
+            ml_url, "canary", work, workers=args.model_workers, threads=args.model_threads
+        )
         procs.append(canary)
         router_port = free_port()
         (work / "router-prom").mkdir()
-        router = Proc("router", [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "router/gunicorn.conf.py")], work,
-                      env={"ROUTER_BIND": f"127.0.0.1:{router_port}", "ROUTER_WORKERS": args.router_workers,
-                           "ROUTER_THREADS": args.router_threads,
-                           "ROUTER_WORKER_CLASS": args.router_class or DEFAULT_ROUTER_CLASS,
-                           "PROMETHEUS_MULTIPROC_DIR": work / "router-prom",
-                           "MLFLOW_TRACKING_URI": ml_url, "PRODUCTION_URL": prod_url, "CANARY_URL": canary_url,
-                           "FEEDBACK_SECRET": "bench", "ROUTER_LOG_LEVEL": "warning"}).start()
+        router = Proc(
+            "router",
+            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "router/gunicorn.conf.py")],
+            work,
+            env={
+                "ROUTER_BIND": f"127.0.0.1:{router_port}",
+                "ROUTER_WORKERS": args.router_workers,
+                "ROUTER_THREADS": args.router_threads,
+                "ROUTER_WORKER_CLASS": args.router_class or DEFAULT_ROUTER_CLASS,
+                "PROMETHEUS_MULTIPROC_DIR": work / "router-prom",
+                "MLFLOW_TRACKING_URI": ml_url,
+                "PRODUCTION_URL": prod_url,
+                "CANARY_URL": canary_url,
+                "FEEDBACK_SECRET": "bench",
+                "ROUTER_LOG_LEVEL": "warning",
+            },
+        ).start()
         procs.append(router)
         router.wait_http(f"http://127.0.0.1:{router_port}/ready", timeout=60)
         direct_port, routed_port = free_port(), free_port()
         prefix = work / "nginx"
         (prefix / "tmp").mkdir(parents=True)
-        (prefix / "nginx.conf").write_text(NGINX_CONF.format(
-            prefix=prefix, prod=prod_url.split("//")[1], canary=canary_url.split("//")[1],
-            router=f"127.0.0.1:{router_port}", direct_port=direct_port, routed_port=routed_port))
+        (prefix / "nginx.conf").write_text(
+            NGINX_CONF.format(
+                prefix=prefix,
+                prod=prod_url.split("//")[1],
+                canary=canary_url.split("//")[1],
+                router=f"127.0.0.1:{router_port}",
+                direct_port=direct_port,
+                routed_port=routed_port,
+            )
+        )
         nginx = Proc("nginx", ["nginx", "-p", f"{prefix}/", "-c", str(prefix / "nginx.conf")], work).start()
         procs.append(nginx)
         lua = work / "post.lua"
         lua.write_text(LUA.format(body=BODY))
-        urls = {"direct": f"http://127.0.0.1:{direct_port}/predict", "routed": f"http://127.0.0.1:{routed_port}/predict"}
+        urls = {
+            "direct": f"http://127.0.0.1:{direct_port}/predict",
+            "routed": f"http://127.0.0.1:{routed_port}/predict",
+        }
         for side in urls:
             nginx.wait_http(urls[side].replace("/predict", "/nope"), timeout=10, status=404)
             wrk(urls[side], lua, 4, 2)  # warm-up: connections, caches, lazy imports
@@ -156,10 +196,15 @@ def main() -> int:
             print(json.dumps({**urls, "router_pid": router.popen.pid, "lua": str(lua)}), flush=True)
             time.sleep(args.serve)
             return 0
-        router_desc = (f"{args.router_workers}x{args.router_threads} gthread" if args.router_class == "gthread"
-                       else f"{args.router_workers} workers {(args.router_class or DEFAULT_ROUTER_CLASS).rsplit('.', 1)[-1]}")
-        log(f"machine: {os.cpu_count()} cores; router {router_desc}, "
-            f"model servers {args.model_workers}x{args.model_threads} each")
+        router_desc = (
+            f"{args.router_workers}x{args.router_threads} gthread"
+            if args.router_class == "gthread"
+            else f"{args.router_workers} workers {(args.router_class or DEFAULT_ROUTER_CLASS).rsplit('.', 1)[-1]}"
+        )
+        log(
+            f"machine: {os.cpu_count()} cores; router {router_desc}, "
+            f"model servers {args.model_workers}x{args.model_threads} each"
+        )
 
         # Noise on a shared machine only ever slows a run down: each level runs `rounds` times,
         # alternating which side goes first, and each side keeps its best.
@@ -167,10 +212,12 @@ def main() -> int:
         peak = {"direct": None, "routed": None}
         for c in levels:
             for r in range(rounds):
-                for side in (("direct", "routed") if r % 2 == 0 else ("routed", "direct")):
+                for side in ("direct", "routed") if r % 2 == 0 else ("routed", "direct"):
                     res = wrk(urls[side], lua, c, duration)
-                    log(f"throughput c={c:<3} {side:6}: {res['rps']:8.1f} req/s p50 {res['p50_ms']:.2f} ms "
-                        f"p99 {res['p99_ms']:.2f} ms non2xx {res['non2xx']} {res['socket_errors']}")
+                    log(
+                        f"throughput c={c:<3} {side:6}: {res['rps']:8.1f} req/s p50 {res['p50_ms']:.2f} ms "
+                        f"p99 {res['p99_ms']:.2f} ms non2xx {res['non2xx']} {res['socket_errors']}"
+                    )
                     if peak[side] is None or res["rps"] > peak[side]["rps"]:
                         peak[side] = dict(res, connections=c)
 
@@ -183,13 +230,15 @@ def main() -> int:
         conns = 8
         lat = {"direct": [], "routed": []}
         for r in range(2 if args.quick else 3):
-            for side in (("direct", "routed") if r % 2 == 0 else ("routed", "direct")):
+            for side in ("direct", "routed") if r % 2 == 0 else ("routed", "direct"):
                 base = lat[side][-1]["p50_ms"] if lat[side] else 2.0
                 delay_ms = max(0.0, conns * 1000.0 / target - base)
                 res = wrk(urls[side], lua, conns, duration, delay_ms)
                 lat[side].append(res)
-                log(f"latency at ~{target:.0f} req/s {side:6}: {res['rps']:8.1f} req/s p50 {res['p50_ms']:.2f} ms "
-                    f"p99 {res['p99_ms']:.2f} ms")
+                log(
+                    f"latency at ~{target:.0f} req/s {side:6}: {res['rps']:8.1f} req/s p50 {res['p50_ms']:.2f} ms "
+                    f"p99 {res['p99_ms']:.2f} ms"
+                )
         # Each side's best p50 and best p99 over its runs (noise only ever adds latency).
         best = {side: {q: min(run[q] for run in runs) for q in ("p50_ms", "p99_ms")} for side, runs in lat.items()}
         result = {
@@ -222,9 +271,25 @@ def profile(router: Proc, url: str, lua: Path, connections: int, work: Path) -> 
         return
     children = subprocess.run(["pgrep", "-P", str(router.popen.pid)], capture_output=True, text=True).stdout.split()
     out = work / "router-profile.txt"
-    spy = subprocess.Popen(["py-spy", "record", "--pid", children[0], "--duration", "8", "--rate", "200",
-                            "--format", "raw", "--output", str(out), "--nonblocking"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    spy = subprocess.Popen(
+        [
+            "py-spy",
+            "record",
+            "--pid",
+            children[0],
+            "--duration",
+            "8",
+            "--rate",
+            "200",
+            "--format",
+            "raw",
+            "--output",
+            str(out),
+            "--nonblocking",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wrk(url, lua, connections, 9)
     spy.wait(30)
     totals: dict[str, int] = {}

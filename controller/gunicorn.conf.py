@@ -1,4 +1,5 @@
 """gunicorn settings for the controller: exactly one worker, since it owns the control loop."""
+
 import os
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"

@@ -1,4 +1,5 @@
 """Gunicorn settings for the model server (`gunicorn -c gunicorn.conf.py`)."""
+
 import os
 import shutil
 import tempfile

@@ -4,6 +4,7 @@ With --alias-may-be-missing, also while the registry has no version with the ser
 (`/ready` is 503 with `"alias_missing": true`): a canary server of a model that has no canary yet
 is as healthy as it can be. Stdlib only, so it runs in the image as it is.
 """
+
 import json
 import sys
 import urllib.error

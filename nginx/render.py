@@ -8,6 +8,7 @@
 Everything nginx writes (pid, temp dirs, error.log, access.log) goes under the prefix, so it runs
 as an ordinary user. Only `${NGX_*}` placeholders are replaced, as `envsubst '<list>'` does.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -57,10 +58,18 @@ def _is_address(hostport: str) -> bool:
         return False
 
 
-def render(router_upstreams: list[str], controller_upstream: str, public_port: int,
-           admin_token: str, resolver: str | None, *, listen_host: str = "127.0.0.1",
-           access_log: str = "access.log", error_log: str = "error.log",
-           worker_processes: str = "1") -> str:
+def render(
+    router_upstreams: list[str],
+    controller_upstream: str,
+    public_port: int,
+    admin_token: str,
+    resolver: str | None,
+    *,
+    listen_host: str = "127.0.0.1",
+    access_log: str = "access.log",
+    error_log: str = "error.log",
+    worker_processes: str = "1",
+) -> str:
     """A complete nginx.conf; log paths default to files under the `-p` prefix."""
     if not router_upstreams:
         raise ValueError("at least one router upstream is needed")
@@ -72,18 +81,23 @@ def render(router_upstreams: list[str], controller_upstream: str, public_port: i
         raise ValueError("controller_upstream is a host name: pass resolver (e.g. '127.0.0.11')")
     if not TOKEN_OK.match(admin_token):
         raise ValueError("admin_token may only contain letters, digits and . _ ~ + / = -")
-    return fill({
-        # A root master would switch workers to `nobody`, who cannot enter a private prefix
-        # (pytest's tmp dirs are 0700) to buffer request bodies; as non-root it does not switch.
-        "NGX_USER_DIRECTIVE": "user root;" if os.geteuid() == 0 else "# workers run as this user",
-        "NGX_WORKER_PROCESSES": str(worker_processes),
-        "NGX_ERROR_LOG": error_log,
-        "NGX_ACCESS_LOG": access_log,
-        "NGX_RESOLVER_DIRECTIVE": (f"resolver {resolver} valid=5s ipv6=off;\n    resolver_timeout 2s;"
-                                   if resolver else "# no resolver: every upstream is an address"),
-        "NGX_ROUTER_SERVERS": router_servers(router_upstreams),
-        "NGX_LISTEN_HOST": listen_host,
-        "NGX_PUBLIC_PORT": str(int(public_port)),
-        "NGX_ADMIN_EXPECTED": admin_expected(admin_token),
-        "NGX_CONTROLLER_UPSTREAM": controller_upstream,
-    })
+    return fill(
+        {
+            # A root master would switch workers to `nobody`, who cannot enter a private prefix
+            # (pytest's tmp dirs are 0700) to buffer request bodies; as non-root it does not switch.
+            "NGX_USER_DIRECTIVE": "user root;" if os.geteuid() == 0 else "# workers run as this user",
+            "NGX_WORKER_PROCESSES": str(worker_processes),
+            "NGX_ERROR_LOG": error_log,
+            "NGX_ACCESS_LOG": access_log,
+            "NGX_RESOLVER_DIRECTIVE": (
+                f"resolver {resolver} valid=5s ipv6=off;\n    resolver_timeout 2s;"
+                if resolver
+                else "# no resolver: every upstream is an address"
+            ),
+            "NGX_ROUTER_SERVERS": router_servers(router_upstreams),
+            "NGX_LISTEN_HOST": listen_host,
+            "NGX_PUBLIC_PORT": str(int(public_port)),
+            "NGX_ADMIN_EXPECTED": admin_expected(admin_token),
+            "NGX_CONTROLLER_UPSTREAM": controller_upstream,
+        }
+    )

@@ -6,6 +6,7 @@ tests. Both come from `_config`, so job names, the `arm` label and the rule file
 the recording rules, alerts and dashboards work on either. Firing alerts go to Alertmanager: the
 `alertmanager` service in compose, the `alertmanager_url` given to `render` in process mode.
 """
+
 from __future__ import annotations
 
 import sys
@@ -26,8 +27,14 @@ _JOB_ORDER = ("prometheus", "router", "model-server", "controller", "mlflow")
 ROUTER_METRICS_PATH = "/metrics/prometheus"
 
 
-def _job(name: str, static: list[str] | None = None, *, dns_name: str | None = None, port: int = 8000,
-         metrics_path: str = "/metrics") -> dict:
+def _job(
+    name: str,
+    static: list[str] | None = None,
+    *,
+    dns_name: str | None = None,
+    port: int = 8000,
+    metrics_path: str = "/metrics",
+) -> dict:
     job: dict = {"job_name": name, "metrics_path": metrics_path}
     if dns_name:
         # Every replica behind the compose service name is its own target; refreshed every 5 s
@@ -74,8 +81,11 @@ def _seconds(duration: str) -> float:
 
 
 def _model_server_job(targets: dict[str, list[str]]) -> dict | None:
-    groups = [{"targets": list(targets[svc]), "labels": {"arm": arm}}
-              for svc, arm in MODEL_SERVER_ARMS.items() if targets.get(svc)]
+    groups = [
+        {"targets": list(targets[svc]), "labels": {"arm": arm}}
+        for svc, arm in MODEL_SERVER_ARMS.items()
+        if targets.get(svc)
+    ]
     if not groups:
         return None
     return {"job_name": "model-server", "metrics_path": "/metrics", "static_configs": groups}
@@ -93,8 +103,9 @@ def render_compose() -> str:
     return _dump(_config("5s", COMPOSE_RULES_DIR, jobs, COMPOSE_ALERTMANAGER_URL))
 
 
-def render(targets: dict[str, list[str]], rules_dir: str, scrape_interval: str = "1s",
-           alertmanager_url: str | None = None) -> str:
+def render(
+    targets: dict[str, list[str]], rules_dir: str, scrape_interval: str = "1s", alertmanager_url: str | None = None
+) -> str:
     """Process-mode configuration with static loopback targets.
 
     `targets` is keyed by compose service name: "router" (all replicas), "model-server-production",

@@ -5,6 +5,7 @@ nginx's few, busy keep-alive connections, and a thread that reads its connection
 itself costs a third less CPU per prediction than gunicorn's gthread hand-offs. A slow model
 server stalls only the connections waiting on it. Knobs come from the environment.
 """
+
 import glob
 import os
 import secrets
@@ -45,8 +46,11 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 # then verify on this replica only, and not after its restart. Set FEEDBACK_SECRET for a fleet.
 if not os.environ.get("FEEDBACK_SECRET"):
     os.environ["FEEDBACK_SECRET"] = secrets.token_hex(32)
-    print("router: FEEDBACK_SECRET is not set; generated one for this replica only: POST /feedback "
-          "works only on the replica that issued the id, and not after a restart", file=sys.stderr)
+    print(
+        "router: FEEDBACK_SECRET is not set; generated one for this replica only: POST /feedback "
+        "works only on the replica that issued the id, and not after a restart",
+        file=sys.stderr,
+    )
 
 
 def on_starting(server):
@@ -67,4 +71,5 @@ def post_worker_init(worker):
 def child_exit(server, worker):
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
+
         multiprocess.mark_process_dead(worker.pid)

@@ -1,4 +1,5 @@
 """Puts every service's source folder on sys.path, as the images' PYTHONPATH does."""
+
 import sys
 from pathlib import Path
 

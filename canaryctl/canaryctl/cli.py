@@ -2,6 +2,7 @@
 
 Exit codes: 0 ok, 1 the server refused or failed, 2 usage, 3 the stack is unreachable.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,18 +22,24 @@ DEFAULT_URL = "http://localhost:8080"
 def _add_common(parser: argparse.ArgumentParser, environ, suppress: bool) -> None:
     """Options accepted before or after the command; the subcommand copies must not overwrite
     what was given before the command, hence SUPPRESS there."""
+
     def default(value):
         return argparse.SUPPRESS if suppress else value
 
     url = environ.get("CANARY_URL", DEFAULT_URL)
     parser.add_argument("--url", default=default(url), help="the edge (nginx, :8080); env CANARY_URL")
-    parser.add_argument("--admin-url", default=default(environ.get("CANARY_ADMIN_URL") or None),
-                        help="where admin calls go, if not the edge itself; env CANARY_ADMIN_URL")
-    parser.add_argument("--token", default=default(environ.get("CANARY_ADMIN_TOKEN") or None),
-                        help="admin bearer token; env CANARY_ADMIN_TOKEN")
+    parser.add_argument(
+        "--admin-url",
+        default=default(environ.get("CANARY_ADMIN_URL") or None),
+        help="where admin calls go, if not the edge itself; env CANARY_ADMIN_URL",
+    )
+    parser.add_argument(
+        "--token",
+        default=default(environ.get("CANARY_ADMIN_TOKEN") or None),
+        help="admin bearer token; env CANARY_ADMIN_TOKEN",
+    )
     parser.add_argument("--timeout", type=float, default=default(10.0), help="seconds per HTTP call")
-    parser.add_argument("--json", action="store_true", default=default(False),
-                        help="print the raw JSON answers")
+    parser.add_argument("--json", action="store_true", default=default(False), help="print the raw JSON answers")
 
 
 def _percentage(text: str) -> float:
@@ -58,7 +65,8 @@ def _positive_int(text: str) -> int:
 def build_parser(environ=None) -> argparse.ArgumentParser:
     environ = os.environ if environ is None else environ
     parser = argparse.ArgumentParser(
-        prog="canaryctl", description="Send labelled traffic to the Canary stack and steer its rollout.")
+        prog="canaryctl", description="Send labelled traffic to the Canary stack and steer its rollout."
+    )
     _add_common(parser, environ, suppress=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -74,15 +82,22 @@ def build_parser(environ=None) -> argparse.ArgumentParser:
     p.add_argument("--progress", action="store_true", help="draw the progress bar even without a TTY")
     p.add_argument("--quiet", action="store_true", help="no per-request lines")
     p.add_argument("--no-metrics", action="store_true", help="do not show /stats afterwards")
-    p.add_argument("--late-labels", action="store_true",
-                   help="send the labels afterwards to POST /feedback instead of inline")
-    p.add_argument("--label-delay", type=float, default=0.0, metavar="S",
-                   help="with --late-labels: wait S seconds after the last prediction before the labels")
+    p.add_argument(
+        "--late-labels", action="store_true", help="send the labels afterwards to POST /feedback instead of inline"
+    )
+    p.add_argument(
+        "--label-delay",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="with --late-labels: wait S seconds after the last prediction before the labels",
+    )
     p = command("feedback", "send a late label for an earlier prediction (POST /feedback)")
     p.add_argument("request_id", help="the request_id of a /predict answer")
     p.add_argument("label", help="the true class (e.g. 0, 1 or a class name), or with --value the true number")
-    p.add_argument("--value", action="store_true",
-                   help="a regression model's prediction: send LABEL as actual_value (a number)")
+    p.add_argument(
+        "--value", action="store_true", help="a regression model's prediction: send LABEL as actual_value (a number)"
+    )
     command("metrics", "show per-arm requests, share, accuracy or mean absolute error, and latency (GET /stats)")
     p = command("canary", "set the canary percentage (manual mode)")
     p.add_argument("percentage", type=_percentage)
@@ -104,8 +119,7 @@ class Context:
         self.args = args
         self.out = out
         self.data = Endpoint(args.url, "the router", timeout=args.timeout)
-        self.admin = Endpoint(args.admin_url or args.url, "the admin API", token=args.token,
-                              timeout=args.timeout)
+        self.admin = Endpoint(args.admin_url or args.url, "the admin API", token=args.token, timeout=args.timeout)
 
     def say(self, text: str = "") -> None:
         self.out.write(text + "\n")
@@ -220,12 +234,16 @@ def cmd_feedback(ctx: Context) -> int:
     if ctx.args.json:
         ctx.show_json(body)
     elif "actual_value" in truth:
-        ctx.say(f"Value {body.get('actual_value')} recorded for {body.get('model_version')} "
-                f"v{body.get('version')} (predicted {body.get('prediction')}: absolute error "
-                f"{render.num(body.get('abs_error'), '{:.4g}')})")
+        ctx.say(
+            f"Value {body.get('actual_value')} recorded for {body.get('model_version')} "
+            f"v{body.get('version')} (predicted {body.get('prediction')}: absolute error "
+            f"{render.num(body.get('abs_error'), '{:.4g}')})"
+        )
     else:
-        ctx.say(f"Label {body.get('actual_label')} recorded for {body.get('model_version')} "
-                f"v{body.get('version')} (predicted {body.get('prediction')}: {body.get('outcome')})")
+        ctx.say(
+            f"Label {body.get('actual_label')} recorded for {body.get('model_version')} "
+            f"v{body.get('version')} (predicted {body.get('prediction')}: {body.get('outcome')})"
+        )
     return EXIT_OK
 
 

@@ -1,4 +1,5 @@
 """HTTP calls to the data plane or the admin port, with failures turned into one-line messages."""
+
 from __future__ import annotations
 
 import json
@@ -45,8 +46,14 @@ def server_message(resp: requests.Response) -> str:
 class Endpoint:
     """One base URL (the router via nginx, or the admin port) and how to describe it."""
 
-    def __init__(self, base_url: str, what: str, token: str | None = None, timeout: float = 10.0,
-                 session: requests.Session | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        what: str,
+        token: str | None = None,
+        timeout: float = 10.0,
+        session: requests.Session | None = None,
+    ):
         self.base = base_url.rstrip("/")
         self.what = what
         self.token = token or None
@@ -55,27 +62,28 @@ class Endpoint:
 
     def unreachable(self, exc: Exception) -> CtlError:
         if isinstance(exc, requests.Timeout):
-            return CtlError(f"{self.what} at {self.base} did not answer within {self.timeout:g} s",
-                            EXIT_UNREACHABLE)
-        return CtlError(f"cannot reach {self.what} at {self.base}: is the stack up? "
-                        f"try `docker compose up`", EXIT_UNREACHABLE)
+            return CtlError(f"{self.what} at {self.base} did not answer within {self.timeout:g} s", EXIT_UNREACHABLE)
+        return CtlError(
+            f"cannot reach {self.what} at {self.base}: is the stack up? try `docker compose up`", EXIT_UNREACHABLE
+        )
 
     def call(self, method: str, path: str, body: dict | None = None) -> dict:
         """The JSON answer of a 2xx response; CtlError otherwise."""
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
-            resp = self.session.request(method, self.base + path, json=body, headers=headers,
-                                        timeout=self.timeout)
+            resp = self.session.request(method, self.base + path, json=body, headers=headers, timeout=self.timeout)
         except requests.RequestException as exc:
             raise self.unreachable(exc) from None
         if resp.status_code == 401:
-            hint = ("the token was rejected: check --token or CANARY_ADMIN_TOKEN" if self.token
-                    else "it needs the admin token: pass --token or set CANARY_ADMIN_TOKEN")
+            hint = (
+                "the token was rejected: check --token or CANARY_ADMIN_TOKEN"
+                if self.token
+                else "it needs the admin token: pass --token or set CANARY_ADMIN_TOKEN"
+            )
             raise CtlError(f"{self.what} at {self.base} answered 401 Unauthorized to {method} {path}: {hint}")
         if resp.status_code >= 400:
             verb = "refused" if resp.status_code < 500 else "failed on"
-            raise CtlError(f"{self.what} {verb} {method} {path} (HTTP {resp.status_code}): "
-                           f"{server_message(resp)}")
+            raise CtlError(f"{self.what} {verb} {method} {path} (HTTP {resp.status_code}): {server_message(resp)}")
         try:
             data = resp.json()
         except ValueError:

@@ -3,6 +3,7 @@
 Readers accept the seed lab's field names and the router's/controller's richer ones, so the
 command keeps working while a field is added; a missing value prints as "-".
 """
+
 from __future__ import annotations
 
 import sys
@@ -39,6 +40,7 @@ def pct_text(value) -> str:
 
 # ---- send ---------------------------------------------------------------------------------
 
+
 def request_line(index: int, label: int, answer: dict | None, error: str | None = None) -> str:
     if error is not None:
         return f"  {index:4}. ERROR: {error}"
@@ -47,8 +49,10 @@ def request_line(index: int, label: int, answer: dict | None, error: str | None 
     tag = f"{arm.upper()}{' v' + str(version) if version is not None else ''}"
     prediction = answer.get("prediction")
     verdict = "OK   " if prediction == label else "WRONG"
-    return (f"  {index:4}. [{tag:<15}] pred {prediction} label {label} | {verdict} | "
-            f"{num(answer.get('latency_ms'), '{:.1f}', 'ms')}")
+    return (
+        f"  {index:4}. [{tag:<15}] pred {prediction} label {label} | {verdict} | "
+        f"{num(answer.get('latency_ms'), '{:.1f}', 'ms')}"
+    )
 
 
 class ProgressBar:
@@ -97,6 +101,7 @@ def send_summary(counts: dict, correct: dict) -> str:
 
 # ---- metrics ------------------------------------------------------------------------------
 
+
 def arm_stats(stats: dict) -> dict:
     """{arm: {...}} from /stats: arms at the top level (seed) or under "models"."""
     models = stats.get("models") if isinstance(stats.get("models"), dict) else stats
@@ -135,26 +140,38 @@ def labelled_line(arms: dict, regression: bool) -> str | None:
     if all(v is None for v in counts.values()):
         return None
     what = "Labelled values (actual_value)" if regression else "Labelled predictions (actual_label)"
-    return f"  {what}: " + ", ".join(
-        f"{arm} {int(v) if v is not None else '-'}" for arm, v in counts.items())
+    return f"  {what}: " + ", ".join(f"{arm} {int(v) if v is not None else '-'}" for arm, v in counts.items())
 
 
 def stats_table(stats: dict) -> str:
     arms = arm_stats(stats)
     regression = is_regression(arms)
     total = sum(int(first(m, "requests", "count", default=0) or 0) for m in arms.values())
-    lines = ["", "=" * 72, "CURRENT METRICS", "=" * 72, "",
-             f"  Canary traffic: {pct_text(canary_percentage(stats))}"
-             + (f" (observed {pct_text(stats['observed_canary_percentage'])})"
-                if stats.get("observed_canary_percentage") is not None else "")]
+    lines = [
+        "",
+        "=" * 72,
+        "CURRENT METRICS",
+        "=" * 72,
+        "",
+        f"  Canary traffic: {pct_text(canary_percentage(stats))}"
+        + (
+            f" (observed {pct_text(stats['observed_canary_percentage'])})"
+            if stats.get("observed_canary_percentage") is not None
+            else ""
+        ),
+    ]
     if stats.get("fail_closed"):
-        lines.append("  WARNING: the router is failing closed (rollout state unreadable): all "
-                     "traffic goes to production")
+        lines.append(
+            "  WARNING: the router is failing closed (rollout state unreadable): all traffic goes to production"
+        )
     rule = "  +-------------+---------+----------+--------+----------+-------------+-------------+"
-    lines += ["", rule,
-              f"  | Model       | Version | Requests | Share  | {'MAE' if regression else 'Accuracy':>8} | Avg latency "
-              "| p95 latency |",
-              rule]
+    lines += [
+        "",
+        rule,
+        f"  | Model       | Version | Requests | Share  | {'MAE' if regression else 'Accuracy':>8} | Avg latency "
+        "| p95 latency |",
+        rule,
+    ]
     for arm in ARMS:
         m = arms.get(arm, {})
         n = int(first(m, "requests", "count", default=0) or 0)
@@ -163,8 +180,7 @@ def stats_table(stats: dict) -> str:
         acc = quality_cell(m, regression)
         avg = num(first(m, "avg_latency_ms", "latency_avg_ms", "mean_latency_ms"), "{:.1f}", "ms")
         p95 = num(first(m, "p95_latency_ms", "latency_p95_ms"), "{:.1f}", "ms")
-        lines.append(f"  | {arm:<11} | {version:>7} | {n:>8} | {share:>6} | {acc:>8} | "
-                     f"{avg:>11} | {p95:>11} |")
+        lines.append(f"  | {arm:<11} | {version:>7} | {n:>8} | {share:>6} | {acc:>8} | {avg:>11} | {p95:>11} |")
     lines.append(rule)
     labelled = labelled_line(arms, regression)
     if labelled:
@@ -172,13 +188,16 @@ def stats_table(stats: dict) -> str:
     errors = {arm: int(arms.get(arm, {}).get("errors") or 0) for arm in ARMS}
     fallbacks = (stats.get("totals") or {}).get("fallbacks") if isinstance(stats.get("totals"), dict) else None
     if any(errors.values()) or fallbacks:
-        lines.append(f"  Backend errors: production {errors['production']}, canary {errors['canary']}"
-                     + (f"; canary failures answered by production: {fallbacks}" if fallbacks else ""))
+        lines.append(
+            f"  Backend errors: production {errors['production']}, canary {errors['canary']}"
+            + (f"; canary failures answered by production: {fallbacks}" if fallbacks else "")
+        )
     lines.append("")
     return "\n".join(lines)
 
 
 # ---- admin answers ------------------------------------------------------------------------
+
 
 def decision_of(body: dict) -> tuple[str, str]:
     """(decision, words) from a controller verdict or the seed's {"status": ...} answer."""
@@ -189,8 +208,9 @@ def decision_of(body: dict) -> tuple[str, str]:
             break
     if isinstance(verdict.get("decision"), dict):
         verdict = verdict["decision"]
-    decision = next((verdict[k] for k in ("decision", "status", "action") if isinstance(verdict.get(k), str)),
-                    "unknown")
+    decision = next(
+        (verdict[k] for k in ("decision", "status", "action") if isinstance(verdict.get(k), str)), "unknown"
+    )
     words = first(verdict, "summary", "message", "reason", default="")
     if not words and verdict.get("canary_accuracy") is not None:
         words = f"canary accuracy {verdict['canary_accuracy']}%"
@@ -222,8 +242,21 @@ def rollback_text(body: dict, percentage) -> str:
 
 
 # Numbers worth a line of their own, in this order, when a decision's evidence carries them.
-EVIDENCE_FACTS = ("n", "p", "g_hat", "value", "threshold", "log_e_rollback", "threshold_rollback",
-                  "log_e_promote", "threshold_promote", "log_bf", "counts", "count", "max")
+EVIDENCE_FACTS = (
+    "n",
+    "p",
+    "g_hat",
+    "value",
+    "threshold",
+    "log_e_rollback",
+    "threshold_rollback",
+    "log_e_promote",
+    "threshold_promote",
+    "log_bf",
+    "counts",
+    "count",
+    "max",
+)
 
 
 def _fact(value) -> str:
@@ -234,8 +267,10 @@ def _fact(value) -> str:
     return str(value)
 
 
-DETECTOR_WORDS = {"from_start": "the from-start test (evidence since the rollout began)",
-                  "change": "the change detector (evidence since the change)"}
+DETECTOR_WORDS = {
+    "from_start": "the from-start test (evidence since the rollout began)",
+    "change": "the change detector (evidence since the change)",
+}
 
 
 def detector_text(verdict: dict) -> str | None:
@@ -264,8 +299,10 @@ def regression_facts(item: dict) -> list[str]:
         if reg.get("margin_error") is not None:
             facts.append(f"margin {_fact(reg['margin_error'])} (label units)")
         return facts
-    shares = {arm: num(v * 100 if isinstance(v, (int, float)) else None, "{:.1f}", "%")
-              for arm, v in (reg.get("share_within") or {}).items()}
+    shares = {
+        arm: num(v * 100 if isinstance(v, (int, float)) else None, "{:.1f}", "%")
+        for arm, v in (reg.get("share_within") or {}).items()
+    }
     return [f"share within {_fact(reg.get('tolerance'))} {_fact(shares)}"]
 
 
@@ -279,10 +316,13 @@ def evidence_lines(item: dict) -> list[str]:
     at = 1 if item.get("n") is not None else 0
     facts[at:at] = reg  # right after n, before the test statistics
     if not words and not facts:  # unknown shape: every scalar field
-        facts = [f"{k}={_fact(v)}" for k, v in item.items()
-                 if k not in ("name", "metric", "guard") and not isinstance(v, (dict, list))]
+        facts = [
+            f"{k}={_fact(v)}"
+            for k, v in item.items()
+            if k not in ("name", "metric", "guard") and not isinstance(v, (dict, list))
+        ]
     if words and str(words).startswith(f"{name}:"):  # the words already name the metric
-        words = str(words)[len(name) + 1:].strip()
+        words = str(words)[len(name) + 1 :].strip()
     lines = [f"    {name}: {words}" if words else f"    {name}:"]
     if facts:
         lines.append("      " + "; ".join(facts))
@@ -297,17 +337,20 @@ def status_text(body: dict) -> str:
     model = first(body, "model_name", "model") or first(state, "model_name", "model")
     if isinstance(model, str):
         lines.append(f"Model:     {model}")
-    lines += [f"Phase:     {phase}{f' ({mode})' if mode else ''}",
-             f"Weight:    {pct_text(canary_percentage(body))} to canary",
-             f"Versions:  production v{first(state, 'production_version', default='-')}, "
-             f"canary v{first(state, 'canary_version', default='-')}"]
+    lines += [
+        f"Phase:     {phase}{f' ({mode})' if mode else ''}",
+        f"Weight:    {pct_text(canary_percentage(body))} to canary",
+        f"Versions:  production v{first(state, 'production_version', default='-')}, "
+        f"canary v{first(state, 'canary_version', default='-')}",
+    ]
     reason = first(state, "reason")
     if reason:
         lines.append(f"Reason:    {reason}")
     if body.get("analysis_mode"):
         steps = body.get("steps")
-        lines.append(f"Analysis:  {body['analysis_mode']}"
-                     + (f", steps {', '.join(f'{s:g}%' for s in steps)}" if steps else ""))
+        lines.append(
+            f"Analysis:  {body['analysis_mode']}" + (f", steps {', '.join(f'{s:g}%' for s in steps)}" if steps else "")
+        )
     if body.get("metrics_outage_since"):
         lines.append("WARNING:   the controller cannot read its metrics: it holds the weight")
     verdict = None

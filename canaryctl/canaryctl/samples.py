@@ -1,4 +1,5 @@
 """Labelled texts to send: the project's held-out split when available, else a built-in list."""
+
 from __future__ import annotations
 
 # Used when canaryctl is pip-installed on a host without the project's shared code.

@@ -5,6 +5,7 @@ model-setup trains on the training rows and scores on the held-out ones; loadgen
 held-out rows with their labels, so live accuracy matches the figures tagged on the versions.
 Standard library, numpy and scikit-learn only (scikit-learn is imported when data is asked for).
 """
+
 from __future__ import annotations
 
 import functools
@@ -26,13 +27,18 @@ class TabularDemo:
 
 DEMOS = {
     "breast-cancer": TabularDemo(
-        "breast-cancer", "classification", "load_breast_cancer",
-        "Breast tumours: 30 measurements of cell nuclei from a digitised image; "
-        "predicts 0 malignant or 1 benign."),
+        "breast-cancer",
+        "classification",
+        "load_breast_cancer",
+        "Breast tumours: 30 measurements of cell nuclei from a digitised image; predicts 0 malignant or 1 benign.",
+    ),
     "diabetes": TabularDemo(
-        "diabetes", "regression", "load_diabetes",
+        "diabetes",
+        "regression",
+        "load_diabetes",
         "Diabetes patients: age, sex, BMI, blood pressure and six blood serum measurements (scaled); "
-        "predicts disease progression one year after baseline (about 25 to 346)."),
+        "predicts disease progression one year after baseline (about 25 to 346).",
+    ),
 }
 NAMES = tuple(DEMOS)
 

@@ -6,6 +6,7 @@ of SCORING_KEYS, optionally `params`), plus the router's own fields: the truth f
 (`actual_label` for a classifier, `actual_value` for a regressor: one value, or a list of one per
 row) and a sticky-routing key (`user_id`). The router takes its fields out and forwards the rest.
 """
+
 from __future__ import annotations
 
 TEXT = "text"

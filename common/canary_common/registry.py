@@ -17,6 +17,7 @@ written after the state tag, for readers of the previous release; they are never
 state tag exists.
 Plain REST calls (no mlflow import) so that the router stays lean and fast.
 """
+
 from __future__ import annotations
 
 import json
@@ -79,8 +80,12 @@ class RolloutState:
     @property
     def shadow_live(self) -> bool:
         """Shadow copies flow only while the canary has no live traffic and was not rolled back."""
-        return (bool(self.canary_version) and self.weight <= 0 and self.shadow_percentage > 0
-                and self.phase != "rolled_back")
+        return (
+            bool(self.canary_version)
+            and self.weight <= 0
+            and self.shadow_percentage > 0
+            and self.phase != "rolled_back"
+        )
 
     def as_dict(self) -> dict:
         return {
@@ -113,10 +118,16 @@ def _stored_state(tags: dict, default_weight: float) -> dict:
         except ValueError:
             stored = None
     if not isinstance(stored, dict):
-        stored = {"weight": tags.get(WEIGHT_TAG, default_weight), "mode": tags.get(MODE_TAG),
-                  "phase": tags.get(PHASE_TAG), "reason": tags.get(REASON_TAG, ""),
-                  "updated_at": tags.get(UPDATED_TAG), "rollout": tags.get(ROLLOUT_TAG),
-                  "shadow_percentage": tags.get(SHADOW_TAG), "generation": 0}
+        stored = {
+            "weight": tags.get(WEIGHT_TAG, default_weight),
+            "mode": tags.get(MODE_TAG),
+            "phase": tags.get(PHASE_TAG),
+            "reason": tags.get(REASON_TAG, ""),
+            "updated_at": tags.get(UPDATED_TAG),
+            "rollout": tags.get(ROLLOUT_TAG),
+            "shadow_percentage": tags.get(SHADOW_TAG),
+            "generation": 0,
+        }
         if STATE_TAG in tags:
             stored["weight"] = 0.0  # a state tag that is not JSON: no canary traffic
     try:
@@ -129,10 +140,16 @@ def _stored_state(tags: dict, default_weight: float) -> dict:
         shadow = 0.0
     mode, phase = stored.get("mode"), stored.get("phase")
     generation = stored.get("generation")
-    return {"weight": weight, "mode": mode if mode in MODES else "auto", "phase": phase if phase in PHASES else "idle",
-            "reason": str(stored.get("reason") or ""), "updated_at": _number(stored.get("updated_at")),
-            "rollout": str(stored["rollout"]) if stored.get("rollout") else None, "shadow_percentage": shadow,
-            "generation": generation if isinstance(generation, int) and not isinstance(generation, bool) else 0}
+    return {
+        "weight": weight,
+        "mode": mode if mode in MODES else "auto",
+        "phase": phase if phase in PHASES else "idle",
+        "reason": str(stored.get("reason") or ""),
+        "updated_at": _number(stored.get("updated_at")),
+        "rollout": str(stored["rollout"]) if stored.get("rollout") else None,
+        "shadow_percentage": shadow,
+        "generation": generation if isinstance(generation, int) and not isinstance(generation, bool) else 0,
+    }
 
 
 def has_rollout_state(tags: dict) -> bool:
@@ -154,8 +171,13 @@ def parse_weight(value) -> float:
 class RegistryClient:
     """MLflow model-registry REST calls for one registered model."""
 
-    def __init__(self, tracking_uri: str, model_name: str = "sentiment", timeout: float = 2.0,
-                 session: requests.Session | None = None):
+    def __init__(
+        self,
+        tracking_uri: str,
+        model_name: str = "sentiment",
+        timeout: float = 2.0,
+        session: requests.Session | None = None,
+    ):
         self.base = tracking_uri.rstrip("/") + "/api/2.0/mlflow"
         self.model_name = model_name
         self.timeout = timeout
@@ -164,13 +186,16 @@ class RegistryClient:
     # -- plumbing -------------------------------------------------------------------------
     def _call(self, method: str, path: str, *, params=None, body=None) -> dict:
         try:
-            resp = self.session.request(method, f"{self.base}/{path}", params=params, json=body,
-                                        timeout=self.timeout)
+            resp = self.session.request(method, f"{self.base}/{path}", params=params, json=body, timeout=self.timeout)
         except requests.RequestException as exc:
             raise RegistryError(f"MLflow registry unreachable: {exc}") from exc
         # MLflow answers a missing alias with 400 INVALID_PARAMETER_VALUE "... alias canary not found".
         missing_alias = resp.status_code == 400 and "alias" in resp.text and "not found" in resp.text
-        if resp.status_code == 404 or missing_alias or (resp.status_code >= 400 and "RESOURCE_DOES_NOT_EXIST" in resp.text):
+        if (
+            resp.status_code == 404
+            or missing_alias
+            or (resp.status_code >= 400 and "RESOURCE_DOES_NOT_EXIST" in resp.text)
+        ):
             raise NotFound(f"{path}: {resp.text[:200]}")
         if resp.status_code >= 400:
             raise RegistryError(f"MLflow registry {method} {path}: HTTP {resp.status_code}: {resp.text[:200]}")
@@ -185,12 +210,14 @@ class RegistryClient:
 
     def set_model_tags(self, tags: dict) -> None:
         for key, value in tags.items():
-            self._call("POST", "registered-models/set-tag",
-                       body={"name": self.model_name, "key": key, "value": str(value)})
+            self._call(
+                "POST", "registered-models/set-tag", body={"name": self.model_name, "key": key, "value": str(value)}
+            )
 
     def set_alias(self, alias: str, version: str) -> None:
-        self._call("POST", "registered-models/alias",
-                   body={"name": self.model_name, "alias": alias, "version": str(version)})
+        self._call(
+            "POST", "registered-models/alias", body={"name": self.model_name, "alias": alias, "version": str(version)}
+        )
 
     def delete_alias(self, alias: str) -> None:
         self._call("DELETE", "registered-models/alias", body={"name": self.model_name, "alias": alias})
@@ -201,26 +228,34 @@ class RegistryClient:
 
     # -- versions -------------------------------------------------------------------------
     def get_version(self, version: str) -> dict:
-        return self._call("GET", "model-versions/get",
-                          params={"name": self.model_name, "version": str(version)})["model_version"]
+        return self._call("GET", "model-versions/get", params={"name": self.model_name, "version": str(version)})[
+            "model_version"
+        ]
 
     def list_versions(self) -> list[dict]:
-        data = self._call("GET", "model-versions/search",
-                          params={"filter": f"name='{self.model_name}'", "max_results": 1000})
+        data = self._call(
+            "GET", "model-versions/search", params={"filter": f"name='{self.model_name}'", "max_results": 1000}
+        )
         return sorted(data.get("model_versions", []), key=lambda v: int(v["version"]))
 
     def set_version_tags(self, version: str, tags: dict) -> None:
         for key, value in tags.items():
             if not isinstance(value, str):
                 value = json.dumps(value, sort_keys=True)
-            self._call("POST", "model-versions/set-tag",
-                       body={"name": self.model_name, "version": str(version), "key": key, "value": value})
+            self._call(
+                "POST",
+                "model-versions/set-tag",
+                body={"name": self.model_name, "version": str(version), "key": key, "value": value},
+            )
 
     def delete_version_tags(self, version: str, keys) -> None:
         for key in keys:
             try:
-                self._call("DELETE", "model-versions/delete-tag",
-                           body={"name": self.model_name, "version": str(version), "key": key})
+                self._call(
+                    "DELETE",
+                    "model-versions/delete-tag",
+                    body={"name": self.model_name, "version": str(version), "key": key},
+                )
             except NotFound:
                 pass  # already gone
 
@@ -232,12 +267,21 @@ class RegistryClient:
         stored = _stored_state(tags, default_weight)
         if "canary" not in aliases:
             stored["weight"] = 0.0
-        return RolloutState(production_version=aliases.get("production"), canary_version=aliases.get("canary"),
-                            tags=tags, **stored)
+        return RolloutState(
+            production_version=aliases.get("production"), canary_version=aliases.get("canary"), tags=tags, **stored
+        )
 
-    def write_state(self, *, weight: float | None = None, mode: str | None = None, phase: str | None = None,
-                    reason: str | None, rollout: str | None = None, shadow_percentage: float | None = None,
-                    expected_generation: int | None = None) -> RolloutState:
+    def write_state(
+        self,
+        *,
+        weight: float | None = None,
+        mode: str | None = None,
+        phase: str | None = None,
+        reason: str | None,
+        rollout: str | None = None,
+        shadow_percentage: float | None = None,
+        expected_generation: int | None = None,
+    ) -> RolloutState:
         """Change the parts given, in one write of the state tag, and return the state written.
         A `reason` of None keeps the current one (it explains the phase). With
         `expected_generation`, refuse (StateConflict) if the state moved on since then."""
@@ -247,27 +291,40 @@ class RegistryClient:
             raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
         current = self.read_state()
         if expected_generation is not None and current.generation != expected_generation:
-            raise StateConflict(f"the rollout state moved from generation {expected_generation} to "
-                                f"{current.generation} ({current.reason!r}); not overwriting it")
+            raise StateConflict(
+                f"the rollout state moved from generation {expected_generation} to "
+                f"{current.generation} ({current.reason!r}); not overwriting it"
+            )
         stored = _stored_state(current.tags, 0.0)
-        changes = {"weight": None if weight is None else parse_weight(weight), "mode": mode, "phase": phase,
-                   "rollout": rollout,
-                   "shadow_percentage": None if shadow_percentage is None else parse_weight(shadow_percentage)}
+        changes = {
+            "weight": None if weight is None else parse_weight(weight),
+            "mode": mode,
+            "phase": phase,
+            "rollout": rollout,
+            "shadow_percentage": None if shadow_percentage is None else parse_weight(shadow_percentage),
+        }
         stored.update({k: v for k, v in changes.items() if v is not None})
         if reason is not None:
             stored["reason"] = reason[:REASON_MAX_CHARS]
-        stored.update(updated_at=round(time.time(), 3),
-                      generation=current.generation + 1)
+        stored.update(updated_at=round(time.time(), 3), generation=current.generation + 1)
         self.set_model_tags({STATE_TAG: json.dumps(stored, sort_keys=True)})
         self._mirror_old_tags(stored)
-        return RolloutState(production_version=current.production_version,
-                            canary_version=current.canary_version, tags=current.tags, **stored)
+        return RolloutState(
+            production_version=current.production_version,
+            canary_version=current.canary_version,
+            tags=current.tags,
+            **stored,
+        )
 
     def _mirror_old_tags(self, stored: dict) -> None:
         """The previous release's tags, for its readers during an upgrade, one call each: what
         explains the phase and the weight first, then the phase, the weight last."""
-        tags = {REASON_TAG: stored["reason"], UPDATED_TAG: f"{stored['updated_at']:.3f}",
-                SHADOW_TAG: f"{stored['shadow_percentage']:g}", MODE_TAG: stored["mode"]}
+        tags = {
+            REASON_TAG: stored["reason"],
+            UPDATED_TAG: f"{stored['updated_at']:.3f}",
+            SHADOW_TAG: f"{stored['shadow_percentage']:g}",
+            MODE_TAG: stored["mode"],
+        }
         if stored["rollout"]:
             tags[ROLLOUT_TAG] = stored["rollout"]
         tags[PHASE_TAG] = stored["phase"]
@@ -277,8 +334,14 @@ class RegistryClient:
         except RegistryError:
             pass  # the state tag is written; old readers catch up on the next write
 
-    def set_weight_by_hand(self, weight: float, reason: str, mode: str = "manual",
-                           fresh: bool = False, expected_generation: int | None = None) -> RolloutState:
+    def set_weight_by_hand(
+        self,
+        weight: float,
+        reason: str,
+        mode: str = "manual",
+        fresh: bool = False,
+        expected_generation: int | None = None,
+    ) -> RolloutState:
         """A person's weight (`/set_canary`, `/reset`, through the controller). When nothing is
         rolling out (after a rollback or a promotion, or before any rollout), a weight above 0
         starts a manual rollout of the version under the `canary` alias with a fresh analysis,
@@ -289,8 +352,14 @@ class RegistryClient:
         if expected_generation is not None and state.generation != expected_generation:
             raise StateConflict(f"the rollout state moved from generation {expected_generation} to {state.generation}")
         if weight > 0 and state.canary_version and (fresh or state.phase not in ROLLING_PHASES):
-            self.write_state(weight=weight, mode=mode, phase="progressing", reason=reason,
-                             rollout=new_rollout_id(state.canary_version), expected_generation=state.generation)
+            self.write_state(
+                weight=weight,
+                mode=mode,
+                phase="progressing",
+                reason=reason,
+                rollout=new_rollout_id(state.canary_version),
+                expected_generation=state.generation,
+            )
         else:
             self.write_state(weight=weight, mode=mode, reason=reason, expected_generation=state.generation)
         return state

@@ -52,6 +52,7 @@ canary's clipped MAE may exceed production's by at most 2 % of clip (0.1 for cli
 unit tests (tests/unit/test_analysis_regression.py) show the error rates empirically for skewed
 bounded, exponential, lognormal and mixed errors, under equal distributions and at the margin.
 """
+
 from __future__ import annotations
 
 import math
@@ -60,8 +61,31 @@ ABS_ERROR_METRIC = "canary_router_prediction_abs_error"
 SHADOW_ABS_ERROR_METRIC = "canary_router_shadow_prediction_abs_error"
 ABS_ERROR_BUCKET_SERIES = ABS_ERROR_METRIC + "_bucket"
 # Upper bounds of the absolute-error histogram, +Inf last (prometheus_client accepts it as is).
-ABS_ERROR_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0,
-                     100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, math.inf)
+ABS_ERROR_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    25.0,
+    50.0,
+    100.0,
+    250.0,
+    500.0,
+    1000.0,
+    2500.0,
+    5000.0,
+    10000.0,
+    math.inf,
+)
 FINITE_BOUNDS = ABS_ERROR_BUCKETS[:-1]
 
 REGRESSION_KINDS = ("within_tolerance", "mae")

@@ -5,6 +5,7 @@ also counts U+001C..U+001F and U+0085 as whitespace, ECMA counts U+FEFF. A text 
 would be valid for the published schema and refused by `str.strip()`. So both sides use this
 explicit class, which reads the same in Python and in ECMA-262.
 """
+
 import re
 
 # ECMA-262 WhiteSpace and LineTerminator, which is what `\s` means in a JSON Schema pattern.

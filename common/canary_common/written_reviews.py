@@ -6,6 +6,7 @@ words no template has. These reviews were written one by one, across shops, food
 apps, services and trades, with no template, and none of them is in the everyday-English test
 sets (tests/data), which judge the models on reviews neither source has seen.
 """
+
 from __future__ import annotations
 
 import functools

@@ -3,6 +3,7 @@
 Routers follow the weight tag, model servers follow the aliases; the controller never talks to
 them except to see that the production server serves a promoted version.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,18 +33,24 @@ class Actions:
                 tags["canary.decision"] = _evidence_tag(evidence)
             self.registry.set_version_tags(state.canary_version, tags)
         try:
-            self.registry.write_state(weight=0, phase="rolled_back", reason=reason,
-                                      expected_generation=state.generation)
+            self.registry.write_state(
+                weight=0, phase="rolled_back", reason=reason, expected_generation=state.generation
+            )
         except StateConflict:
             if state.canary_version:
                 self.registry.delete_version_tags(state.canary_version, (ROLLBACK_REASON_TAG, ROLLED_BACK_AT_TAG))
             raise
         log.warning("rolled back version %s: %s", state.canary_version, reason)
 
-    def set_weight(self, weight: float, reason: str, evidence: dict | None = None,
-                   state: RolloutState | None = None) -> None:
-        self.registry.write_state(weight=weight, phase="progressing", reason=reason,
-                                  expected_generation=state.generation if state is not None else None)
+    def set_weight(
+        self, weight: float, reason: str, evidence: dict | None = None, state: RolloutState | None = None
+    ) -> None:
+        self.registry.write_state(
+            weight=weight,
+            phase="progressing",
+            reason=reason,
+            expected_generation=state.generation if state is not None else None,
+        )
         if evidence is not None and state is not None and state.canary_version:
             self.registry.set_version_tags(state.canary_version, {"canary.decision": _evidence_tag(evidence)})
         log.info("canary weight -> %g%%: %s", weight, reason)
@@ -72,8 +79,12 @@ class Actions:
         return str(ready.get("version")) == str(version)
 
     def finish_promotion(self, state: RolloutState) -> None:
-        self.registry.write_state(weight=0, phase="promoted", expected_generation=state.generation,
-                                  reason=f"version {state.canary_version} promoted and serving in production")
+        self.registry.write_state(
+            weight=0,
+            phase="promoted",
+            expected_generation=state.generation,
+            reason=f"version {state.canary_version} promoted and serving in production",
+        )
 
     def deploy(self, version: str, first_weight: float, production: str | None = None) -> None:
         """Make `version` the canary (optionally pin production first) and start a rollout."""
@@ -83,19 +94,45 @@ class Actions:
         self.registry.get_version(version)
         # Weight 0 first: routers must not send the new version traffic before the rollout starts.
         # A new rollout id, even for the same version again: the controller starts a fresh analysis.
-        self.registry.write_state(weight=0, phase="progressing", mode="auto", reason=f"deploying version {version}",
-                                  rollout=new_rollout_id(version))
+        self.registry.write_state(
+            weight=0,
+            phase="progressing",
+            mode="auto",
+            reason=f"deploying version {version}",
+            rollout=new_rollout_id(version),
+        )
         self.registry.set_alias("canary", version)
-        self.registry.write_state(weight=first_weight, phase="progressing", mode="auto",
-                                  reason=f"rollout of version {version} started at {first_weight:g}%")
+        self.registry.write_state(
+            weight=first_weight,
+            phase="progressing",
+            mode="auto",
+            reason=f"rollout of version {version} started at {first_weight:g}%",
+        )
 
 
 TAG_MAX_CHARS = 5000  # MLflow's cap on a tag value
 # What a decision rests on, when the whole evidence is over the cap (many metrics, change
 # detector starts): the figures, without the prose and the detectors' detail.
-_METRIC_KEYS = ("name", "kind", "p", "n", "g_hat", "bounds", "margin", "delta_rollback", "rollback",
-                "non_inferior", "promotion_gate", "burn_in_ok", "detector", "change_since", "value", "threshold",
-                "failed", "min_samples")
+_METRIC_KEYS = (
+    "name",
+    "kind",
+    "p",
+    "n",
+    "g_hat",
+    "bounds",
+    "margin",
+    "delta_rollback",
+    "rollback",
+    "non_inferior",
+    "promotion_gate",
+    "burn_in_ok",
+    "detector",
+    "change_since",
+    "value",
+    "threshold",
+    "failed",
+    "min_samples",
+)
 _REGRESSION_KEYS = ("clip", "tolerance", "clipped_mae", "share_within")
 _GUARD_KEYS = ("name", "fired", "log_bf", "threshold", "counts", "count", "max")
 
@@ -106,10 +143,15 @@ def _compact(evidence: dict) -> dict:
         if isinstance(m.get("regression"), dict):
             out["regression"] = {k: m["regression"][k] for k in _REGRESSION_KEYS if k in m["regression"]}
         return out
-    return {"decision": evidence.get("decision"), "summary": evidence.get("summary"),
-            "detector": evidence.get("detector"), "compacted": True,
-            "metrics": [metric(m) for m in evidence.get("metrics") or []],
-            "guards": [{k: g[k] for k in _GUARD_KEYS if k in g} for g in evidence.get("guards") or []]}
+
+    return {
+        "decision": evidence.get("decision"),
+        "summary": evidence.get("summary"),
+        "detector": evidence.get("detector"),
+        "compacted": True,
+        "metrics": [metric(m) for m in evidence.get("metrics") or []],
+        "guards": [{k: g[k] for k in _GUARD_KEYS if k in g} for g in evidence.get("guards") or []],
+    }
 
 
 def _evidence_tag(evidence: dict) -> str:
@@ -123,6 +165,6 @@ def _evidence_tag(evidence: dict) -> str:
         compact["metrics"].pop()
         text = json.dumps(compact, sort_keys=True, default=str)
     if len(text) > TAG_MAX_CHARS:
-        compact.update(guards=[], summary=str(compact["summary"])[:TAG_MAX_CHARS // 2])
+        compact.update(guards=[], summary=str(compact["summary"])[: TAG_MAX_CHARS // 2])
         text = json.dumps(compact, sort_keys=True, default=str)
     return text

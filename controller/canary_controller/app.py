@@ -1,8 +1,8 @@
 """The controller's HTTP face: status, metrics, and the commands people give it."""
+
 from __future__ import annotations
 
 import hmac
-import logging
 import re
 import threading
 import time
@@ -39,8 +39,9 @@ def _reason(body: dict, default: str) -> str:
 def create_app(settings: Settings | None = None, start_loop: bool = True) -> Flask:
     settings = settings or load_settings()
     registry = RegistryClient(settings.mlflow_url, settings.model_name)
-    controller = Controller(settings, registry, PrometheusClient(settings.prometheus_url),
-                            Actions(registry, settings.production_url))
+    controller = Controller(
+        settings, registry, PrometheusClient(settings.prometheus_url), Actions(registry, settings.production_url)
+    )
     app = Flask(__name__)
     app.config["controller"] = controller
 
@@ -113,8 +114,12 @@ def create_app(settings: Settings | None = None, start_loop: bool = True) -> Fla
                 controller.actions.deploy(version, controller.config.steps[0], production)
         except NotFound:
             return jsonify(error=f"model version not found: {production or version}"), 404
-        return jsonify(status="deploying", canary_version=version, production_version=production,
-                       canary_percentage=controller.config.steps[0])
+        return jsonify(
+            status="deploying",
+            canary_version=version,
+            production_version=production,
+            canary_percentage=controller.config.steps[0],
+        )
 
     @app.post("/promote")
     def promote():
@@ -163,8 +168,9 @@ def create_app(settings: Settings | None = None, start_loop: bool = True) -> Fla
     def resume():
         with controller.lock:
             state = registry.read_state()
-            registry.write_state(mode="auto", reason="stepping handed back to the controller",
-                                 expected_generation=state.generation)
+            registry.write_state(
+                mode="auto", reason="stepping handed back to the controller", expected_generation=state.generation
+            )
         return jsonify(status="auto", note="the controller steps the weight again")
 
     if start_loop:

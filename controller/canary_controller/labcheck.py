@@ -4,6 +4,7 @@ The lab's client reads `status` (`rollback` with `reason`, `canary_accuracy` and
 `waiting` with `message`; `healthy` with `canary_accuracy`). Here the answer tells the truth in
 every phase: after a rollback it stays `rollback`, with the figures the rollback rested on.
 """
+
 from __future__ import annotations
 
 from canary_common.registry import RolloutState
@@ -31,8 +32,9 @@ def accuracy_figures(evidence: dict | None) -> tuple[float | None, float | None,
     return None, None, False
 
 
-def lab_answer(state: RolloutState, decision: str, summary: str, evidence: dict | None,
-               rollback_evidence: dict | None = None) -> dict:
+def lab_answer(
+    state: RolloutState, decision: str, summary: str, evidence: dict | None, rollback_evidence: dict | None = None
+) -> dict:
     """`evidence`: this poll's verdict (None when nothing was judged); `rollback_evidence`: what
     the last rollback of this canary rested on, for a canary already rolled back."""
     if decision == "rollback" or state.phase == "rolled_back":
@@ -43,8 +45,12 @@ def lab_answer(state: RolloutState, decision: str, summary: str, evidence: dict 
         return {"status": ROLLBACK, "reason": state.reason or summary, "canary_accuracy": acc, "threshold": line}
     acc, line, enough = accuracy_figures(evidence)
     if state.phase == "promoted":
-        return {"status": HEALTHY, "canary_accuracy": acc, "threshold": line,
-                "message": state.reason or f"version {state.canary_version} was promoted"}
+        return {
+            "status": HEALTHY,
+            "canary_accuracy": acc,
+            "threshold": line,
+            "message": state.reason or f"version {state.canary_version} was promoted",
+        }
     if not state.canary_version:
         return {"status": WAITING, "message": "there is no canary: no version has the `canary` alias"}
     if state.weight <= 0 and not state.shadow_live:
@@ -53,6 +59,10 @@ def lab_answer(state: RolloutState, decision: str, summary: str, evidence: dict 
         return {"status": WAITING, "message": summary, "canary_accuracy": acc}
     if acc is not None and line is not None and acc < line:
         # Below the line but not yet shown worse: the lab would not call that healthy.
-        return {"status": WAITING, "canary_accuracy": acc, "threshold": line,
-                "message": f"canary accuracy {acc:g}% is below {line:g}%, not yet conclusively: {summary}"}
+        return {
+            "status": WAITING,
+            "canary_accuracy": acc,
+            "threshold": line,
+            "message": f"canary accuracy {acc:g}% is below {line:g}%, not yet conclusively: {summary}",
+        }
     return {"status": HEALTHY, "canary_accuracy": acc, "threshold": line, "message": summary}

@@ -3,6 +3,7 @@
 The controller knows the rollout (stages, modes, promotion, outages); the analysis knows the
 statistics; the metrics provider knows Prometheus; the registry knows where state lives.
 """
+
 from __future__ import annotations
 
 import collections
@@ -11,16 +12,22 @@ import logging
 import threading
 import time
 
-from canary_common.registry import (ROLLING_PHASES, RegistryClient, RegistryError, RolloutState, StateConflict,
-                                    new_rollout_id)
+from canary_common.registry import (
+    ROLLING_PHASES,
+    RegistryClient,
+    RegistryError,
+    RolloutState,
+    StateConflict,
+    new_rollout_id,
+)
 
+from . import labcheck, notify, telemetry
 from .actions import Actions
 from .analysis import build_analysis
 from .analysis.base import Analysis, Decision, Poll, Verdict
 from .prometheus import CounterReader, MetricsUnavailable, OutageCounter, PrometheusClient, shadow_counters
 from .serving import FAILED, LOADING, canary_serving
 from .settings import Settings
-from . import labcheck, notify, telemetry
 from .timeline import Timeline
 
 log = logging.getLogger("canary.controller")
@@ -30,8 +37,14 @@ STATE_CHANGING = frozenset({"rollback", "step_up", "promote", "promoted"})
 
 
 class Controller:
-    def __init__(self, settings: Settings, registry: RegistryClient, prometheus: PrometheusClient,
-                 actions: Actions, clock=time.time):
+    def __init__(
+        self,
+        settings: Settings,
+        registry: RegistryClient,
+        prometheus: PrometheusClient,
+        actions: Actions,
+        clock=time.time,
+    ):
         self.settings = settings
         self.config = settings.analysis
         self.registry = registry
@@ -138,8 +151,7 @@ class Controller:
         # In shadow the canary's share of the calls is the copies' share of all backend calls.
         stage = ("shadow", state.shadow_percentage) if shadow else ("live", state.weight)
         if stage != self.stage_weight:
-            share = (state.shadow_percentage / (100.0 + state.shadow_percentage) if shadow
-                     else state.weight / 100.0)
+            share = state.shadow_percentage / (100.0 + state.shadow_percentage) if shadow else state.weight / 100.0
             self.analysis.start_stage(share, now, final=not shadow and self.next_step(state.weight) is None)
             self.stage_weight, self.stage_started = stage, now
 
@@ -157,14 +169,23 @@ class Controller:
 
         # A shadow poll's live weight (0) differs from its stage's share, so the guards, which
         # compare counts with the share, skip it: copies may be dropped by design.
-        self.analysis.observe(Poll(at=now, canary=increments["canary"], production=increments["production"],
-                                   weight=state.weight / 100.0, canary_restarts=restarts))
+        self.analysis.observe(
+            Poll(
+                at=now,
+                canary=increments["canary"],
+                production=increments["production"],
+                weight=state.weight / 100.0,
+                canary_restarts=restarts,
+            )
+        )
         verdict = self.analysis.verdict(now)
         self.last_verdict, self.last_verdict_at = verdict, now
         telemetry.export_verdict(verdict)
         if shadow and verdict.decision is not Decision.ROLLBACK:
-            return self._note(f"shadow at {state.shadow_percentage:g}%: judging the canary's copies; "
-                              f"{verdict.summary}", decision="continue")
+            return self._note(
+                f"shadow at {state.shadow_percentage:g}%: judging the canary's copies; {verdict.summary}",
+                decision="continue",
+            )
         return self._act(state, verdict)
 
     def _increments(self, state: RolloutState, shadow: bool):
@@ -181,13 +202,18 @@ class Controller:
     def _watch(self, state: RolloutState) -> RolloutState:
         """The canary gets traffic outside a rollout (a weight or shadow share written after a
         rollback or a promotion): judge it as a manual rollout with a fresh analysis, and say so."""
-        what = (f"{state.weight:g}% of traffic" if state.weight > 0
-                else f"{state.shadow_percentage:g}% shadow copies")
-        reason = (f"the canary (version {state.canary_version}) gets {what} in phase {state.phase}: "
-                  "judged as a manual rollout with a fresh analysis")
-        state = self.registry.write_state(phase="progressing", mode="manual", reason=reason,
-                                          rollout=new_rollout_id(state.canary_version),
-                                          expected_generation=state.generation)
+        what = f"{state.weight:g}% of traffic" if state.weight > 0 else f"{state.shadow_percentage:g}% shadow copies"
+        reason = (
+            f"the canary (version {state.canary_version}) gets {what} in phase {state.phase}: "
+            "judged as a manual rollout with a fresh analysis"
+        )
+        state = self.registry.write_state(
+            phase="progressing",
+            mode="manual",
+            reason=reason,
+            rollout=new_rollout_id(state.canary_version),
+            expected_generation=state.generation,
+        )
         self.record("watch", reason)
         self.last_state = state
         return state
@@ -212,14 +238,17 @@ class Controller:
             return self.record("hold", f"inconclusive, holding: {verdict.summary}")
         if d in (Decision.STEP_UP, Decision.PROMOTE):
             if state.mode == "manual":
-                return self._note(f"would {d.value} but the weight was set by hand: stepping paused "
-                                  f"(canaryctl resume hands it back). {verdict.summary}")
+                return self._note(
+                    f"would {d.value} but the weight was set by hand: stepping paused "
+                    f"(canaryctl resume hands it back). {verdict.summary}"
+                )
             nxt = self.next_step(state.weight)
             if d is Decision.PROMOTE or nxt is None:
                 self.actions.start_promotion(state, verdict.summary, evidence)
                 return self.record("promote", verdict.summary)
-            self.actions.set_weight(nxt, f"stepped up {state.weight:g}% -> {nxt:g}%: {verdict.summary}",
-                                    evidence, state)
+            self.actions.set_weight(
+                nxt, f"stepped up {state.weight:g}% -> {nxt:g}%: {verdict.summary}", evidence, state
+            )
             return self.record("step_up", f"{state.weight:g}% -> {nxt:g}%: {verdict.summary}")
         self._tag_hold(state, evidence)
         return self._note(verdict.summary, decision="continue")
@@ -246,8 +275,10 @@ class Controller:
             reason = f"no metrics for {down_for:.0f}s (limit {limit:g}s): fell back to production"
             self.actions.rollback(state, reason)
             return self.record("rollback", reason)
-        return self._note(f"holding: metrics unavailable for {down_for:.0f}s "
-                          f"(fall back to production after {limit:g}s): {exc}", decision="hold")
+        return self._note(
+            f"holding: metrics unavailable for {down_for:.0f}s (fall back to production after {limit:g}s): {exc}",
+            decision="hold",
+        )
 
     def record(self, decision: str, summary: str) -> dict:
         entry = {"at": self.clock(), "decision": decision, "summary": summary}
@@ -281,11 +312,16 @@ class Controller:
         else:
             rolled = self._rollback_evidence(state) if state.phase == "rolled_back" else None
             answer = labcheck.lab_answer(state, record["decision"], record["summary"], verdict, rolled)
-        answer.update(decision=record["decision"], summary=record["summary"],
-                      rollback=answer["status"] == labcheck.ROLLBACK,
-                      canary_percentage=state.weight if state else None,
-                      analysis={"verdict": self.last_verdict.as_dict() if self.last_verdict else None,
-                                "controller": self.status()})
+        answer.update(
+            decision=record["decision"],
+            summary=record["summary"],
+            rollback=answer["status"] == labcheck.ROLLBACK,
+            canary_percentage=state.weight if state else None,
+            analysis={
+                "verdict": self.last_verdict.as_dict() if self.last_verdict else None,
+                "controller": self.status(),
+            },
+        )
         return answer
 
     def _rollback_evidence(self, state: RolloutState) -> dict | None:
@@ -315,11 +351,14 @@ class Controller:
                 "now": self.clock(),
                 "note": self.last_note,
                 "metrics_outage_since": self.outage_since,
-                "stage": {"kind": self.stage_weight[0] if self.stage_weight else None,
-                          "weight": self.stage_weight[1] if self.stage_weight else None,
-                          "started_at": self.stage_started},
-                "last_verdict": (dict(self.last_verdict.as_dict(), at=self.last_verdict_at)
-                                 if self.last_verdict else None),
+                "stage": {
+                    "kind": self.stage_weight[0] if self.stage_weight else None,
+                    "weight": self.stage_weight[1] if self.stage_weight else None,
+                    "started_at": self.stage_started,
+                },
+                "last_verdict": (
+                    dict(self.last_verdict.as_dict(), at=self.last_verdict_at) if self.last_verdict else None
+                ),
                 "history": list(self.history),
             }
             if state is not None:

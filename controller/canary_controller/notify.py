@@ -8,6 +8,7 @@ any other status is final. A delivery keeps its id over its retries (`delivery_i
 `X-Canary-Delivery` header), so a receiver can drop duplicates.
 Metric: `canary_controller_webhook_deliveries_total{result="delivered"|"failed"|"dropped"}`.
 """
+
 from __future__ import annotations
 
 import collections
@@ -51,8 +52,16 @@ def decision_payload(decision: str, summary: str, at: float, model_name: str, st
 class Notifier:
     """A webhook sender: a bounded queue and one daemon thread that delivers it."""
 
-    def __init__(self, url: str, token: str = "", max_attempts: int = 5, timeout_s: float = 5.0,
-                 backoff_s: float = 1.0, max_backoff_s: float = 60.0, queue_size: int = 100):
+    def __init__(
+        self,
+        url: str,
+        token: str = "",
+        max_attempts: int = 5,
+        timeout_s: float = 5.0,
+        backoff_s: float = 1.0,
+        max_backoff_s: float = 60.0,
+        queue_size: int = 100,
+    ):
         self.url, self.token = url, token
         self.max_attempts, self.timeout_s = max(1, max_attempts), timeout_s
         self.backoff_s, self.max_backoff_s = backoff_s, max_backoff_s
@@ -121,8 +130,9 @@ class Notifier:
             if attempt == self.max_attempts:
                 break
             delay = backoff_delay(attempt, self.backoff_s, self.max_backoff_s)
-            log.info("decision webhook: delivery %s attempt %d failed (%s), retry in %gs",
-                     delivery, attempt, why, delay)
+            log.info(
+                "decision webhook: delivery %s attempt %d failed (%s), retry in %gs", delivery, attempt, why, delay
+            )
             if self._stop.wait(delay):
                 return "failed"
         log.warning("decision webhook: delivery %s failed after %d attempts (%s)", delivery, self.max_attempts, why)
@@ -150,8 +160,12 @@ def notifier_for(settings) -> Notifier | None:
     """The one sender per webhook configuration, started on first use (after gunicorn forks)."""
     if not settings.decision_webhook_url:
         return None
-    key = (settings.decision_webhook_url, settings.decision_webhook_token,
-           settings.decision_webhook_max_attempts, settings.decision_webhook_timeout_s)
+    key = (
+        settings.decision_webhook_url,
+        settings.decision_webhook_token,
+        settings.decision_webhook_max_attempts,
+        settings.decision_webhook_timeout_s,
+    )
     with _notifiers_lock:
         if key not in _notifiers:
             _notifiers[key] = Notifier(*key)

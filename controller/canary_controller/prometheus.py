@@ -5,17 +5,23 @@ which extrapolates and returns fractions. A counter that drops was reset (a rout
 restarted): its new value is the increment. A series first seen after the baseline poll is new
 (a replica scaled out, a first error): it started at 0, so its value is the increment.
 """
+
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 
 import requests
 
+from canary_common.regression import (
+    ABS_ERROR_BUCKETS,
+    ABS_ERROR_COUNTER,
+    ABS_ERROR_METRIC,
+    SHADOW_ABS_ERROR_METRIC,
+    bound_index,
+)
+
 from .analysis.base import ArmIncrement
-from canary_common.regression import (ABS_ERROR_BUCKETS, ABS_ERROR_COUNTER, ABS_ERROR_METRIC, SHADOW_ABS_ERROR_METRIC,
-                                  bound_index)
 
 ARMS = ("production", "canary")
 SCALAR_FIELDS = ("requests", "errors", "labelled", "correct", "latency_count", "latency_fast")
@@ -94,11 +100,6 @@ def _le(labels: dict) -> float:
 
 def _series_key(labels: dict) -> tuple:
     return tuple(sorted((k, v) for k, v in labels.items() if k != "__name__"))
-
-
-@dataclass
-class _Baseline:
-    values: dict  # series key -> last raw value
 
 
 class CounterReader:
@@ -181,15 +182,20 @@ class CounterReader:
             for key, value in seen.items():
                 current.setdefault(key, value)
             new_last[name] = current
-        missing = sorted({i for seen in bounds_seen.values() if seen for i in range(len(ABS_ERROR_BUCKETS))
-                          if i not in seen})
+        missing = sorted(
+            {i for seen in bounds_seen.values() if seen for i in range(len(ABS_ERROR_BUCKETS)) if i not in seen}
+        )
         if foreign or missing:
-            what = (f"bucket bound(s) le={', '.join(sorted(foreign))} are not in" if foreign else
-                    f"bucket bound(s) le={', '.join(f'{ABS_ERROR_BUCKETS[i]:g}' for i in missing)} are missing from")
+            what = (
+                f"bucket bound(s) le={', '.join(sorted(foreign))} are not in"
+                if foreign
+                else f"bucket bound(s) le={', '.join(f'{ABS_ERROR_BUCKETS[i]:g}' for i in missing)} are missing from"
+            )
             raise MetricsUnavailable(
                 f"{self.counters[ABS_ERROR_COUNTER]}: {what} the contract's ABS_ERROR_BUCKETS "
                 f"({', '.join(f'{b:g}' for b in ABS_ERROR_BUCKETS)}); the router must export {ABS_ERROR_METRIC} "
-                f"with exactly these buckets")
+                f"with exactly these buckets"
+            )
         self._last = new_last
         if first:
             return None

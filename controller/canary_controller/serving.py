@@ -6,6 +6,7 @@ points at a version that failed to load (the server goes on serving what it had)
 The controller judges a version only on traffic that version served, and never rolls onto a
 version that cannot load.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,21 +31,23 @@ def _quote(value: str) -> str:
 def canary_serving(prometheus: PrometheusClient, version: str, alias: str = "canary") -> Serving:
     selector = f'alias="{_quote(alias)}"'
     try:
-        failed = prometheus.instant(f'max by (version) ({LOAD_ERROR}{{{selector}}}) == 1')
-        served = prometheus.instant(f'max by (version) ({INFO}{{{selector}}}) == 1')
+        failed = prometheus.instant(f"max by (version) ({LOAD_ERROR}{{{selector}}}) == 1")
+        served = prometheus.instant(f"max by (version) ({INFO}{{{selector}}}) == 1")
     except MetricsUnavailable:
         return Serving(UNKNOWN, "Prometheus did not answer")
     if any(labels.get("version") == version for labels, _ in failed):
-        return Serving(FAILED, f"the {alias} model server could not load version {version} "
-                               f"({LOAD_ERROR}=1; its /ready says why) and still serves "
-                               f"{_versions(served, version) or 'nothing'}")
+        return Serving(
+            FAILED,
+            f"the {alias} model server could not load version {version} "
+            f"({LOAD_ERROR}=1; its /ready says why) and still serves "
+            f"{_versions(served, version) or 'nothing'}",
+        )
     versions = {labels.get("version") for labels, _ in served}
     if not versions:
         return Serving(UNKNOWN, f"no {INFO} series for alias {alias}")
     if version in versions:
         return Serving(SERVING)
-    return Serving(LOADING, f"the {alias} model server serves {_versions(served, version)}, "
-                            f"not yet version {version}")
+    return Serving(LOADING, f"the {alias} model server serves {_versions(served, version)}, not yet version {version}")
 
 
 def _versions(rows, exclude: str) -> str:

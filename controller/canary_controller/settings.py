@@ -4,6 +4,7 @@ The analysis file (ANALYSIS_CONFIG) is the reference; the seed lab's variables
 (ACCURACY_THRESHOLD, LATENCY_THRESHOLD, ...) override its fields so the lab's exercises work by
 setting one variable.
 """
+
 from __future__ import annotations
 
 import os
@@ -111,5 +112,9 @@ def _webhook_settings(env: dict) -> dict:
         raise ConfigError("DECISION_WEBHOOK_MAX_ATTEMPTS / DECISION_WEBHOOK_TIMEOUT_S: must be numbers") from None
     if attempts < 1 or timeout <= 0:
         raise ConfigError("DECISION_WEBHOOK_MAX_ATTEMPTS: must be >= 1; DECISION_WEBHOOK_TIMEOUT_S: must be > 0")
-    return {"decision_webhook_url": url, "decision_webhook_token": env.get("DECISION_WEBHOOK_TOKEN", "").strip(),
-            "decision_webhook_max_attempts": attempts, "decision_webhook_timeout_s": timeout}
+    return {
+        "decision_webhook_url": url,
+        "decision_webhook_token": env.get("DECISION_WEBHOOK_TOKEN", "").strip(),
+        "decision_webhook_max_attempts": attempts,
+        "decision_webhook_timeout_s": timeout,
+    }

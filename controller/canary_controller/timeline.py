@@ -11,6 +11,7 @@ Kept in memory, bounded (MAX_POINTS, about 25 minutes at one poll a second): the
 picture of the current rollout, not an archive; MLflow keeps the decisions' evidence, Prometheus
 the metrics. Served as GET /timeline (see app.py); the router's /rollout.json passes it on.
 """
+
 from __future__ import annotations
 
 import collections
@@ -91,8 +92,14 @@ class Timeline:
         self._lock = threading.Lock()
         self._verdict_at = None  # the verdict last recorded, so a stale one is not repeated
 
-    def add(self, state=None, verdict=None, verdict_at: float | None = None, record: dict | None = None,
-            at: float | None = None) -> dict:
+    def add(
+        self,
+        state=None,
+        verdict=None,
+        verdict_at: float | None = None,
+        record: dict | None = None,
+        at: float | None = None,
+    ) -> dict:
         """Adds the point of one poll. `state`: the RolloutState read by the poll (None: none read
         yet); `verdict` and `verdict_at`: the controller's last verdict and when it was made, taken
         as this poll's only when it is newer than the one last recorded; `record`: what the poll

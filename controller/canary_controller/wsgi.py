@@ -1,4 +1,5 @@
 """gunicorn entry point: one worker owns the control loop (see gunicorn.conf.py)."""
+
 import logging
 import sys
 

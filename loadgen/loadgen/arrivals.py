@@ -1,9 +1,10 @@
 """Arrival offsets (seconds from the start) of an open-loop schedule."""
+
 from __future__ import annotations
 
 import itertools
 import random
-from typing import Iterator
+from collections.abc import Iterator
 
 
 def offsets(rate: float, kind: str = "fixed", seed: int = 0) -> Iterator[float]:

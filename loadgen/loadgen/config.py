@@ -1,4 +1,5 @@
 """Settings from the environment, checked once at start."""
+
 from __future__ import annotations
 
 import math
@@ -47,8 +48,7 @@ class Config:
         return min(256, max(4, math.ceil(self.rate * self.request_timeout_s)))
 
 
-def _number(environ, name: str, default: float, low: float, high: float = math.inf,
-            low_open: bool = False) -> float:
+def _number(environ, name: str, default: float, low: float, high: float = math.inf, low_open: bool = False) -> float:
     raw = environ.get(name, "")
     if raw.strip() == "":
         return default
@@ -103,7 +103,7 @@ def from_env(environ) -> Config:
         late_after_s=_number(environ, "LATE_AFTER_S", Config.late_after_s, 0.0, low_open=True),
         wait_timeout_s=_number(environ, "WAIT_TIMEOUT_S", Config.wait_timeout_s, 0.0),
         label_fraction=_number(environ, "LABEL_FRACTION", Config.label_fraction, 0.0, 1.0),
-        seed=int(_number(environ, "SEED", 0, -2**31, 2**31)),
+        seed=int(_number(environ, "SEED", 0, -(2**31), 2**31)),
         label_mode=_choice(environ, "LABEL_MODE", Config.label_mode, LABEL_MODES),
         label_delay_s=_number(environ, "LABEL_DELAY_S", Config.label_delay_s, 0.0, 86400.0),
         model_name=model_name,

@@ -1,6 +1,7 @@
 """Late labels: the true label goes to POST /feedback some time after the prediction, as it
 would in production (a user's click, a review's rating arriving later). A class goes as
 `actual_label`, a regression's true value as `actual_value` (`label_key`)."""
+
 from __future__ import annotations
 
 import heapq
@@ -15,8 +16,15 @@ class LateLabeller:
     """One background thread sends due labels in order; at most `max_pending` wait (the rest are
     counted as dropped), so memory stays bounded whatever the rate and delay."""
 
-    def __init__(self, target_url: str, delay_s: float, timeout_s: float = 5.0, max_pending: int = 100_000,
-                 clock=time.monotonic, label_key: str = "actual_label"):
+    def __init__(
+        self,
+        target_url: str,
+        delay_s: float,
+        timeout_s: float = 5.0,
+        max_pending: int = 100_000,
+        clock=time.monotonic,
+        label_key: str = "actual_label",
+    ):
         self.url = target_url.rstrip("/") + "/feedback"
         self.label_key = label_key
         self.delay_s = delay_s
@@ -58,8 +66,9 @@ class LateLabeller:
 
     def _send(self, request_id: str, label) -> None:
         try:
-            resp = self._session.post(self.url, json={"request_id": request_id, self.label_key: label},
-                                      timeout=self.timeout_s)
+            resp = self._session.post(
+                self.url, json={"request_id": request_id, self.label_key: label}, timeout=self.timeout_s
+            )
             self.results["ok" if resp.status_code == 200 else f"http_{resp.status_code}"] += 1
         except requests.RequestException as exc:
             self.results[type(exc).__name__] += 1
@@ -76,5 +85,8 @@ class LateLabeller:
         return not self._thread.is_alive()
 
     def summary(self) -> dict:
-        return {"sent": sum(v for k, v in self.results.items() if k != "dropped"), **dict(self.results),
-                "pending": self.pending()}
+        return {
+            "sent": sum(v for k, v in self.results.items() if k != "dropped"),
+            **dict(self.results),
+            "pending": self.pending(),
+        }

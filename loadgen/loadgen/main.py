@@ -1,4 +1,5 @@
 """Entry point: read settings, wait for the target, run, print the summary as one JSON line."""
+
 from __future__ import annotations
 
 import itertools
@@ -9,7 +10,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import requests
 
@@ -31,8 +32,9 @@ def heldout_samples() -> list[tuple[str, int]]:
     return list(payloads.load(payloads.SENTIMENT).samples)
 
 
-def sample_stream(samples: Sequence[tuple], label_fraction: float, seed: int,
-                  rows: int = 1) -> Iterator[Sample | Batch]:
+def sample_stream(
+    samples: Sequence[tuple], label_fraction: float, seed: int, rows: int = 1
+) -> Iterator[Sample | Batch]:
     """Endless samples: each pass over the set in a fresh shuffled order. With rows > 1, Batches
     of that many samples, each labelled (or not) as a whole."""
     rng = random.Random(seed)
@@ -93,21 +95,35 @@ def run(config: Config, samples: Sequence[tuple] | DataSet, stop: threading.Even
     """One whole run; returns the summary. `samples`: a DataSet, or (text, label) pairs."""
     data = payloads.as_data_set(samples)
     tally = Tally(started_at=time.monotonic())
-    late = LateLabeller(config.target_url, config.label_delay_s, config.request_timeout_s,
-                        label_key=data.label_key) if config.label_mode == "late" else None
-    runner = OpenLoopRunner(PredictSender(config.target_url, config.request_timeout_s, late=late, data=data), tally,
-                            pool_size=config.pool_size, late_after_s=config.late_after_s)
-    timer = scenario.schedule(config.scenario, config.scenario_delay_s, config.admin_url,
-                              config.admin_token, tally, log)
-    log(f"sending {config.rate:g} req/s ({config.arrivals}) to {config.target_url}/predict for "
+    late = (
+        LateLabeller(config.target_url, config.label_delay_s, config.request_timeout_s, label_key=data.label_key)
+        if config.label_mode == "late"
+        else None
+    )
+    runner = OpenLoopRunner(
+        PredictSender(config.target_url, config.request_timeout_s, late=late, data=data),
+        tally,
+        pool_size=config.pool_size,
+        late_after_s=config.late_after_s,
+    )
+    timer = scenario.schedule(
+        config.scenario, config.scenario_delay_s, config.admin_url, config.admin_token, tally, log
+    )
+    log(
+        f"sending {config.rate:g} req/s ({config.arrivals}) to {config.target_url}/predict for "
         f"{'ever' if config.duration_s == 0 else f'{config.duration_s:g}s'}, "
         f"{len(data.samples)} labelled samples{describe(data, config.rows)}, up to {config.pool_size} in flight, "
-        f"labels {'inline' if late is None else f'late (+{config.label_delay_s:g}s via /feedback)'}")
+        f"labels {'inline' if late is None else f'late (+{config.label_delay_s:g}s via /feedback)'}"
+    )
     try:
-        runner.run(arrivals.offsets(config.rate, config.arrivals, config.seed),
-                   sample_stream(data.samples, config.label_fraction, config.seed, config.rows),
-                   config.duration_s, stop, config.progress_s,
-                   on_progress=lambda now: _progress(tally.progress_line(now)))
+        runner.run(
+            arrivals.offsets(config.rate, config.arrivals, config.seed),
+            sample_stream(data.samples, config.label_fraction, config.seed, config.rows),
+            config.duration_s,
+            stop,
+            config.progress_s,
+            on_progress=lambda now: _progress(tally.progress_line(now)),
+        )
     finally:
         if timer is not None:
             timer.cancel()
@@ -117,8 +133,7 @@ def run(config: Config, samples: Sequence[tuple] | DataSet, stop: threading.Even
     summary = tally.summary(time.monotonic())
     if late is not None:
         summary["late_labels"] = late.summary()
-    summary.update(target=config.target_url, rate=config.rate, arrivals=config.arrivals,
-                   scenario=config.scenario)
+    summary.update(target=config.target_url, rate=config.rate, arrivals=config.arrivals, scenario=config.scenario)
     if data.name != payloads.SENTIMENT or config.rows > 1:
         summary.update(data=data.name, task=data.task, rows_per_request=config.rows)
     return summary
@@ -136,10 +151,12 @@ def no_data_reason(config: Config) -> tuple[str, str]:
     """(why nothing is sent, what to do about it)."""
     if config.data == NO_DATA:
         return "LOADGEN_DATA=none", "sending nothing"
-    return (f"no labelled data for model {config.model_name!r}",
-            f"it is not a bundled demo ({', '.join(DATA_SETS)}), so loadgen sends nothing. Send labelled "
-            f"traffic to {config.target_url}/predict yourself, or set LOADGEN_DATA to a bundled data set "
-            f"whose columns fit the model (LOADGEN_DATA=none silences this)")
+    return (
+        f"no labelled data for model {config.model_name!r}",
+        f"it is not a bundled demo ({', '.join(DATA_SETS)}), so loadgen sends nothing. Send labelled "
+        f"traffic to {config.target_url}/predict yourself, or set LOADGEN_DATA to a bundled data set "
+        f"whose columns fit the model (LOADGEN_DATA=none silences this)",
+    )
 
 
 def idle(config: Config, stop: threading.Event) -> dict:
@@ -174,16 +191,27 @@ def main(environ=None, samples: Sequence[tuple] | DataSet | None = None) -> int:
         try:
             samples = payloads.load(config.data)
         except ImportError as exc:
-            log(f"cannot load the held-out split of {config.data} ({exc}): PYTHONPATH must include common/, "
-                f"and the tabular demos need numpy and scikit-learn")
+            log(
+                f"cannot load the held-out split of {config.data} ({exc}): PYTHONPATH must include common/, "
+                f"and the tabular demos need numpy and scikit-learn"
+            )
             return 2
     samples = payloads.as_data_set(samples)
     if not samples.samples:
         log("no samples to send")
         return 2
     if not wait_ready(config.target_url, config.wait_timeout_s, stop):
-        print(json.dumps({"event": "summary", "sent": 0, "status": "stopped" if stop.is_set() else "target_not_ready",
-                          "target": config.target_url}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "event": "summary",
+                    "sent": 0,
+                    "status": "stopped" if stop.is_set() else "target_not_ready",
+                    "target": config.target_url,
+                }
+            ),
+            flush=True,
+        )
         return 0 if stop.is_set() else 1
     summary = run(config, samples, stop)
     print(json.dumps(summary, sort_keys=True), flush=True)

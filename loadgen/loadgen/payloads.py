@@ -5,6 +5,7 @@ Sentiment keeps the lab's body `{"text", "actual_label"}`. Tabular demos send ML
 payloads, `{"dataframe_split": {"columns", "data"}, "actual_label" | "actual_value"}`: one row per
 request, or k rows with k labels (a Batch).
 """
+
 from __future__ import annotations
 
 import math

@@ -4,19 +4,26 @@ A fixed pool of worker threads sends them. When every worker is busy at a reques
 the scheduler itself woke too late, the request is counted as late and dropped: it is never
 queued, so a slow server cannot stretch the schedule or grow a backlog.
 """
+
 from __future__ import annotations
 
 import queue
 import threading
 import time
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from loadgen.tally import Outcome, Tally
 
 
 class OpenLoopRunner:
-    def __init__(self, job: Callable[[object], Outcome], tally: Tally, pool_size: int,
-                 late_after_s: float = 1.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        job: Callable[[object], Outcome],
+        tally: Tally,
+        pool_size: int,
+        late_after_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.job = job
         self.tally = tally
         self.pool_size = pool_size
@@ -25,8 +32,9 @@ class OpenLoopRunner:
         self._jobs: queue.Queue = queue.Queue()
         self._busy = 0  # handed to the pool and not finished yet
         self._cond = threading.Condition()
-        self._workers = [threading.Thread(target=self._work, name=f"loadgen-worker-{i}", daemon=True)
-                         for i in range(pool_size)]
+        self._workers = [
+            threading.Thread(target=self._work, name=f"loadgen-worker-{i}", daemon=True) for i in range(pool_size)
+        ]
         for worker in self._workers:
             worker.start()
 
@@ -49,8 +57,15 @@ class OpenLoopRunner:
         self._jobs.put(payload)
         return True
 
-    def run(self, offsets: Iterable[float], payloads: Iterator, duration_s: float, stop: threading.Event,
-            progress_s: float = 0.0, on_progress: Callable[[float], None] | None = None) -> None:
+    def run(
+        self,
+        offsets: Iterable[float],
+        payloads: Iterator,
+        duration_s: float,
+        stop: threading.Event,
+        progress_s: float = 0.0,
+        on_progress: Callable[[float], None] | None = None,
+    ) -> None:
         """Send until `duration_s` has passed (0: until `stop` is set)."""
         start = self.tally.started_at
         deadline = start + duration_s if duration_s > 0 else None

@@ -1,9 +1,10 @@
 """Scripted events during a run: `bad-canary` turns the canary's failure simulation on."""
+
 from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import requests
 
@@ -24,8 +25,9 @@ def simulate_failure(admin_url: str, token: str, timeout_s: float = 5.0) -> str:
     return "ok"
 
 
-def schedule(name: str, delay_s: float, admin_url: str, token: str, tally: Tally,
-             log: Callable[[str], None]) -> threading.Timer | None:
+def schedule(
+    name: str, delay_s: float, admin_url: str, token: str, tally: Tally, log: Callable[[str], None]
+) -> threading.Timer | None:
     """Start the scenario's timer (None for 'none'); the caller cancels it when the run ends."""
     if name == "none":
         return None

@@ -1,4 +1,5 @@
 """One labelled POST /predict and what came of it."""
+
 from __future__ import annotations
 
 import threading
@@ -54,8 +55,13 @@ class PredictSender:
                 if isinstance(request_id, str):
                     self.late.submit(request_id, sample.label)
         version = answer.get("version")
-        return Outcome(ok=True, arm=arm, version=None if version is None else str(version), latency_ms=latency_ms,
-                       **self._judged(predictions, samples))
+        return Outcome(
+            ok=True,
+            arm=arm,
+            version=None if version is None else str(version),
+            latency_ms=latency_ms,
+            **self._judged(predictions, samples),
+        )
 
     def _judged(self, predictions: list, samples: tuple[Sample, ...]) -> dict:
         """The Outcome's fields comparing predictions with labels: `correct` for one labelled

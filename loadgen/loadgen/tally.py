@@ -1,4 +1,5 @@
 """Counting outcomes: cumulative totals, a window for the progress line, the exit summary."""
+
 from __future__ import annotations
 
 import math
@@ -143,15 +144,19 @@ class Tally:
             window, self._window = self._window, {arm: ArmTally() for arm in ARMS}
             span = now - self._window_start
             self._window_start = now
-            head = (f"t={now - self.started_at:.0f}s sent={self.sent} ok={self.ok} err={self.errors} "
-                    f"late={self.late} in_flight={self.sent - self.ok - self.errors}")
+            head = (
+                f"t={now - self.started_at:.0f}s sent={self.sent} ok={self.ok} err={self.errors} "
+                f"late={self.late} in_flight={self.sent - self.ok - self.errors}"
+            )
         parts = []
         for arm in ARMS:
             tally = window[arm]
             version = f" v{tally.versions.most_common(1)[0][0]}" if tally.versions else ""
-            parts.append(f"{arm}{version} {_fmt(_share(window, arm), '{:.1f}%')} {tally.quality()} "
-                         f"p50 {_fmt(tally.latency.percentile(50), '{:.0f}ms')} "
-                         f"p95 {_fmt(tally.latency.percentile(95), '{:.0f}ms')}")
+            parts.append(
+                f"{arm}{version} {_fmt(_share(window, arm), '{:.1f}%')} {tally.quality()} "
+                f"p50 {_fmt(tally.latency.percentile(50), '{:.0f}ms')} "
+                f"p95 {_fmt(tally.latency.percentile(95), '{:.0f}ms')}"
+            )
         return f"{head} | last {span:.0f}s: " + ", ".join(parts)
 
     def summary(self, now: float) -> dict:
@@ -167,8 +172,10 @@ class Tally:
                     "requests": tally.answered,
                     "share_pct": None if share is None else round(share, 2),
                     "accuracy_pct": None if acc is None else round(acc, 2),
-                    "latency_ms": {"p50": None if p50 is None else round(p50, 2),
-                                   "p95": None if p95 is None else round(p95, 2)},
+                    "latency_ms": {
+                        "p50": None if p50 is None else round(p50, 2),
+                        "p95": None if p95 is None else round(p95, 2),
+                    },
                     "versions": dict(tally.versions),
                 }
                 if tally.valued:

@@ -5,6 +5,7 @@ Env: MLFLOW_TRACKING_URI (required), MODEL_NAME (sentiment), EXPERIMENT_NAME (<M
 MLFLOW_WAIT_S (120). Exits 0 when the registry holds the versions (or the user's model with a
 production alias); 2 for a bad setting or a MODEL_NAME with nothing to roll out; 1 on other failures.
 """
+
 from __future__ import annotations
 
 import logging

@@ -3,6 +3,7 @@
 Each demo has three roles (baseline, improved, degraded); `train(role)` gives a Candidate: the
 fitted model and everything registration logs about it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -44,22 +45,32 @@ def _sentiment_candidate(role: str) -> Candidate:
     recipe = next(r for r in recipes.RECIPES if r.role == role)
     trained = recipes.train(recipe)
     return Candidate(
-        role=role, model=trained.pipeline, example=recipes.as_frame(SENTIMENT_EXAMPLES),
+        role=role,
+        model=trained.pipeline,
+        example=recipes.as_frame(SENTIMENT_EXAMPLES),
         params=trained.params(),
-        metrics={"heldout_accuracy": trained.heldout_accuracy, "train_accuracy": trained.train_accuracy,
-                 "training_seconds": trained.training_seconds},
+        metrics={
+            "heldout_accuracy": trained.heldout_accuracy,
+            "train_accuracy": trained.train_accuracy,
+            "training_seconds": trained.training_seconds,
+        },
         tags={"heldout_accuracy": f"{trained.heldout_accuracy:.4f}"},
-        description=(f"{recipe.summary} Held-out accuracy {trained.heldout_accuracy:.3f} on "
-                     f"{trained.train_rows} training rows."))
+        description=(
+            f"{recipe.summary} Held-out accuracy {trained.heldout_accuracy:.3f} on {trained.train_rows} training rows."
+        ),
+    )
 
 
 def _sentiment() -> Demo:
     from model_setup import recipes
 
-    return Demo("sentiment",
-                "Sentiment of short English product reviews (1 positive, 0 negative). Input: a DataFrame "
-                f"with a `text` column. {ALIAS_NOTE}",
-                tuple((r.role, r.alias) for r in recipes.RECIPES), _sentiment_candidate)
+    return Demo(
+        "sentiment",
+        "Sentiment of short English product reviews (1 positive, 0 negative). Input: a DataFrame "
+        f"with a `text` column. {ALIAS_NOTE}",
+        tuple((r.role, r.alias) for r in recipes.RECIPES),
+        _sentiment_candidate,
+    )
 
 
 def get(name: str) -> Demo | None:

@@ -3,6 +3,7 @@
 Every version is a scikit-learn Pipeline that takes a DataFrame with a `text` column, so the
 same MLflow signature (and the `/invocations` scoring protocol) fits all of them.
 """
+
 from __future__ import annotations
 
 import random
@@ -49,18 +50,37 @@ DEGRADED_ROWS = 1000
 WRITTEN_WEIGHT = 4.0  # a few thousand written reviews beside fifteen thousand generated ones
 
 RECIPES = (
-    Recipe(role="baseline", alias="production", features="unigram-counts", C=0.5, written_weight=WRITTEN_WEIGHT,
-           summary="Baseline: unigram bag of words (English stop words but not/no/never dropped) + logistic "
-                   "regression on the full training split and the hand-written reviews. Misreads negations "
-                   "such as 'not good'."),
-    Recipe(role="improved", alias="canary", features="uni-bigram-tfidf", C=2.0, written_weight=WRITTEN_WEIGHT,
-           summary="Improved: unigram+bigram TF-IDF + logistic regression on the full training split and the "
-                   "hand-written reviews. Word pairs let it handle negations."),
+    Recipe(
+        role="baseline",
+        alias="production",
+        features="unigram-counts",
+        C=0.5,
+        written_weight=WRITTEN_WEIGHT,
+        summary="Baseline: unigram bag of words (English stop words but not/no/never dropped) + logistic "
+        "regression on the full training split and the hand-written reviews. Misreads negations "
+        "such as 'not good'.",
+    ),
+    Recipe(
+        role="improved",
+        alias="canary",
+        features="uni-bigram-tfidf",
+        C=2.0,
+        written_weight=WRITTEN_WEIGHT,
+        summary="Improved: unigram+bigram TF-IDF + logistic regression on the full training split and the "
+        "hand-written reviews. Word pairs let it handle negations.",
+    ),
     # Degraded on purpose, as a bad candidate to roll back: few examples, a quarter mislabelled.
-    Recipe(role="degraded", alias=None, features="uni-bigram-tfidf", C=10.0, train_size=DEGRADED_ROWS,
-           label_flip_rate=0.25, subset_seed=3,
-           summary=f"Degraded: same features as the improved model, but trained on {DEGRADED_ROWS} examples "
-                   "with 25% of the labels flipped. Should fail a canary analysis."),
+    Recipe(
+        role="degraded",
+        alias=None,
+        features="uni-bigram-tfidf",
+        C=10.0,
+        train_size=DEGRADED_ROWS,
+        label_flip_rate=0.25,
+        subset_seed=3,
+        summary=f"Degraded: same features as the improved model, but trained on {DEGRADED_ROWS} examples "
+        "with 25% of the labels flipped. Should fail a canary analysis.",
+    ),
 )
 
 
@@ -71,8 +91,7 @@ def build_pipeline(recipe: Recipe) -> Pipeline:
         # from "good", which is the baseline's known weakness.
         vectorizer = CountVectorizer(stop_words=STOP_WORDS, token_pattern=TOKEN_PATTERN)
     elif recipe.features == "uni-bigram-tfidf":
-        vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, token_pattern=TOKEN_PATTERN,
-                                     min_df=MIN_DF)
+        vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, token_pattern=TOKEN_PATTERN, min_df=MIN_DF)
     else:
         raise ValueError(f"unknown features {recipe.features!r}")
     # A plain column name (not a list) hands the vectorizer a 1-D series of strings.
@@ -112,11 +131,16 @@ class TrainedModel:
     def params(self) -> dict:
         r = self.recipe
         return {
-            "role": r.role, "features": r.features, "C": r.C,
+            "role": r.role,
+            "features": r.features,
+            "C": r.C,
             "ngram_range": "1-2" if r.features == "uni-bigram-tfidf" else "1-1",
-            "train_rows": self.train_rows, "label_flip_rate": r.label_flip_rate,
-            "subset_seed": r.subset_seed, "dataset_seed": dataset.DEFAULT_SEED,
-            "dataset_size": dataset.DEFAULT_SIZE, "dataset_label_noise": dataset.LABEL_NOISE,
+            "train_rows": self.train_rows,
+            "label_flip_rate": r.label_flip_rate,
+            "subset_seed": r.subset_seed,
+            "dataset_seed": dataset.DEFAULT_SEED,
+            "dataset_size": dataset.DEFAULT_SIZE,
+            "dataset_label_noise": dataset.LABEL_NOISE,
             "written_reviews": len(written_reviews.load()) if r.written_weight else 0,
             "written_weight": r.written_weight,
         }

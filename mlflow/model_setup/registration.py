@@ -1,16 +1,18 @@
 """Log the trained versions to MLflow, register them and give them their aliases and tags;
 or, for a model the user registered themselves, check it is there and leave it alone."""
+
 from __future__ import annotations
 
 import logging
-from importlib.metadata import PackageNotFoundError, version as package_version
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 
-import mlflow
 import mlflow.sklearn
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
+import mlflow
 from canary_common.registry import RegistryClient, StateConflict, has_rollout_state
 from model_setup import demos
 from model_setup.demos import Candidate, Demo
@@ -45,17 +47,28 @@ def log_and_register(client: MlflowClient, model_name: str, trained: Candidate) 
         mlflow.set_tag("role", trained.role)
         mlflow.log_params(trained.params)
         mlflow.log_metrics(trained.metrics)
-        info = mlflow.sklearn.log_model(trained.model, name="model", signature=signature,
-                                        input_example=example, registered_model_name=model_name,
-                                        pip_requirements=serving_requirements())
+        info = mlflow.sklearn.log_model(
+            trained.model,
+            name="model",
+            signature=signature,
+            input_example=example,
+            registered_model_name=model_name,
+            pip_requirements=serving_requirements(),
+        )
     version = str(info.registered_model_version)
     client.update_model_version(model_name, version, description=f"{trained.description} Run {run.info.run_id}.")
     client.set_model_version_tag(model_name, version, "role", trained.role)
     for key, value in trained.tags.items():
         client.set_model_version_tag(model_name, version, key, value)
     figures = ", ".join(f"{k} {v:.3f}" for k, v in trained.metrics.items() if k.startswith("heldout_"))
-    log.info("registered %s version %s (%s): %s, trained in %.2fs", model_name, version, trained.role, figures,
-             trained.metrics.get("training_seconds", 0.0))
+    log.info(
+        "registered %s version %s (%s): %s, trained in %.2fs",
+        model_name,
+        version,
+        trained.role,
+        figures,
+        trained.metrics.get("training_seconds", 0.0),
+    )
     return version
 
 
@@ -94,8 +107,7 @@ def ensure_rollout_state(tracking_uri: str, model_name: str) -> None:
     # Seeded once, before the controller (its one writer afterwards) starts; never over a state
     # that appeared meanwhile.
     try:
-        registry.write_state(weight=20, mode="auto", phase="progressing", reason="initial setup",
-                             expected_generation=0)
+        registry.write_state(weight=20, mode="auto", phase="progressing", reason="initial setup", expected_generation=0)
     except StateConflict:
         log.info("rollout state appeared meanwhile; not touching it")
         return
@@ -114,22 +126,32 @@ def registered_aliases(client: MlflowClient, model_name: str) -> dict[str, str] 
 
 
 def unknown_model_message(tracking_uri: str, model_name: str, aliases: dict[str, str] | None) -> str:
-    found = "no registered model of that name" if aliases is None else \
-        f"a registered model of that name but no 'production' alias (aliases: {aliases or 'none'})"
-    return (f"MODEL_NAME={model_name!r} is not a bundled demo ({', '.join(demos.BUNDLED)}), and the registry "
-            f"at {tracking_uri} has {found}. Pick a bundled demo, or roll out your own model: register it "
-            f"there (e.g. mlflow.sklearn.log_model(model, name='model', registered_model_name={model_name!r}, "
-            f"signature=..., input_example=...)), point the alias 'production' at the version serving now "
-            f"(MlflowClient().set_registered_model_alias({model_name!r}, 'production', '1')) and 'canary' at "
-            f"the candidate, or deploy it later with `canaryctl deploy <version>`.")
+    found = (
+        "no registered model of that name"
+        if aliases is None
+        else f"a registered model of that name but no 'production' alias (aliases: {aliases or 'none'})"
+    )
+    return (
+        f"MODEL_NAME={model_name!r} is not a bundled demo ({', '.join(demos.BUNDLED)}), and the registry "
+        f"at {tracking_uri} has {found}. Pick a bundled demo, or roll out your own model: register it "
+        f"there (e.g. mlflow.sklearn.log_model(model, name='model', registered_model_name={model_name!r}, "
+        f"signature=..., input_example=...)), point the alias 'production' at the version serving now "
+        f"(MlflowClient().set_registered_model_alias({model_name!r}, 'production', '1')) and 'canary' at "
+        f"the candidate, or deploy it later with `canaryctl deploy <version>`."
+    )
 
 
 def use_registered_model(model_name: str, aliases: dict[str, str]) -> dict[str, str]:
     """The user's own model: nothing is trained, no alias or tag is touched."""
-    log.info("using the registered model %s as it is (production -> version %s, canary -> %s): nothing "
-             "trained, no alias or tag changed", model_name, aliases["production"],
-             f"version {aliases['canary']}" if "canary" in aliases else "none; `canaryctl deploy <version>` "
-             "starts a rollout")
+    log.info(
+        "using the registered model %s as it is (production -> version %s, canary -> %s): nothing "
+        "trained, no alias or tag changed",
+        model_name,
+        aliases["production"],
+        f"version {aliases['canary']}"
+        if "canary" in aliases
+        else "none; `canaryctl deploy <version>` starts a rollout",
+    )
     return {alias: aliases[alias] for alias in ("production", "canary") if alias in aliases}
 
 

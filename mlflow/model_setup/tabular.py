@@ -4,6 +4,7 @@ Every version takes the demo's full set of columns (so the same MLflow signature
 all of them) and picks its own features inside the pipeline. The degraded versions are worse by
 design, not by an injected fault: they see only features that say little about the target.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,21 +43,40 @@ class TabularRecipe:
 
 RECIPES = {
     "breast-cancer": (
-        TabularRecipe("baseline", "production", "Baseline: standardised logistic regression on the ten "
-                      "'mean ...' features only.", "logistic", features=("mean *",)),
-        TabularRecipe("improved", "canary", "Improved: standardised logistic regression on all 30 features "
-                      "(means, standard errors and worst values).", "logistic"),
+        TabularRecipe(
+            "baseline",
+            "production",
+            "Baseline: standardised logistic regression on the ten 'mean ...' features only.",
+            "logistic",
+            features=("mean *",),
+        ),
+        TabularRecipe(
+            "improved",
+            "canary",
+            "Improved: standardised logistic regression on all 30 features (means, standard errors and worst values).",
+            "logistic",
+        ),
         # Worse on purpose, as a bad candidate to roll back: one weak feature.
-        TabularRecipe("degraded", None, "Degraded: logistic regression on 'mean texture' alone. Should fail "
-                      "a canary analysis.", "logistic", features=("mean texture",)),
+        TabularRecipe(
+            "degraded",
+            None,
+            "Degraded: logistic regression on 'mean texture' alone. Should fail a canary analysis.",
+            "logistic",
+            features=("mean texture",),
+        ),
     ),
     "diabetes": (
-        TabularRecipe("baseline", "production", "Baseline: linear regression on BMI alone.", "linear",
-                      features=("bmi",)),
-        TabularRecipe("improved", "canary", "Improved: ridge regression on all ten features.", "ridge",
-                      strength=0.1),
-        TabularRecipe("degraded", None, "Degraded: linear regression on age and sex only. Should fail a "
-                      "canary analysis.", "linear", features=("age", "sex")),
+        TabularRecipe(
+            "baseline", "production", "Baseline: linear regression on BMI alone.", "linear", features=("bmi",)
+        ),
+        TabularRecipe("improved", "canary", "Improved: ridge regression on all ten features.", "ridge", strength=0.1),
+        TabularRecipe(
+            "degraded",
+            None,
+            "Degraded: linear regression on age and sex only. Should fail a canary analysis.",
+            "linear",
+            features=("age", "sex"),
+        ),
     ),
 }
 
@@ -67,8 +87,9 @@ def features_of(recipe: TabularRecipe, columns) -> list[str]:
         return list(columns)
     chosen = []
     for name in recipe.features:
-        matched = [c for c in columns if c.startswith(name[:-1])] if name.endswith("*") else \
-            [c for c in columns if c == name]
+        matched = (
+            [c for c in columns if c.startswith(name[:-1])] if name.endswith("*") else [c for c in columns if c == name]
+        )
         if not matched:
             raise ValueError(f"recipe {recipe.role}: no column {name!r}")
         chosen += [c for c in matched if c not in chosen]
@@ -76,9 +97,11 @@ def features_of(recipe: TabularRecipe, columns) -> list[str]:
 
 
 def build_pipeline(recipe: TabularRecipe, columns) -> Pipeline:
-    estimator = {"logistic": lambda: LogisticRegression(C=recipe.strength, max_iter=5000),
-                 "ridge": lambda: Ridge(alpha=recipe.strength),
-                 "linear": LinearRegression}[recipe.estimator]()
+    estimator = {
+        "logistic": lambda: LogisticRegression(C=recipe.strength, max_iter=5000),
+        "ridge": lambda: Ridge(alpha=recipe.strength),
+        "linear": LinearRegression,
+    }[recipe.estimator]()
     # The selector drops the other columns, so every version accepts the full row.
     select = ColumnTransformer([("features", "passthrough", features_of(recipe, columns))], remainder="drop")
     return Pipeline([("select", select), ("scale", StandardScaler()), ("model", estimator)])
@@ -110,28 +133,44 @@ def train(name: str, role: str) -> Candidate:
     started = time.perf_counter()
     pipeline.fit(train_x, split.train_y)
     seconds = time.perf_counter() - started
-    metrics = {**scores(split.task, pipeline.predict(frame(split, split.heldout_x)), split.heldout_y, "heldout"),
-               **scores(split.task, pipeline.predict(train_x), split.train_y, "train"),
-               "training_seconds": seconds}
+    metrics = {
+        **scores(split.task, pipeline.predict(frame(split, split.heldout_x)), split.heldout_y, "heldout"),
+        **scores(split.task, pipeline.predict(train_x), split.train_y, "train"),
+        "training_seconds": seconds,
+    }
     features = features_of(recipe, split.columns)
     tags = {key: f"{metrics[key]:.4f}" for key in metrics if key.startswith("heldout_")}
     tags["canary.task"] = split.task
     if split.task == "classification":
         tags["canary.classes"] = json.dumps(CLASSES)
     return Candidate(
-        role=role, model=pipeline, example=train_x.head(3),
-        params={"role": role, "estimator": recipe.estimator, "strength": recipe.strength,
-                "features": ",".join(features)[:500], "n_features": len(features), "train_rows": len(train_x),
-                "heldout_rows": len(split.heldout_y), "split_seed": demo_data.SPLIT_SEED,
-                "heldout_fraction": demo_data.HELDOUT_FRACTION},
-        metrics=metrics, tags=tags,
-        description=f"{recipe.summary} {describe(split.task, metrics)} on {len(train_x)} "
-                    f"training rows.")
+        role=role,
+        model=pipeline,
+        example=train_x.head(3),
+        params={
+            "role": role,
+            "estimator": recipe.estimator,
+            "strength": recipe.strength,
+            "features": ",".join(features)[:500],
+            "n_features": len(features),
+            "train_rows": len(train_x),
+            "heldout_rows": len(split.heldout_y),
+            "split_seed": demo_data.SPLIT_SEED,
+            "heldout_fraction": demo_data.HELDOUT_FRACTION,
+        },
+        metrics=metrics,
+        tags=tags,
+        description=f"{recipe.summary} {describe(split.task, metrics)} on {len(train_x)} training rows.",
+    )
 
 
 def demo(name: str) -> Demo:
     spec = demo_data.demo(name)
     columns = len(demo_data.split(name).columns)
-    return Demo(name, f"{spec.about} Input: a DataFrame with the dataset's {columns} numeric columns "
-                      f"(sklearn.datasets.{spec.loader}). {ALIAS_NOTE}",
-                tuple((r.role, r.alias) for r in RECIPES[name]), lambda role: train(name, role))
+    return Demo(
+        name,
+        f"{spec.about} Input: a DataFrame with the dataset's {columns} numeric columns "
+        f"(sklearn.datasets.{spec.loader}). {ALIAS_NOTE}",
+        tuple((r.role, r.alias) for r in RECIPES[name]),
+        lambda role: train(name, role),
+    )

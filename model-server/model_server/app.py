@@ -1,4 +1,5 @@
 """The Flask application: prediction endpoints, health, metrics and fault injection."""
+
 from __future__ import annotations
 
 import logging
@@ -63,8 +64,7 @@ def create_app(config: Settings | None = None, *, follower: ModelFollower | None
         if setting.error_rate and random.random() < setting.error_rate:
             return None, _error(500, "injected fault")
         g.version = loaded.version
-        raw = scoring.predict(loaded.model, data, params,
-                              input_errors_are_client_errors=input_errors_are_client_errors)
+        raw = scoring.predict(loaded.model, data, params, input_errors_are_client_errors=input_errors_are_client_errors)
         predictions, notes = scoring.prediction_list(raw, rows)
         if setting.wrong_rate:
             predictions = make_wrong(predictions, loaded, setting.wrong_rate)
@@ -78,8 +78,13 @@ def create_app(config: Settings | None = None, *, follower: ModelFollower | None
         return [flip(p, labels) if random.random() < rate else p for p in predictions]
 
     def describe(loaded: LoadedModel) -> dict:
-        return {"version": loaded.version, "model": settings.model_name, "alias": alias,
-                "classes": list(loaded.classes) if loaded.classes else None, "task": loaded.task}
+        return {
+            "version": loaded.version,
+            "model": settings.model_name,
+            "alias": alias,
+            "classes": list(loaded.classes) if loaded.classes else None,
+            "task": loaded.task,
+        }
 
     @app.before_request
     def start_timer():
@@ -92,7 +97,9 @@ def create_app(config: Settings | None = None, *, follower: ModelFollower | None
             current = follower.current
             version = getattr(g, "version", None) or (current.version if current else "none")
             metrics.REQUESTS.labels(alias, version, endpoint, str(response.status_code)).inc()
-            metrics.DURATION.labels(alias, endpoint).observe(time.perf_counter() - g.get("started", time.perf_counter()))
+            metrics.DURATION.labels(alias, endpoint).observe(
+                time.perf_counter() - g.get("started", time.perf_counter())
+            )
         if getattr(g, "version", None):
             response.headers["X-Model-Version"] = g.version
         # Which gunicorn worker answered: the workers load and swap models independently.
@@ -170,14 +177,25 @@ def create_app(config: Settings | None = None, *, follower: ModelFollower | None
         model = follower.current
         load_error = follower.load_error
         if model is None:
-            return jsonify({"ready": False, "alias": alias, "reason": follower.last_error or "loading",
-                            "alias_missing": follower.alias_missing, "load_error": load_error}), 503
+            return jsonify(
+                {
+                    "ready": False,
+                    "alias": alias,
+                    "reason": follower.last_error or "loading",
+                    "alias_missing": follower.alias_missing,
+                    "load_error": load_error,
+                }
+            ), 503
         answer = {"ready": True}
         answer.update(describe(model))
-        answer.update(loaded_at=model.loaded_at, task_source=model.task_source,
-                      flavor=modelinfo.loader_module(model.model),
-                      text_input=modelinfo.text_input(model.model) is not None,
-                      signature=modelinfo.signature_summary(model.model), load_error=load_error)
+        answer.update(
+            loaded_at=model.loaded_at,
+            task_source=model.task_source,
+            flavor=modelinfo.loader_module(model.model),
+            text_input=modelinfo.text_input(model.model) is not None,
+            signature=modelinfo.signature_summary(model.model),
+            load_error=load_error,
+        )
         return jsonify(answer)
 
     @app.get("/faults")

@@ -1,4 +1,5 @@
 """Settings of one model server, read from the environment (see docs/contracts.md)."""
+
 from __future__ import annotations
 
 import os
@@ -32,12 +33,13 @@ class Settings:
     follow_alias: bool = True  # False: tests drive loading themselves
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", "")
         if not tracking_uri:
             raise ValueError("MLFLOW_TRACKING_URI is required")
         faults_file = os.environ.get("FAULTS_FILE") or os.path.join(
-            tempfile.gettempdir(), f"model-server-faults-{os.getppid()}.json")
+            tempfile.gettempdir(), f"model-server-faults-{os.getppid()}.json"
+        )
         return cls(
             tracking_uri=tracking_uri,
             model_name=os.environ.get("MODEL_NAME", "sentiment"),

@@ -3,6 +3,7 @@
 A POST lands on one worker only, so the setting cannot live in memory: it is written to a file
 (atomically, by rename) and every worker re-reads the file when its identity changes.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,7 +37,7 @@ class Faults:
 def validate(payload) -> dict:
     """The parts of a fault setting a client sent, checked; raises FaultError."""
     if not isinstance(payload, dict):
-        raise FaultError("body must be a JSON object such as {\"wrong_rate\": 0.4}")
+        raise FaultError('body must be a JSON object such as {"wrong_rate": 0.4}')
     unknown = sorted(set(payload) - set(KINDS))
     if unknown:
         raise FaultError(f"unknown fault(s) {unknown}; allowed: {list(KINDS)}")

@@ -10,6 +10,7 @@ trust, ...) does not stop the serving: the old version goes on answering, the fa
 and flagged by `model_server_model_load_error{alias,version} 1`, and the load is retried with a
 back-off while the alias keeps pointing at that version.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -48,7 +49,7 @@ class LoadedModel:
     _lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 
     @classmethod
-    def inspect(cls, version: str, model, tags: dict | None = None, path: str | None = None) -> "LoadedModel":
+    def inspect(cls, version: str, model, tags: dict | None = None, path: str | None = None) -> LoadedModel:
         info = modelinfo.infer_task(model, tags, str(version))
         return cls(str(version), model, info.classes, time.time(), info.task, info.source, path)
 
@@ -88,8 +89,9 @@ def load_from_registry(tracking_uri: str, model_name: str, version: str) -> Load
 
     The download folder is kept while the model is served (a custom model may open its
     artifacts lazily) and removed once a newer version replaced it (see ModelFollower)."""
-    import mlflow
     from mlflow.tracking import MlflowClient
+
+    import mlflow
 
     mlflow.set_tracking_uri(tracking_uri)
     try:
@@ -99,8 +101,7 @@ def load_from_registry(tracking_uri: str, model_name: str, version: str) -> Load
     path = tempfile.mkdtemp(prefix=f"model-{model_name}-v{version}-")
     try:
         try:
-            local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{model_name}/{version}",
-                                                        dst_path=path)
+            local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{model_name}/{version}", dst_path=path)
         except Exception as exc:
             raise LoadFailed("download", exc) from exc
         try:
@@ -128,8 +129,9 @@ class ModelFollower:
         self.settings = settings
         self.alias = settings.alias
         self.registry = registry or RegistryClient(settings.tracking_uri, settings.model_name, timeout=5.0)
-        self.loader = loader or (lambda version: load_from_registry(
-            settings.tracking_uri, settings.model_name, version))
+        self.loader = loader or (
+            lambda version: load_from_registry(settings.tracking_uri, settings.model_name, version)
+        )
         self.current: LoadedModel | None = None
         self.last_error: str = ""
         self.alias_missing = False  # the registry says no version has the alias (yet)
@@ -181,10 +183,17 @@ class ModelFollower:
         if current is not None:
             metrics.MODEL_INFO.labels(self.alias, current.version).set(0)
         metrics.MODEL_INFO.labels(self.alias, loaded.version).set(1)
-        log.info("serving %s@%s = version %s (was %s; loaded in %.1fs; task %s from %s, classes %s)",
-                 self.settings.model_name, self.alias, version, current.version if current else "none",
-                 time.monotonic() - started, loaded.task, loaded.task_source,
-                 list(loaded.classes) if loaded.classes else None)
+        log.info(
+            "serving %s@%s = version %s (was %s; loaded in %.1fs; task %s from %s, classes %s)",
+            self.settings.model_name,
+            self.alias,
+            version,
+            current.version if current else "none",
+            time.monotonic() - started,
+            loaded.task,
+            loaded.task_source,
+            list(loaded.classes) if loaded.classes else None,
+        )
         self._retire(current)
         return True
 
@@ -210,8 +219,11 @@ class ModelFollower:
             previous = None
         now = time.time()
         error = _error_text(exc)
-        self._retry_delay = min(max(self._retry_delay * 2, 1.0), self.settings.load_retry_max_s) \
-            if previous else min(1.0, self.settings.load_retry_max_s)
+        self._retry_delay = (
+            min(max(self._retry_delay * 2, 1.0), self.settings.load_retry_max_s)
+            if previous
+            else min(1.0, self.settings.load_retry_max_s)
+        )
         self._retry_at = time.monotonic() + self._retry_delay
         self.load_error = {
             "version": str(version),
@@ -225,12 +237,25 @@ class ModelFollower:
         metrics.LOAD_ERROR.labels(self.alias, str(version)).set(1)
         serving = f"version {self.current.version}" if self.current else "nothing"
         if previous is None or previous["error"] != error:  # the first failure in full, then one line
-            log.warning("model %s@%s: version %s failed to load: %s; still serving %s; retrying in %.0fs",
-                        self.settings.model_name, self.alias, version, error, serving, self._retry_delay,
-                        exc_info=exc if previous is None else None)
+            log.warning(
+                "model %s@%s: version %s failed to load: %s; still serving %s; retrying in %.0fs",
+                self.settings.model_name,
+                self.alias,
+                version,
+                error,
+                serving,
+                self._retry_delay,
+                exc_info=exc if previous is None else None,
+            )
         else:
-            log.info("model %s@%s: version %s failed to load again (attempt %d); still serving %s",
-                     self.settings.model_name, self.alias, version, self.load_error["attempts"], serving)
+            log.info(
+                "model %s@%s: version %s failed to load again (attempt %d); still serving %s",
+                self.settings.model_name,
+                self.alias,
+                version,
+                self.load_error["attempts"],
+                serving,
+            )
 
     def _clear_load_error(self, why: str) -> None:
         failed = self.load_error
@@ -239,8 +264,14 @@ class ModelFollower:
         self.load_error = None
         self._retry_delay = 0.0
         metrics.LOAD_ERROR.labels(self.alias, failed["version"]).set(0)
-        log.info("model %s@%s: version %s no longer pending after %d failed load(s): %s",
-                 self.settings.model_name, self.alias, failed["version"], failed["attempts"], why)
+        log.info(
+            "model %s@%s: version %s no longer pending after %d failed load(s): %s",
+            self.settings.model_name,
+            self.alias,
+            failed["version"],
+            failed["attempts"],
+            why,
+        )
 
     def _run(self) -> None:
         delay = self.settings.alias_poll_s
@@ -272,8 +303,13 @@ class ModelFollower:
 
     def _note_error(self, message: str) -> None:
         if message != self.last_error:  # log each distinct problem once, not every poll
-            log.warning("model %s@%s: %s (still serving %s)", self.settings.model_name, self.alias,
-                        message, self.current.version if self.current else "nothing")
+            log.warning(
+                "model %s@%s: %s (still serving %s)",
+                self.settings.model_name,
+                self.alias,
+                message,
+                self.current.version if self.current else "nothing",
+            )
         self.last_error = message
 
     def _cleanup(self) -> None:

@@ -3,6 +3,7 @@
 NaN and infinities (not JSON) become null, datetimes ISO 8601 strings, bytes base64 strings;
 anything else unknown becomes its str(). Each such change is counted so the answer can say so.
 """
+
 from __future__ import annotations
 
 import base64

@@ -3,6 +3,7 @@
 The model may be an `mlflow.pyfunc.PyFuncModel` of any flavour or, in tests, any object with a
 `predict` method (no signature then: inputs are passed through unchecked).
 """
+
 from __future__ import annotations
 
 import json
@@ -185,11 +186,23 @@ def _task_from_output_schema(schema) -> str | None:
     spec = schema.inputs[0]
     if schema.is_tensor_spec():
         kind = np.dtype(spec.type).kind
-        return {"i": "classification", "u": "classification", "b": "classification", "U": "classification",
-                "S": "classification", "O": "classification", "f": "regression"}.get(kind)
-    return {DataType.long: "classification", DataType.integer: "classification",
-            DataType.string: "classification", DataType.boolean: "classification",
-            DataType.double: "regression", DataType.float: "regression"}.get(spec.type)
+        return {
+            "i": "classification",
+            "u": "classification",
+            "b": "classification",
+            "U": "classification",
+            "S": "classification",
+            "O": "classification",
+            "f": "regression",
+        }.get(kind)
+    return {
+        DataType.long: "classification",
+        DataType.integer: "classification",
+        DataType.string: "classification",
+        DataType.boolean: "classification",
+        DataType.double: "regression",
+        DataType.float: "regression",
+    }.get(spec.type)
 
 
 def _declared(tags: dict, version: str):
@@ -208,8 +221,13 @@ def _declared(tags: dict, version: str):
             if classes is None:
                 raise ValueError("not a list of labels")
         except ValueError as exc:
-            log.warning("version %s: ignoring tag %s=%r (%s; want a JSON list such as [0, 1])",
-                        version, CLASSES_TAG, raw[:200], exc)
+            log.warning(
+                "version %s: ignoring tag %s=%r (%s; want a JSON list such as [0, 1])",
+                version,
+                CLASSES_TAG,
+                raw[:200],
+                exc,
+            )
     return task, classes
 
 

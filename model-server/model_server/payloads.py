@@ -2,6 +2,7 @@
 
 The MLflow scoring payloads of /invocations are read in scoring.py.
 """
+
 from __future__ import annotations
 
 import json

@@ -8,6 +8,7 @@ This module only adds what a shared server needs around that: strict payload key
 short error messages that reach the client as 400s, and answers with one JSON-safe prediction
 per row.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -17,9 +18,9 @@ from collections import Counter
 from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import scoring_server
 
+from canary_common.payload import raw_rows
 from model_server import modelinfo
 from model_server.jsonsafe import notes_text, to_jsonable
-from canary_common.payload import raw_rows
 from model_server.payloads import SCORING_KEYS, BadInput, TooLarge
 
 log = logging.getLogger("model_server.scoring")
@@ -44,12 +45,13 @@ def trim(message: str, limit: int = ERROR_MAX_CHARS) -> str:
 def scoring_request(body, max_rows: int) -> tuple[str, object, dict | None]:
     """The (format key, its value, params) of an MLflow scoring payload; raises BadInput."""
     if not isinstance(body, dict):
-        raise BadInput(f"body must be a JSON object with one of {list(SCORING_KEYS)} (and optionally \"params\")")
+        raise BadInput(f'body must be a JSON object with one of {list(SCORING_KEYS)} (and optionally "params")')
     keys = [k for k in SCORING_KEYS if k in body]
     extra = sorted(set(body) - set(SCORING_KEYS) - {"params"})
     if extra:
-        raise BadInput(f"unexpected key(s) {extra}: the body must have exactly one of {list(SCORING_KEYS)}"
-                       " and optionally \"params\"")
+        raise BadInput(
+            f'unexpected key(s) {extra}: the body must have exactly one of {list(SCORING_KEYS)} and optionally "params"'
+        )
     if len(keys) != 1:
         raise BadInput(f"body must have exactly one of {list(SCORING_KEYS)}, got {keys or 'none'}")
     key = keys[0]
@@ -87,8 +89,9 @@ def rows_of(data) -> int:
     if isinstance(data, np.ndarray):
         return 1 if data.ndim == 0 else data.shape[0]
     if isinstance(data, dict):
-        return max((rows_of(v) if isinstance(v, (np.ndarray, list, tuple, pd.Series)) else 1
-                    for v in data.values()), default=0)
+        return max(
+            (rows_of(v) if isinstance(v, (np.ndarray, list, tuple, pd.Series)) else 1 for v in data.values()), default=0
+        )
     return 1
 
 
@@ -98,8 +101,10 @@ def parse(model, key: str, value):
     if modelinfo.from_type_hints(model):
         # MLflow takes `inputs` as is for these and validates it against the hints in predict.
         if key != "inputs":
-            raise BadInput(f"this model's signature comes from its type hints ({modelinfo.describe_inputs(model)}): "
-                           f'send {{"inputs": ...}}, not "{key}"')
+            raise BadInput(
+                f"this model's signature comes from its type hints ({modelinfo.describe_inputs(model)}): "
+                f'send {{"inputs": ...}}, not "{key}"'
+            )
         return value
     try:
         return scoring_server.infer_and_parse_data({key: value}, schema)
@@ -115,9 +120,11 @@ def text_data(model, texts: list[str], where: str):
 
     how = modelinfo.text_input(model)
     if how is None:
-        raise BadInput(f"{where} takes text, but this model's inputs are {modelinfo.describe_inputs(model)}: "
-                       'POST /invocations with {"dataframe_split": {"columns": [...], "data": [[...], ...]}} or '
-                       '{"dataframe_records": [{...}, ...]} (tensors: {"inputs": [...]})')
+        raise BadInput(
+            f"{where} takes text, but this model's inputs are {modelinfo.describe_inputs(model)}: "
+            'POST /invocations with {"dataframe_split": {"columns": [...], "data": [[...], ...]}} or '
+            '{"dataframe_records": [{...}, ...]} (tensors: {"inputs": [...]})'
+        )
     kind, column = how
     return pd.DataFrame({column: texts}) if kind == "frame" else list(texts)
 
@@ -129,8 +136,7 @@ def check_string_columns(model, data) -> None:
     from mlflow.types import DataType
 
     schema = modelinfo.input_schema(model)
-    if (schema is None or not isinstance(data, pd.DataFrame) or schema.is_tensor_spec()
-            or not schema.has_input_names()):
+    if schema is None or not isinstance(data, pd.DataFrame) or schema.is_tensor_spec() or not schema.has_input_names():
         return
     for spec in schema.inputs:
         if spec.type != DataType.string or spec.name not in data.columns:
@@ -156,7 +162,7 @@ def mlflow_message(exc: MlflowException, schema=None, data=None) -> str:
         marker = f"with schema '{schema}'. Error: "
         at = message.find(marker)
         if at >= 0:
-            message = "input does not match the model signature: " + message[at + len(marker):]
+            message = "input does not match the model signature: " + message[at + len(marker) :]
     if message.startswith("Failed to enforce schema of data"):  # no marker found: drop the data
         tail = message.rsplit("Error: ", 1)
         message = "input does not match the model signature" + (f": {tail[1]}" if len(tail) == 2 else "")

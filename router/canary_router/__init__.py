@@ -1,9 +1,10 @@
 """The canary router: splits /predict between the production and canary model servers."""
+
 from __future__ import annotations
 
 import os
 
-from flask import Flask, request
+from flask import Flask
 
 from . import admin, errors, fastpath, feedback, metrics, openapi, page, public
 from .config import Settings

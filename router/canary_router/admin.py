@@ -1,4 +1,5 @@
 """Operator endpoints; with ADMIN_TOKEN set they need `Authorization: Bearer <token>`."""
+
 from __future__ import annotations
 
 import hmac
@@ -42,18 +43,24 @@ def require_token():
 def set_canary(raw: str):
     rt = _rt()
     weight = parse_percentage(raw)
-    answer = _ask_controller("/weight", {"weight": weight, "reason": f"canary weight set to {weight:g}% by an "
-                                                                     "operator (router /set_canary)"})
+    answer = _ask_controller(
+        "/weight", {"weight": weight, "reason": f"canary weight set to {weight:g}% by an operator (router /set_canary)"}
+    )
     if not isinstance(answer, dict):
         return answer
     rt.follower.refresh()  # this worker at once; the others within STATE_POLL_S
-    body = {"canary_percentage": stats.lab_number(weight), "mode": "manual",
-            "message": f"Canary percentage set to {weight:g}%"}
+    body = {
+        "canary_percentage": stats.lab_number(weight),
+        "mode": "manual",
+        "message": f"Canary percentage set to {weight:g}%",
+    }
     if not answer.get("canary_version"):
         body["note"] = "there is no canary alias, so all traffic still goes to production"
     elif answer.get("started_rollout"):
-        body["note"] = (f"phase was {answer.get('phase_before')}: a manual rollout of version "
-                        f"{answer['canary_version']} started, with a fresh analysis that can still roll it back")
+        body["note"] = (
+            f"phase was {answer.get('phase_before')}: a manual rollout of version "
+            f"{answer['canary_version']} started, with a fresh analysis that can still roll it back"
+        )
     return jsonify(body)
 
 
@@ -63,18 +70,20 @@ def set_shadow(raw: str):
     """Shadow share in percent, kept in the rollout state so that every replica follows it."""
     rt = _rt()
     share = parse_percentage(raw)
-    answer = _ask_controller("/shadow", {"percentage": share, "reason": f"shadow share set to {share:g}% "
-                                                                        "by an operator (router /shadow)"})
+    answer = _ask_controller(
+        "/shadow", {"percentage": share, "reason": f"shadow share set to {share:g}% by an operator (router /shadow)"}
+    )
     if not isinstance(answer, dict):
         return answer
     rt.follower.refresh()
     state = rt.follower.state
     active = rt.shadow_share(state, rt.follower.effective_weight()) > 0
-    body = {"shadow_percentage": share, "shadow_active": active,
-            "message": f"Shadow percentage set to {share:g}%"}
+    body = {"shadow_percentage": share, "shadow_active": active, "message": f"Shadow percentage set to {share:g}%"}
     if share > 0 and not active:
-        body["note"] = ("shadow copies are sent only while the canary gets no live traffic: a canary "
-                        "alias, canary weight 0, state confirmed, phase not rolled_back")
+        body["note"] = (
+            "shadow copies are sent only while the canary gets no live traffic: a canary "
+            "alias, canary weight 0, state confirmed, phase not rolled_back"
+        )
     return jsonify(body)
 
 
@@ -93,7 +102,7 @@ def simulate_failure(raw: str):
 def reset():
     rt = _rt()
     problems = {}
-    replicas = reset_all(rt.settings.router_peers, rt.settings.admin_token)
+    replicas = reset_all(rt.settings.router_peers, rt.settings.admin_token, rt.settings.peer_timeout_s)
     if replicas["failed"]:
         problems["stats"] = f"{len(replicas['failed'])} replica(s) not reset: {replicas['failed']}"
     try:
@@ -103,14 +112,19 @@ def reset():
     weight = rt.settings.default_canary_percentage
     # The lab's reset: counts from zero, so the analysis starts afresh too. Manual mode: the
     # controller judges the canary and can roll it back, but does not step it on its own.
-    answer = _ask_controller("/weight", {"weight": weight, "fresh": True, "reason": f"reset to {weight:g}% "
-                                                                                    "(router /reset)"})
+    answer = _ask_controller(
+        "/weight", {"weight": weight, "fresh": True, "reason": f"reset to {weight:g}% (router /reset)"}
+    )
     if isinstance(answer, dict):
         rt.follower.refresh()
     else:
         problems["state"] = f"could not write the rollout state: {answer.get_json()['error']}"
-    body = {"stats_reset": replicas, "faults_cleared": "faults" not in problems,
-            "canary_percentage": stats.lab_number(weight), "mode": "manual"}
+    body = {
+        "stats_reset": replicas,
+        "faults_cleared": "faults" not in problems,
+        "canary_percentage": stats.lab_number(weight),
+        "mode": "manual",
+    }
     if problems:
         return error("reset incomplete: " + "; ".join(f"{k}: {v}" for k, v in problems.items()), 502, **body)
     body = {"status": "reset", **body, "message": "Metrics reset"}
@@ -142,8 +156,9 @@ def _ask_controller(path: str, payload: dict | None, any_status: bool = False):
     rt = _rt()
     url = rt.settings.controller_url
     if not url:
-        return error("the controller is not configured (CONTROLLER_URL is empty); it is the one writer of "
-                     "the rollout state", 503)
+        return error(
+            "the controller is not configured (CONTROLLER_URL is empty); it is the one writer of the rollout state", 503
+        )
     headers = {"Authorization": f"Bearer {rt.settings.admin_token}"} if rt.settings.admin_token else {}
     try:
         resp = requests.post(url + path, json=payload, headers=headers, timeout=rt.settings.controller_timeout_s)

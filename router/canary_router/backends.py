@@ -5,6 +5,7 @@ httpclient.py (profiling showed requests, then urllib3, as a third of the router
 calls (faults, /ready) keep a requests session per worker thread, since requests.Session is not
 promised to be thread-safe.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,6 +19,7 @@ from requests.adapters import HTTPAdapter
 from canary_common.payload import TASKS
 
 from .httpclient import ConnectFailed, HTTPFailure, KeepAlivePool, ReadTimeout
+
 
 class BackendError(RuntimeError):
     """A model server failed: unreachable, timed out, 5xx, or an answer we cannot use."""
@@ -59,8 +61,9 @@ class Profile:
 
 
 class Backends:
-    def __init__(self, urls: dict[str, str], timeout_s: float = 2.0, pool_size: int = 32,
-                 connect_timeout_s: float | None = None):
+    def __init__(
+        self, urls: dict[str, str], timeout_s: float = 2.0, pool_size: int = 32, connect_timeout_s: float | None = None
+    ):
         self.urls = dict(urls)
         self.timeout_s = timeout_s
         self.pool_size = pool_size
@@ -68,8 +71,10 @@ class Backends:
         self.timeouts = (min(connect_timeout_s or timeout_s, timeout_s), timeout_s)
         self._local = threading.local()
         self._profiles: dict[str, Profile] = {}  # per arm: what its last answer said
-        self._pools = {arm: KeepAlivePool(url, self.timeouts[0], self.timeouts[1], max_idle=pool_size)
-                       for arm, url in self.urls.items()}
+        self._pools = {
+            arm: KeepAlivePool(url, self.timeouts[0], self.timeouts[1], max_idle=pool_size)
+            for arm, url in self.urls.items()
+        }
 
     @property
     def session(self) -> requests.Session:
@@ -137,8 +142,9 @@ class Backends:
         return known if known is not None and (version is None or known.version == version) else None
 
     def _remember(self, arm: str, version, classes, task) -> None:
-        self._profiles[arm] = Profile(None if version is None else str(version), _classes(classes),
-                                      task if task in TASKS else None)
+        self._profiles[arm] = Profile(
+            None if version is None else str(version), _classes(classes), task if task in TASKS else None
+        )
 
     def _ask_ready(self, arm: str) -> None:
         try:
@@ -156,8 +162,11 @@ class Backends:
         except requests.RequestException as exc:
             raise BackendError(f"{arm} model server unreachable: {type(exc).__name__}", "unreachable") from None
         if resp.status_code != 200:
-            raise BackendError(f"{arm} model server refused faults: HTTP {resp.status_code}: {_error_text(resp)}",
-                               "http", resp.status_code)
+            raise BackendError(
+                f"{arm} model server refused faults: HTTP {resp.status_code}: {_error_text(resp)}",
+                "http",
+                resp.status_code,
+            )
         try:
             return resp.json()
         except ValueError:
@@ -166,8 +175,7 @@ class Backends:
 
 def _classes(value) -> tuple | None:
     """The model's class labels, if they are labels a client can send (integers or strings)."""
-    if isinstance(value, list) and value and all(isinstance(c, (int, str)) and not isinstance(c, bool)
-                                                 for c in value):
+    if isinstance(value, list) and value and all(isinstance(c, (int, str)) and not isinstance(c, bool) for c in value):
         return tuple(value)
     return None
 

@@ -1,4 +1,5 @@
 """Settings from the environment, read once per process (names fixed in docs/contracts.md)."""
+
 from __future__ import annotations
 
 import os
@@ -65,7 +66,7 @@ class Settings:
     outlier_probe_timeout_s: float = 0.5
 
     @classmethod
-    def from_env(cls, env: dict | None = None) -> "Settings":
+    def from_env(cls, env: dict | None = None) -> Settings:
         env = os.environ if env is None else env
         return cls(
             production_url=env.get("PRODUCTION_URL", "http://127.0.0.1:8001").rstrip("/"),

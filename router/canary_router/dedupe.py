@@ -7,6 +7,7 @@ owns (see feedback.py). Entries live until their id would expire anyway (issued 
 id can never be labelled twice while it is still accepted. Without a directory (a single dev
 process) the set is kept in memory.
 """
+
 from __future__ import annotations
 
 import hashlib

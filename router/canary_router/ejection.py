@@ -14,11 +14,12 @@ production and counted as canary errors (so the analysis still sees a dead canar
 back); while production is out, clients get a fast 503 with Retry-After instead of a timeout.
 State is per worker: each gunicorn worker learns on its own, as each Envoy does.
 """
+
 from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from . import metrics
 
@@ -26,8 +27,16 @@ CLOSED, EJECTED, PROBING = "closed", "ejected", "probing"
 
 
 class Ejector:
-    def __init__(self, probe: Callable[[], bool], arm: str = "canary", consecutive: int = 3, base_s: float = 1.0,
-                 max_s: float = 30.0, clock: Callable[[], float] = time.monotonic, background: bool = True):
+    def __init__(
+        self,
+        probe: Callable[[], bool],
+        arm: str = "canary",
+        consecutive: int = 3,
+        base_s: float = 1.0,
+        max_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        background: bool = True,
+    ):
         self.probe = probe  # True when the server answers its health check
         self.arm = arm
         self.consecutive = consecutive  # 0: never eject
@@ -78,13 +87,12 @@ class Ejector:
             self._eject()
             episode = self.ejections
         if self.background:
-            threading.Thread(target=self._watch, args=(episode,), name=f"canary-probe-{self.arm}",
-                             daemon=True).start()
+            threading.Thread(target=self._watch, args=(episode,), name=f"canary-probe-{self.arm}", daemon=True).start()
 
     # -- inside the lock ---------------------------------------------------------------------------
     def _eject(self) -> None:
         now = self.clock()
-        backoff = min(self.max_s, self.base_s * 2 ** self._streak)
+        backoff = min(self.max_s, self.base_s * 2**self._streak)
         self._streak += 1
         self._state, self._until, self._failures = EJECTED, now + backoff, 0
         self.ejections += 1
@@ -137,5 +145,9 @@ class Ejector:
     def describe(self) -> dict:
         with self._lock:
             left = max(0.0, self._until - self.clock()) if self._state == EJECTED else 0.0
-            return {"state": self._state, "ejections": self.ejections, "consecutive_failures": self._failures,
-                    "ejected_for_s": round(left, 3)}
+            return {
+                "state": self._state,
+                "ejections": self.ejections,
+                "consecutive_failures": self._failures,
+                "ejected_for_s": round(left, 3),
+            }

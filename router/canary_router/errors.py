@@ -1,4 +1,5 @@
 """Every error as JSON {"error": "..."}: clients and nginx never get an HTML error page."""
+
 from __future__ import annotations
 
 import logging

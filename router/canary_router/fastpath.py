@@ -5,6 +5,7 @@ objects, jsonify) as a quarter of its CPU per prediction. This WSGI middleware a
 /predict itself, with the same logic (predict.serve), the same JSON errors and the same
 per-response metric and headers, and hands every other request to the Flask app.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,6 +31,7 @@ class _BodyTooLarge(Exception):
 def _header_getter(environ):
     def header(name: str):
         return environ.get("HTTP_" + name.upper().replace("-", "_"))
+
     return header
 
 
@@ -95,8 +97,7 @@ bp = Blueprint("predict", __name__)
 def predict_view():
     """Registered so that Flask knows the route (a 405 naming POST for other methods, the route
     map); POST requests are answered by PredictFastPath before Flask sees them."""
-    reply = predict.serve(current_app.extensions["canary_router"], request.headers.get,
-                          request.get_data(cache=False))
+    reply = predict.serve(current_app.extensions["canary_router"], request.headers.get, request.get_data(cache=False))
     resp = jsonify(reply.body)
     resp.status_code = reply.status
     resp.headers.extend(reply.headers)

@@ -9,6 +9,7 @@ ROUTER_PEERS lists the same replicas; if the owner is down the feedback is refus
 (retry later) rather than counted elsewhere; if the peer list changes, ids whose owner changed
 could be labelled once more at the new owner.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,15 +24,22 @@ from canary_common.payload import LABEL, VALUE
 from . import metrics, truth
 from .dedupe import StoreFull
 from .errors import error
-from .ids import IdError, IssuedPrediction
+from .ids import IssuedPrediction
 from .peers import resolve_peers
 from .validation import BadInput, FeedbackRequest, check_label, parse_feedback_body
 
 bp = Blueprint("feedback", __name__)
 
 OWNER_HEADER = "X-Canary-Owner-Token"
-RESULTS = {400: "malformed", 403: "refused", 404: "unknown", 409: "duplicate", 410: "expired",
-           422: "unscorable", 503: "unavailable"}
+RESULTS = {
+    400: "malformed",
+    403: "refused",
+    404: "unknown",
+    409: "duplicate",
+    410: "expired",
+    422: "unscorable",
+    503: "unavailable",
+}
 
 
 def _rt():
@@ -58,14 +66,24 @@ def _checked(raw: bytes) -> tuple[str, IssuedPrediction, FeedbackRequest]:
 
 def _final_checks(request_id: str, issued: IssuedPrediction, truth_given: FeedbackRequest):
     if issued.forced:
-        return refuse("this request was routed by X-Canary-Route (a tester's request); its labels are "
-                      "never counted", 403, request_id=request_id)
+        return refuse(
+            "this request was routed by X-Canary-Route (a tester's request); its labels are never counted",
+            403,
+            request_id=request_id,
+        )
     if issued.labelled_inline:
-        return refuse("duplicate: this prediction was already labelled inline (actual_label or actual_value "
-                      "in /predict)", 409, request_id=request_id)
+        return refuse(
+            "duplicate: this prediction was already labelled inline (actual_label or actual_value in /predict)",
+            409,
+            request_id=request_id,
+        )
     if not issued.scorable:
-        return refuse("this prediction is too large to be judged later (its id cannot carry it); send the "
-                      "truth with the /predict request instead", 422, request_id=request_id)
+        return refuse(
+            "this prediction is too large to be judged later (its id cannot carry it); send the "
+            "truth with the /predict request instead",
+            422,
+            request_id=request_id,
+        )
     if issued.regression:
         if truth_given.actual_value is None:
             raise BadInput(f"this prediction came from a regressor: send '{VALUE}' (a number), not '{LABEL}'")
@@ -99,13 +117,20 @@ def feedback():
         return decide(request_id, issued, given, owner="local")
     owner = owner_of(peers, request_id)
     try:
-        resp = requests.post(owner + "/feedback/owner", json=_truth_json(request_id, given),
-                             headers={OWNER_HEADER: rt.signer.owner_token(request_id)},
-                             timeout=rt.settings.peer_timeout_s)
+        resp = requests.post(
+            owner + "/feedback/owner",
+            json=_truth_json(request_id, given),
+            headers={OWNER_HEADER: rt.signer.owner_token(request_id)},
+            timeout=rt.settings.peer_timeout_s,
+        )
         body = resp.json()
     except (requests.RequestException, ValueError) as exc:
-        return refuse(f"the replica that records this id's label ({owner}) did not answer "
-                      f"({type(exc).__name__}); nothing was counted, retry later", 503, request_id=request_id)
+        return refuse(
+            f"the replica that records this id's label ({owner}) did not answer "
+            f"({type(exc).__name__}); nothing was counted, retry later",
+            503,
+            request_id=request_id,
+        )
     if not isinstance(body, dict):
         return refuse(f"the owner replica {owner} gave an unusable answer; nothing was counted", 503)
     out = jsonify(body)
@@ -119,8 +144,11 @@ def feedback_owner():
     rt = _rt()
     request_id, issued, given = _checked(request.get_data(cache=False))
     if not rt.signer.check_owner_token(request_id, request.headers.get(OWNER_HEADER, "")):
-        return refuse(f"/feedback/owner is for router replicas only (missing or wrong {OWNER_HEADER}); "
-                      "clients use POST /feedback", 403)
+        return refuse(
+            f"/feedback/owner is for router replicas only (missing or wrong {OWNER_HEADER}); "
+            "clients use POST /feedback",
+            403,
+        )
     refused = _final_checks(request_id, issued, given)
     if refused is not None:
         return refused
@@ -134,13 +162,20 @@ def decide(request_id: str, issued: IssuedPrediction, given: FeedbackRequest, ow
     except StoreFull as exc:
         return refuse(f"{exc}; nothing was counted, retry later", 503, request_id=request_id)
     except sqlite3.Error as exc:
-        return refuse(f"the labelled-id store failed ({exc}); nothing was counted, retry later", 503,
-                      request_id=request_id)
+        return refuse(
+            f"the labelled-id store failed ({exc}); nothing was counted, retry later", 503, request_id=request_id
+        )
     if not fresh:
-        return refuse("duplicate: this request_id was already labelled by an earlier /feedback", 409,
-                      request_id=request_id)
-    answer = {"request_id": request_id, "model_version": issued.arm, "version": issued.version,
-              "prediction": issued.prediction, "recorded_by": owner}
+        return refuse(
+            "duplicate: this request_id was already labelled by an earlier /feedback", 409, request_id=request_id
+        )
+    answer = {
+        "request_id": request_id,
+        "model_version": issued.arm,
+        "version": issued.version,
+        "prediction": issued.prediction,
+        "recorded_by": owner,
+    }
     if issued.regression:
         error = truth.abs_error(issued.prediction, given.actual_value)
         metrics.ABS_ERROR.labels(issued.arm, issued.version).observe(error)

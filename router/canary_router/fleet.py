@@ -1,4 +1,5 @@
 """Fan-out to every router replica: /stats sums their counts, /reset resets each of them."""
+
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -8,12 +9,10 @@ import requests
 from . import stats
 from .peers import resolve_peers
 
-PEER_TIMEOUT_S = 2.0
 
-
-def _ask(method: str, url: str, headers: dict) -> tuple[str, dict | None, str]:
+def _ask(method: str, url: str, headers: dict, timeout_s: float) -> tuple[str, dict | None, str]:
     try:
-        resp = requests.request(method, url, headers=headers, timeout=PEER_TIMEOUT_S)
+        resp = requests.request(method, url, headers=headers, timeout=timeout_s)
         if resp.status_code != 200:
             return url, None, f"HTTP {resp.status_code}"
         return url, resp.json(), ""
@@ -21,7 +20,7 @@ def _ask(method: str, url: str, headers: dict) -> tuple[str, dict | None, str]:
         return url, None, type(exc).__name__
 
 
-def _each(spec: str, method: str, path: str, headers: dict) -> tuple[list, list] | None:
+def _each(spec: str, method: str, path: str, headers: dict, timeout_s: float) -> tuple[list, list] | None:
     """Ask every replica in parallel; None when this replica is the only one."""
     try:
         peers = resolve_peers(spec)
@@ -31,7 +30,7 @@ def _each(spec: str, method: str, path: str, headers: dict) -> tuple[list, list]
         return None
     answers, failures = [], []
     with ThreadPoolExecutor(max_workers=min(16, max(1, len(peers)))) as pool:
-        for url, body, err in pool.map(lambda base: _ask(method, base + path, headers), peers):
+        for url, body, err in pool.map(lambda base: _ask(method, base + path, headers, timeout_s), peers):
             if body is None:
                 failures.append({"peer": url, "error": err})
             else:
@@ -39,9 +38,9 @@ def _each(spec: str, method: str, path: str, headers: dict) -> tuple[list, list]
     return answers, failures
 
 
-def fleet_counts(spec: str) -> tuple[dict, dict]:
-    """Summed counts of every replica, and who answered."""
-    result = _each(spec, "GET", "/stats/local", {})
+def fleet_counts(spec: str, timeout_s: float) -> tuple[dict, dict]:
+    """Summed counts of every replica, and who answered (each within PEER_TIMEOUT_S)."""
+    result = _each(spec, "GET", "/stats/local", {}, timeout_s)
     if result is None:
         return stats.local_counts(), {"queried": 1, "answered": 1, "failed": []}
     answers, failures = result
@@ -49,9 +48,9 @@ def fleet_counts(spec: str) -> tuple[dict, dict]:
     return counts, {"queried": len(answers) + len(failures), "answered": len(answers), "failed": failures}
 
 
-def reset_all(spec: str, admin_token: str) -> dict:
+def reset_all(spec: str, admin_token: str, timeout_s: float) -> dict:
     headers = {"Authorization": f"Bearer {admin_token}"} if admin_token else {}
-    result = _each(spec, "POST", "/stats/reset_local", headers)
+    result = _each(spec, "POST", "/stats/reset_local", headers, timeout_s)
     if result is None:
         stats.reset_local()
         return {"queried": 1, "reset": 1, "failed": []}

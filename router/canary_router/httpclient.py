@@ -10,6 +10,7 @@ at most `max_idle` wait between requests. A kept connection the server has since
 keep-alive ran out) is noticed before use, or, if it closes while we write, the request goes once
 more on a fresh connection: nothing of it was answered, so nothing is counted twice.
 """
+
 from __future__ import annotations
 
 import select
@@ -82,8 +83,14 @@ class _Connection:
 
 
 class KeepAlivePool:
-    def __init__(self, base_url: str, connect_timeout_s: float, read_timeout_s: float,
-                 max_idle: int = 4, max_body_bytes: int = 1 << 20):
+    def __init__(
+        self,
+        base_url: str,
+        connect_timeout_s: float,
+        read_timeout_s: float,
+        max_idle: int = 4,
+        max_body_bytes: int = 1 << 20,
+    ):
         parts = urlsplit(base_url)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"a model server URL must look like http://host:port, got {base_url!r}")
@@ -99,9 +106,15 @@ class KeepAlivePool:
         self._lock = threading.Lock()
 
     def post_json(self, path: str, body: bytes) -> Response:
-        head = (b"POST " + (self.prefix + path).encode("ascii") + b" HTTP/1.1\r\nHost: " + self._host
-                + b"\r\nContent-Type: application/json\r\nContent-Length: " + str(len(body)).encode("ascii")
-                + b"\r\n\r\n")
+        head = (
+            b"POST "
+            + (self.prefix + path).encode("ascii")
+            + b" HTTP/1.1\r\nHost: "
+            + self._host
+            + b"\r\nContent-Type: application/json\r\nContent-Length: "
+            + str(len(body)).encode("ascii")
+            + b"\r\n\r\n"
+        )
         request = head + body
         conn, reused = self._take()
         try:
@@ -125,7 +138,7 @@ class KeepAlivePool:
             conn.close()
         try:
             sock = socket.create_connection(self.address, timeout=self.connect_timeout_s)
-        except socket.timeout:
+        except TimeoutError:
             raise ConnectFailed(f"connect to {self.address[0]}:{self.address[1]} timed out") from None
         except OSError as exc:
             raise ConnectFailed(f"connect to {self.address[0]}:{self.address[1]}: {exc.strerror or exc}") from None
@@ -151,7 +164,7 @@ class KeepAlivePool:
             if not status_line:
                 raise _NoAnswer("the connection closed before an answer")
             status, keep_alive, body = self._read_rest(conn.file, status_line)
-        except socket.timeout:
+        except TimeoutError:
             conn.close()
             raise ReadTimeout(f"no answer within {self.read_timeout_s:g}s") from None
         except HTTPFailure:

@@ -5,6 +5,7 @@ compact JSON array [format, arm, version, prediction, issued_at, nonce, flags]; 
 knows the secret (FEEDBACK_SECRET) can check an id and read which model version said what.
 128 bits of MAC are plenty against forgery and keep the id short (~80 characters).
 """
+
 from __future__ import annotations
 
 import base64
@@ -87,8 +88,10 @@ class IdSigner:
     def issue(self, arm: str, version: str, prediction, flags: str = "") -> str:
         if len(json.dumps(prediction)) > MAX_PREDICTION_CHARS:
             prediction, flags = None, flags + FLAG_UNSCORABLE
-        payload = json.dumps([FORMAT, _ARM_CODES[arm], version, prediction, int(self.clock()),
-                              os.urandom(6).hex(), flags], separators=(",", ":")).encode()
+        payload = json.dumps(
+            [FORMAT, _ARM_CODES[arm], version, prediction, int(self.clock()), os.urandom(6).hex(), flags],
+            separators=(",", ":"),
+        ).encode()
         return _b64(payload) + "." + _b64(self._mac(payload))
 
     def owner_token(self, request_id: str) -> str:
@@ -103,16 +106,22 @@ class IdSigner:
         if not isinstance(request_id, str) or not request_id:
             raise IdError("field 'request_id' must be a non-empty string (the request_id of a /predict answer)", 400)
         if len(request_id) > MAX_ID_CHARS or not _SHAPE.match(request_id):
-            raise IdError("field 'request_id' is not a router-issued id (expected '<payload>.<signature>' "
-                          "in base64url, as returned in the body of POST /predict)", 400)
+            raise IdError(
+                "field 'request_id' is not a router-issued id (expected '<payload>.<signature>' "
+                "in base64url, as returned in the body of POST /predict)",
+                400,
+            )
         body, _, mac = request_id.partition(".")
         try:
             payload, given = _unb64(body), _unb64(mac)
         except (binascii.Error, ValueError):
             raise IdError("unknown request_id: not a valid signed id", 403) from None
         if not hmac.compare_digest(self._mac(payload), given):
-            raise IdError("unknown request_id: its signature does not match (not issued by this router "
-                          "fleet, altered, or issued under another FEEDBACK_SECRET)", 403)
+            raise IdError(
+                "unknown request_id: its signature does not match (not issued by this router "
+                "fleet, altered, or issued under another FEEDBACK_SECRET)",
+                403,
+            )
         try:
             fmt, arm, version, prediction, issued_at, nonce, flags = json.loads(payload)
             if fmt != FORMAT or arm not in _ARMS or not isinstance(issued_at, int):
@@ -121,6 +130,7 @@ class IdSigner:
             raise IdError("unknown request_id: unsupported id format", 403) from None
         age = self.clock() - issued_at
         if age > self.ttl_s:
-            raise IdError(f"request_id expired: issued {age:.0f}s ago, labels are taken for "
-                          f"{self.ttl_s:g}s (FEEDBACK_TTL_S)", 410)
+            raise IdError(
+                f"request_id expired: issued {age:.0f}s ago, labels are taken for {self.ttl_s:g}s (FEEDBACK_TTL_S)", 410
+            )
         return IssuedPrediction(_ARMS[arm], str(version), prediction, issued_at, str(nonce), str(flags))

@@ -8,6 +8,7 @@ parallel) and the fleet summary that /stats gives (per arm accuracy, or for regr
 the mean absolute error and labelled values). When the controller cannot be asked, it still
 answers 200 with what the router knows, and "errors" says why the rest is missing.
 """
+
 from __future__ import annotations
 
 import base64
@@ -39,10 +40,12 @@ def _script_hashes(page: bytes) -> str:
     return " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(s).digest()).decode()}'" for s in scripts)
 
 
-CSP = ("default-src 'none'; "
-       f"script-src {_script_hashes(PAGE)}; "
-       "style-src 'unsafe-inline'; img-src data:; connect-src 'self'; "
-       "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'none'; "
+    f"script-src {_script_hashes(PAGE)}; "
+    "style-src 'unsafe-inline'; img-src data:; connect-src 'self'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 
 
 def _rt():
@@ -115,7 +118,15 @@ def rollout_json():
     if status is not None:
         for key in PRIVATE_STATUS_KEYS:
             status.pop(key, None)
-    resp = jsonify({"generated_at": time.time(), "model": settings.model_name, "status": status,
-                    "timeline": timeline, "fleet": fleet, "errors": errors})
+    resp = jsonify(
+        {
+            "generated_at": time.time(),
+            "model": settings.model_name,
+            "status": status,
+            "timeline": timeline,
+            "fleet": fleet,
+            "errors": errors,
+        }
+    )
     resp.headers["Cache-Control"] = "no-store"
     return resp

@@ -1,4 +1,5 @@
 """The router replicas to ask for /stats and /reset (ROUTER_PEERS)."""
+
 from __future__ import annotations
 
 import socket

@@ -6,6 +6,7 @@ by X-Canary-Key or the body's user_id, else a random draw as in the seed.
 No web framework here: `serve` takes a header getter and the raw body and returns a Reply, so the
 WSGI fast path (fastpath.py) can answer every prediction without Flask's dispatch.
 """
+
 from __future__ import annotations
 
 import math
@@ -13,14 +14,13 @@ import random
 import re
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
-from . import metrics
-from .backends import BackendError, BackendRejected
 from canary_common.payload import REGRESSION
 
-from . import truth
+from . import metrics, truth
+from .backends import BackendError, BackendRejected
 from .ids import FLAG_FORCED, FLAG_LABELLED, FLAG_REGRESSION
 from .shadow import class_label
 from .split import CANARY, PRODUCTION, choose_arm, choose_sticky
@@ -103,8 +103,10 @@ def serve(rt, header: HeaderGetter, raw: bytes) -> Reply:
     rows = len(pred.predictions)
     if body.truth is not None:
         if len(body.truth) != rows:
-            raise BadInput(f"field '{'actual_label' if body.labels else 'actual_value'}' has {len(body.truth)} "
-                           f"value(s) but the model scored {rows} row(s): give one per row")
+            raise BadInput(
+                f"field '{'actual_label' if body.labels else 'actual_value'}' has {len(body.truth)} "
+                f"value(s) but the model scored {rows} row(s): give one per row"
+            )
         check_truth(body.labels, body.values, pred.classes, pred.task)
     version = _version(pred.version, state, served_by)
     if forced:
@@ -122,8 +124,11 @@ def serve(rt, header: HeaderGetter, raw: bytes) -> Reply:
         answer.update(predictions=pred.predictions, request_ids=request_ids, task=pred.task)
         if rows == 1:
             answer.update(prediction=pred.prediction, request_id=request_ids[0])
-    headers = [("X-Request-ID", client_id or answer.get("request_id") or uuid.uuid4().hex),
-               ("X-Router-Weight", f"{weight:g}"), ("X-Canary-Assignment", assignment)]
+    headers = [
+        ("X-Request-ID", client_id or answer.get("request_id") or uuid.uuid4().hex),
+        ("X-Router-Weight", f"{weight:g}"),
+        ("X-Canary-Assignment", assignment),
+    ]
     if fallback:
         headers.append(("X-Canary-Fallback", "1"))
     if ejected:
@@ -141,8 +146,11 @@ def _call(rt, arm: str, body):
     the client gets a fast 503 (see _production_failed) rather than the timeout it would wait."""
     ejector = rt.ejectors[arm]
     if arm == PRODUCTION and not ejector.allow():
-        raise BackendError("the production model server failed repeatedly and is ejected; it is probed in the "
-                           "background and takes traffic again once it answers", "ejected")
+        raise BackendError(
+            "the production model server failed repeatedly and is ejected; it is probed in the "
+            "background and takes traffic again once it answers",
+            "ejected",
+        )
     try:
         pred = rt.backends.score(arm, body.text, body.payload)
     except BackendError as exc:
@@ -177,12 +185,15 @@ def _forced_arm(rt, state, header: HeaderGetter):
     if raw is None:
         return None
     if not rt.settings.allow_forced_route:
-        return error_reply("forced routing (X-Canary-Route) is disabled on this router; "
-                           "set ALLOW_FORCED_ROUTE=1 to allow it", 403)
+        return error_reply(
+            "forced routing (X-Canary-Route) is disabled on this router; set ALLOW_FORCED_ROUTE=1 to allow it", 403
+        )
     arm = parse_route(raw)
     if arm == CANARY and (state is None or not state.canary_version or rt.follower.fail_closed):
-        return error_reply("cannot force the canary: there is no canary alias, or the rollout state is "
-                           "unconfirmed (failing closed)", 409)
+        return error_reply(
+            "cannot force the canary: there is no canary alias, or the rollout state is unconfirmed (failing closed)",
+            409,
+        )
     return arm
 
 
@@ -202,8 +213,7 @@ def _rejected(exc: BackendRejected, client_id: str | None) -> Reply:
     return reply
 
 
-def _production_failed(rt, exc, state, client_id: str | None, forced: bool = False,
-                       rows: int | None = 1) -> Reply:
+def _production_failed(rt, exc, state, client_id: str | None, forced: bool = False, rows: int | None = 1) -> Reply:
     """Production down: the policy is a clear 503 (502 for a broken answer), never the canary in
     its place (it is not proven), and no labelled outcome counted for anyone."""
     if isinstance(exc, BackendRejected):

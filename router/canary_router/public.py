@@ -1,5 +1,6 @@
 """Read-only endpoints: /stats and /metrics (whole fleet), /stats/local (this replica), /health, /ready,
 and the Prometheus exposition."""
+
 from __future__ import annotations
 
 import os
@@ -18,7 +19,7 @@ def _rt():
 
 def fleet_summary() -> dict:
     rt = _rt()
-    counts, replicas = fleet_counts(rt.settings.router_peers)
+    counts, replicas = fleet_counts(rt.settings.router_peers, rt.settings.peer_timeout_s)
     state = rt.state_dict()
     tasks = {f"{arm}_task": getattr(rt.backends.profile(arm, None), "task", None) for arm in ("production", "canary")}
     summary = stats.summarize(counts, {**state, **tasks})
@@ -69,4 +70,3 @@ def prometheus_metrics():
     """This replica's Prometheus exposition, scraped directly (never through the edge)."""
     payload, content_type = metrics.exposition()
     return Response(payload, content_type=content_type)
-

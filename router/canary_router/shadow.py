@@ -9,6 +9,7 @@ weight is above 0 the live split measures the canary and shadow stops.
 Each worker has a small queue and a few threads. The request thread only does a non-blocking
 put: when the queue is full the copy is dropped and counted, so the client never waits for it.
 """
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """Chooses the arm for one request: a random draw per request (as in the seed), or by a sticky key."""
+
 from __future__ import annotations
 
 import hashlib
@@ -24,7 +25,7 @@ def sticky_bucket(key: str, salt: str) -> float:
     (sha256, not Python's per-process hash()). The salt (the canary version) reshuffles the
     keys for each rollout, so the same users are not always the first canaries."""
     digest = hashlib.sha256(f"{salt}\x1f{key}".encode("utf-8", "surrogatepass")).digest()
-    return int.from_bytes(digest[:8], "big") * 100.0 / 2 ** 64
+    return int.from_bytes(digest[:8], "big") * 100.0 / 2**64
 
 
 def choose_sticky(weight_percent: float, key: str, salt: str) -> str:

@@ -5,6 +5,7 @@ weight written by anyone (controller, another replica's admin call) reaches ever
 about one poll, and a restarted router picks the state up again. When the state cannot be
 confirmed for FAIL_CLOSED_AFTER_S, the worker fails closed: all traffic to production.
 """
+
 from __future__ import annotations
 
 import logging
@@ -20,8 +21,14 @@ log = logging.getLogger(__name__)
 
 
 class StateFollower:
-    def __init__(self, client: RegistryClient, poll_s: float = 1.0, fail_closed_after_s: float = 30.0,
-                 default_weight: float = 20.0, clock=time.monotonic):
+    def __init__(
+        self,
+        client: RegistryClient,
+        poll_s: float = 1.0,
+        fail_closed_after_s: float = 30.0,
+        default_weight: float = 20.0,
+        clock=time.monotonic,
+    ):
         self.client = client
         self.poll_s = max(0.05, poll_s)
         self.fail_closed_after_s = fail_closed_after_s
@@ -66,8 +73,11 @@ class StateFollower:
         if closed != self._was_closed:  # log the transitions only, not every poll
             self._was_closed = closed
             if closed:
-                log.warning("failing closed: rollout state unconfirmed for %.0fs (%s); all traffic to production",
-                            self.fail_closed_after_s, self._last_error)
+                log.warning(
+                    "failing closed: rollout state unconfirmed for %.0fs (%s); all traffic to production",
+                    self.fail_closed_after_s,
+                    self._last_error,
+                )
             else:
                 log.warning("rollout state confirmed again; canary weight %.4g%% applies", self.effective_weight())
         metrics.FAIL_CLOSED.set(1 if closed else 0)

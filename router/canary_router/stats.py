@@ -5,6 +5,7 @@ answers), minus a baseline snapshot written at the last /reset. Counts are kept 
 "kind|label|label..." -> number, so snapshots from several replicas simply add up, and percentiles
 are taken from the merged histogram buckets (as Prometheus' histogram_quantile does).
 """
+
 from __future__ import annotations
 
 import json
@@ -160,9 +161,20 @@ def _per_model(counts: dict) -> dict:
 
     def slot(model, version):
         m = models.setdefault(model, {"versions": {}})
-        return m["versions"].setdefault(version, {"ok": 0.0, "error": 0.0, "correct": 0.0, "incorrect": 0.0,
-                                                  "sum": 0.0, "count": 0.0, "buckets": {},
-                                                  "ae_sum": 0.0, "ae_count": 0.0})
+        return m["versions"].setdefault(
+            version,
+            {
+                "ok": 0.0,
+                "error": 0.0,
+                "correct": 0.0,
+                "incorrect": 0.0,
+                "sum": 0.0,
+                "count": 0.0,
+                "buckets": {},
+                "ae_sum": 0.0,
+                "ae_count": 0.0,
+            },
+        )
 
     for key, value in counts.items():
         parts = key.split("|")

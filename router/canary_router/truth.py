@@ -1,5 +1,6 @@
 """Predictions judged against the truth a client sent: labels for a classifier (accuracy), values
 for a regressor (absolute errors), counted in the series the analysis reads."""
+
 from __future__ import annotations
 
 import math
@@ -36,8 +37,11 @@ def abs_error(prediction, value: float) -> float:
 
 def outcomes(predictions, labels, classes=None) -> Counter:
     """correct/incorrect counts; a label outside the model's classes is not counted."""
-    return Counter("correct" if same_label(p, y) else "incorrect"
-                   for p, y in zip(predictions, labels) if not classes or y in classes)
+    return Counter(
+        "correct" if same_label(p, y) else "incorrect"
+        for p, y in zip(predictions, labels)
+        if not classes or y in classes
+    )
 
 
 def count_labels(arm: str, version: str, predictions, labels, classes) -> None:

@@ -1,4 +1,5 @@
 """Checks client input and says exactly what is wrong with it."""
+
 from __future__ import annotations
 
 import json
@@ -6,8 +7,18 @@ import math
 import re
 from dataclasses import dataclass
 
-from canary_common.payload import (CLASSIFICATION, LABEL, PARAMS, REGRESSION, ROUTER_FIELDS, SCORING_KEYS, TEXT,
-                                   USER_ID, VALUE, raw_rows)
+from canary_common.payload import (
+    CLASSIFICATION,
+    LABEL,
+    PARAMS,
+    REGRESSION,
+    ROUTER_FIELDS,
+    SCORING_KEYS,
+    TEXT,
+    USER_ID,
+    VALUE,
+    raw_rows,
+)
 from canary_common.registry import parse_weight
 from canary_common.text import is_blank
 
@@ -50,22 +61,28 @@ def parse_predict_body(raw: bytes) -> PredictRequest:
         raise BadInput(f"send either 'text' (the shorthand) or '{keys[0]}', not both")
     user_id = parse_key(body.get(USER_ID), f"field '{USER_ID}'")
     if body.get(LABEL) is not None and body.get(VALUE) is not None:  # null is the same as absent
-        raise BadInput(f"send '{LABEL}' (a class, for a classifier) or '{VALUE}' (a number, for a regressor), "
-                       "not both")
+        raise BadInput(f"send '{LABEL}' (a class, for a classifier) or '{VALUE}' (a number, for a regressor), not both")
     if keys:
         rows = raw_rows(keys[0], body[keys[0]])
         if rows == 0:
             raise BadInput(f"'{keys[0]}' has no rows to score")
         labels, values = _truth(body, rows)
         if body.get(PARAMS) is not None and not isinstance(body[PARAMS], dict):
-            raise BadInput(f"field '{PARAMS}' must be a JSON object (the model's parameters by name), "
-                           f"got {_json_type(body[PARAMS])}")
+            raise BadInput(
+                f"field '{PARAMS}' must be a JSON object (the model's parameters by name), "
+                f"got {_json_type(body[PARAMS])}"
+            )
         extra = [k for k in body if k not in ROUTER_FIELDS and k not in keys and k != PARAMS]
         if extra:
-            raise BadInput(f"unexpected field(s) {sorted(extra)}: a scoring payload has one of {list(SCORING_KEYS)}, "
-                           f"optionally '{PARAMS}', and the router's {list(ROUTER_FIELDS)}")
-        forwarded = raw if not any(k in body for k in ROUTER_FIELDS) else json.dumps(
-            {k: v for k, v in body.items() if k not in ROUTER_FIELDS}, separators=(",", ":")).encode()
+            raise BadInput(
+                f"unexpected field(s) {sorted(extra)}: a scoring payload has one of {list(SCORING_KEYS)}, "
+                f"optionally '{PARAMS}', and the router's {list(ROUTER_FIELDS)}"
+            )
+        forwarded = (
+            raw
+            if not any(k in body for k in ROUTER_FIELDS)
+            else json.dumps({k: v for k, v in body.items() if k not in ROUTER_FIELDS}, separators=(",", ":")).encode()
+        )
         return PredictRequest(payload=forwarded, rows=rows, labels=labels, values=values, user_id=user_id)
     if TEXT not in body:
         raise BadInput(f"field 'text' is missing: send {PAYLOAD_EXAMPLE}")
@@ -91,7 +108,8 @@ def _truth(body: dict, rows: int | None) -> tuple[tuple | None, tuple | None]:
             raise BadInput(f"field '{name}' must not be an empty list")
         if rows is not None and len(items) != rows:
             raise BadInput(f"field '{name}' has {len(items)} value(s) for {rows} row(s): give one per row")
-        where = (lambda i: f"field '{name}'[{i}]") if isinstance(given, list) else (lambda i: f"field '{name}'")
+        # Called within this iteration only, so the loop variable is the right one.
+        where = (lambda i: f"field '{name}'[{i}]") if isinstance(given, list) else (lambda i: f"field '{name}'")  # noqa: B023
         out.append(tuple(check(v, where(i)) for i, v in enumerate(items)))
     return out[0], out[1]
 
@@ -100,8 +118,10 @@ def check_label_value(value, where: str = f"field '{LABEL}'"):
     """A class label: an integer or a string, as the model's own classes are."""
     if isinstance(value, str):
         if is_blank(value) or len(value) > MAX_LABEL_CHARS:
-            raise BadInput(f"{where} must be a class label: a non-empty string of at most {MAX_LABEL_CHARS} "
-                           "characters, or an integer")
+            raise BadInput(
+                f"{where} must be a class label: a non-empty string of at most {MAX_LABEL_CHARS} "
+                "characters, or an integer"
+            )
         return value
     if isinstance(value, bool) or not isinstance(value, int):
         raise BadInput(f"{where} must be a class label (an integer or a string), got {_json_type(value)} {value!r}")
@@ -167,8 +187,9 @@ def parse_feedback_body(raw: bytes) -> FeedbackRequest:
     if "request_id" not in body:
         raise BadInput("field 'request_id' is missing (the request_id of a /predict answer)")
     if (LABEL in body) == (VALUE in body):
-        raise BadInput(f"send exactly one of '{LABEL}' (a class, for a classifier) and '{VALUE}' (a number, "
-                       "for a regressor)")
+        raise BadInput(
+            f"send exactly one of '{LABEL}' (a class, for a classifier) and '{VALUE}' (a number, for a regressor)"
+        )
     if LABEL in body:
         return FeedbackRequest(request_id=body["request_id"], actual_label=check_label_value(body[LABEL]))
     return FeedbackRequest(request_id=body["request_id"], actual_value=check_value(body[VALUE]))
@@ -233,5 +254,12 @@ def parse_switch(raw: str) -> bool:
 
 
 def _json_type(value) -> str:
-    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
-            dict: "object", type(None): "null"}.get(type(value), type(value).__name__)
+    return {
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        str: "string",
+        list: "array",
+        dict: "object",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)

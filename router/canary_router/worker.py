@@ -13,6 +13,7 @@ keep-alive cap). A connection idle, or stalled mid-request, for `keepalive` seco
 On SIGTERM: stop accepting, close idle connections, let requests in flight finish for up to
 `graceful_timeout`, then exit.
 """
+
 from __future__ import annotations
 
 import errno
@@ -60,7 +61,6 @@ class _Connection:
 
 
 class ConnectionThreadWorker(base.Worker):
-
     def init_process(self):
         if self.cfg.is_ssl:  # TLS ends at the nginx edge; this worker speaks plain HTTP/1.1
             raise RuntimeError("ConnectionThreadWorker does not serve TLS: use gthread, or end TLS at nginx")
@@ -141,8 +141,10 @@ class ConnectionThreadWorker(base.Worker):
         status, reason = _PARSE_STATUS.get(type(exc), (400, "Bad Request"))
         self.log.warning("Invalid request from ip=%s: %s", (addr or ("",))[0], exc)
         body = json.dumps({"error": f"{reason.lower()}: {exc}"}).encode()
-        head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode("latin-1")
+        head = (
+            f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode("latin-1")
         try:
             client.sendall(head + body)
         except OSError:
@@ -162,7 +164,7 @@ class ConnectionThreadWorker(base.Worker):
                     break
                 req = None
                 self._set_idle(conn, True)
-        except (StopIteration, http.errors.NoMoreData, socket.timeout):
+        except (TimeoutError, StopIteration, http.errors.NoMoreData):
             pass  # the client closed, or stayed idle (or stalled) past the keep-alive timeout
         except OSError as exc:
             if exc.errno not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.EBADF):
@@ -218,7 +220,7 @@ class ConnectionThreadWorker(base.Worker):
             if resp and resp.headers_sent:
                 # Half an answer is out: only closing the connection can tell the client.
                 self.log.exception("Error handling request")
-                raise StopIteration()
+                raise StopIteration() from None
             raise
         finally:
             try:

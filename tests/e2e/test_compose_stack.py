@@ -7,6 +7,7 @@ walkthroughs, read back from Prometheus and MLflow; the refusal to publish an op
 Grafana is left out: no image for it can be had on the CI machine (its files are checked in the
 unit tests and its queries against the live Prometheus of the integration tests).
 """
+
 import json
 import shutil
 import time
@@ -15,13 +16,21 @@ import pytest
 import requests
 
 from canary_common.registry import MODE_TAG, PHASE_TAG, REASON_TAG, STATE_TAG, WEIGHT_TAG
-from support.lab_calls import LabClient
 from support.compose import Compose, wait_for
+from support.lab_calls import LabClient
 from support.procs import ROOT
 
 LOG_DIR = ROOT / "test-logs" / "e2e"
-SERVICES = ["mlflow", "model-server-production", "model-server-canary", "router", "nginx", "prometheus",
-            "controller", "loadgen"]
+SERVICES = [
+    "mlflow",
+    "model-server-production",
+    "model-server-canary",
+    "router",
+    "nginx",
+    "prometheus",
+    "controller",
+    "loadgen",
+]
 
 pytestmark = pytest.mark.skipif(shutil.which("docker") is None, reason="docker CLI not installed")
 
@@ -43,6 +52,7 @@ def test_stack_serves_and_reports(compose):
     def canary_answer():
         r = requests.post(f"{public}/predict", json={"text": "I love it", "actual_label": 1}, timeout=5)
         return r.status_code == 200 and r.json()["model_version"] == "canary" and r.json()
+
     body = wait_for(canary_answer, 120, "a canary prediction", interval=0.2)
     print(f"first canary prediction {time.monotonic() - c.up_at:.1f}s after `up` started (images built)")
     assert set(body) >= {"prediction", "model_version", "version", "latency_ms", "request_id"}
@@ -53,11 +63,13 @@ def test_stack_serves_and_reports(compose):
     lab = requests.get(f"{public}/metrics", timeout=5).json()
     assert {"canary_percentage", "production", "canary"} <= set(lab)
     assert requests.get(f"{public}/metrics/prometheus", timeout=5).status_code == 404
+
     # Every Prometheus target is up.
     def all_up():
         rows = requests.get(f"{c.url('PROMETHEUS_PORT')}/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
         jobs = {t["labels"]["job"] for t in rows if t["health"] == "up"}
         return {"router", "model-server", "controller", "mlflow"} <= jobs and all(t["health"] == "up" for t in rows)
+
     wait_for(all_up, 90, "every Prometheus target up")
     code, out = c.canaryctl("metrics")
     assert code == 0, out
@@ -131,8 +143,10 @@ def test_a_late_fault_is_rolled_back(compose):
         wait_for(lambda: float(registry_state(c)[0].get("canary.weight", 1)) == 0, 180, "rollback of a late fault")
     finally:
         client.nofail()
-    print(f"late fault (after 120 s healthy at 20 %) rolled back in {time.monotonic() - started:.1f}s: "
-          f"{registry_state(c)[0].get('canary.reason')}")
+    print(
+        f"late fault (after 120 s healthy at 20 %) rolled back in {time.monotonic() - started:.1f}s: "
+        f"{registry_state(c)[0].get('canary.reason')}"
+    )
 
 
 def test_walkthrough_bad_canary_rolled_back(compose):
@@ -159,13 +173,18 @@ def test_walkthrough_worse_version_rolled_back_with_no_fault(compose):
     started = time.monotonic()
     wait_for(lambda: registry_state(c)[0].get("canary.phase") == "rolled_back", 300, "version 3 rolled back")
     print(f"version 3 rolled back {time.monotonic() - started:.1f}s after deploy")
-    version = requests.get(f"{c.url('MLFLOW_PORT')}/api/2.0/mlflow/model-versions/get",
-                           params={"name": "sentiment", "version": "3"}, timeout=5).json()["model_version"]
+    version = requests.get(
+        f"{c.url('MLFLOW_PORT')}/api/2.0/mlflow/model-versions/get",
+        params={"name": "sentiment", "version": "3"},
+        timeout=5,
+    ).json()["model_version"]
     reason = {t["key"]: t["value"] for t in version.get("tags", [])}.get("canary.rollback_reason", "")
     assert reason, version
-    rows = requests.get(f"{c.url('PROMETHEUS_PORT')}/api/v1/query",
-                        params={"query": 'sum by (model, version) (canary_router_labelled_predictions_total)'},
-                        timeout=5).json()["data"]["result"]
+    rows = requests.get(
+        f"{c.url('PROMETHEUS_PORT')}/api/v1/query",
+        params={"query": "sum by (model, version) (canary_router_labelled_predictions_total)"},
+        timeout=5,
+    ).json()["data"]["result"]
     assert {("canary", "3"), ("production", "1")} <= {(r["metric"]["model"], r["metric"]["version"]) for r in rows}
     code, out = c.canaryctl("status")
     print(f"canaryctl status after the rollback of version 3:\n{out}")
@@ -177,8 +196,15 @@ def test_an_open_admin_api_beyond_loopback_is_refused(compose):
     out = c.run("run", "--rm", "--no-deps", "-T", "preflight", check=False, env={"CANARY_BIND": "0.0.0.0"})
     assert out.returncode != 0, out.stdout + out.stderr
     assert "ADMIN_TOKEN is not set" in out.stdout + out.stderr, out.stdout + out.stderr
-    ok = c.run("run", "--rm", "--no-deps", "-T", "preflight", check=False,
-               env={"CANARY_BIND": "0.0.0.0", "ADMIN_TOKEN": "s3cret"})
+    ok = c.run(
+        "run",
+        "--rm",
+        "--no-deps",
+        "-T",
+        "preflight",
+        check=False,
+        env={"CANARY_BIND": "0.0.0.0", "ADMIN_TOKEN": "s3cret"},
+    )
     assert ok.returncode == 0, ok.stdout + ok.stderr
 
 
@@ -191,7 +217,6 @@ def register_users_model(mlflow_url: str):
     """What a user's script does: two versions of a wine classifier logged with
     mlflow.sklearn.log_model(..., registered_model_name=...), the first given `production`.
     Version 2 sees one feature only: worse, to be rolled back with no fault injected."""
-    import mlflow
     import mlflow.sklearn
     import pandas as pd
     from mlflow.models import infer_signature
@@ -201,6 +226,8 @@ def register_users_model(mlflow_url: str):
     from sklearn.model_selection import train_test_split
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+
+    import mlflow
 
     data = load_wine(as_frame=True)
     X, y = data.data, pd.Series([CLASS_NAMES[i] for i in data.target])
@@ -214,9 +241,14 @@ def register_users_model(mlflow_url: str):
         frame = X_train.copy()
         wrapped = make_pipeline(_Columns(features), model) if len(features) < X.shape[1] else model
         with mlflow.start_run():
-            info = mlflow.sklearn.log_model(wrapped, name="model", registered_model_name=USER_MODEL,
-                                            signature=infer_signature(frame, wrapped.predict(frame)),
-                                            input_example=frame.head(2), serialization_format="cloudpickle")
+            info = mlflow.sklearn.log_model(
+                wrapped,
+                name="model",
+                registered_model_name=USER_MODEL,
+                signature=infer_signature(frame, wrapped.predict(frame)),
+                input_example=frame.head(2),
+                serialization_format="cloudpickle",
+            )
         scores[str(info.registered_model_version)] = float((wrapped.predict(X_test) == y_test).mean())
     MlflowClient(mlflow_url).set_registered_model_alias(USER_MODEL, "production", "1")
     return X_test, y_test, scores
@@ -253,14 +285,32 @@ def test_your_own_model_through_model_name(compose):
     setup = c.run("run", "--rm", "-T", "model-setup", check=False, env=env)
     assert setup.returncode == 0 and "as it is" in setup.stdout + setup.stderr, setup.stdout + setup.stderr
     started = time.monotonic()
-    c.run("up", "-d", "--no-deps", "--wait", "--wait-timeout", "300", "model-server-production",
-          "model-server-canary", "router", "controller", "loadgen", env=env)
+    c.run(
+        "up",
+        "-d",
+        "--no-deps",
+        "--wait",
+        "--wait-timeout",
+        "300",
+        "model-server-production",
+        "model-server-canary",
+        "router",
+        "controller",
+        "loadgen",
+        env=env,
+    )
     print(f"stack moved onto {USER_MODEL} in {time.monotonic() - started:.0f}s")
     public = c.url("CANARY_HTTP_PORT")
     rows = [{k: float(v) for k, v in r.items()} for r in X_test.to_dict(orient="records")]
-    one = wait_for(lambda: (r := requests.post(f"{public}/predict", json={"dataframe_records": rows[:3]},
-                                               timeout=10)).status_code == 200 and r.json(), 120,
-                   f"{USER_MODEL} served at the edge")
+    one = wait_for(
+        lambda: (
+            (r := requests.post(f"{public}/predict", json={"dataframe_records": rows[:3]}, timeout=10)).status_code
+            == 200
+            and r.json()
+        ),
+        120,
+        f"{USER_MODEL} served at the edge",
+    )
     assert one["task"] == "classification" and set(one["predictions"]) <= set(CLASS_NAMES), one
     refused = requests.post(f"{public}/predict", json={"dataframe_records": [{"ash": "lots"}]}, timeout=10)
     assert refused.status_code == 400, refused.text
@@ -274,15 +324,18 @@ def test_your_own_model_through_model_name(compose):
         assert time.monotonic() < deadline, registry_state_of(c, USER_MODEL)
         for _ in range(20):  # the held-out rows, one per request, with their labels
             k = i % len(rows)
-            resp = requests.post(f"{public}/predict", json={"dataframe_records": [rows[k]],
-                                                             "actual_label": labels[k]}, timeout=10)
+            resp = requests.post(
+                f"{public}/predict", json={"dataframe_records": [rows[k]], "actual_label": labels[k]}, timeout=10
+            )
             assert resp.status_code == 200, resp.text
             i += 1
         time.sleep(0.5)
     took = time.monotonic() - started
     tags, _ = registry_state_of(c, USER_MODEL)
-    print(f"{USER_MODEL}: worse version 2 rolled back {took:.0f}s after `canaryctl deploy 2` "
-          f"({i} labelled requests): {tags.get('canary.reason')}")
+    print(
+        f"{USER_MODEL}: worse version 2 rolled back {took:.0f}s after `canaryctl deploy 2` "
+        f"({i} labelled requests): {tags.get('canary.reason')}"
+    )
     assert "accuracy" in tags.get("canary.reason", ""), tags
     stats = requests.get(f"{public}/stats", timeout=5).json()
     assert stats["production"]["task"] == "classification" and stats["canary"]["labelled"] > 0, stats
@@ -291,11 +344,18 @@ def test_your_own_model_through_model_name(compose):
 def registry_state_of(c, name):
     """The model's tags, with the state's fields read from the one atomic state tag (the
     previous release's separate tags, mirrored one by one, may be caught mid-write), and aliases."""
-    model = requests.get(f"{c.url('MLFLOW_PORT')}/api/2.0/mlflow/registered-models/get",
-                         params={"name": name}, timeout=5).json()["registered_model"]
+    model = requests.get(
+        f"{c.url('MLFLOW_PORT')}/api/2.0/mlflow/registered-models/get", params={"name": name}, timeout=5
+    ).json()["registered_model"]
     tags = {t["key"]: t["value"] for t in model.get("tags", [])}
     if STATE_TAG in tags:
         state = json.loads(tags[STATE_TAG])
-        tags.update({PHASE_TAG: state["phase"], WEIGHT_TAG: f"{state['weight']:g}", MODE_TAG: state["mode"],
-                     REASON_TAG: state["reason"]})
+        tags.update(
+            {
+                PHASE_TAG: state["phase"],
+                WEIGHT_TAG: f"{state['weight']:g}",
+                MODE_TAG: state["mode"],
+                REASON_TAG: state["reason"],
+            }
+        )
     return tags, {a["alias"]: a["version"] for a in model.get("aliases", [])}

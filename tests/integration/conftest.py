@@ -1,4 +1,5 @@
 """The full stack, started once per test session as real processes (see support/stack.py)."""
+
 import os
 import tempfile
 from pathlib import Path

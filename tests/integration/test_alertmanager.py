@@ -8,6 +8,7 @@ alertmanager/alertmanager.yml, changed only where a test must: the webhook's URL
 `url_file`, which the compose image, 0.28, reads) and shorter group timers. The receiver is a
 stdlib HTTP server in the test. Every wait is bounded; the processes are stopped in `finally`.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import yaml
+
 from support.binaries import require
 from support.procs import ROOT, Proc, free_port
 
@@ -82,8 +84,9 @@ class Exporter:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
-                text = ("# TYPE canary_router_fail_closed gauge\n"
-                        f"canary_router_fail_closed {exporter.fail_closed}\n").encode()
+                text = (
+                    f"# TYPE canary_router_fail_closed gauge\ncanary_router_fail_closed {exporter.fail_closed}\n"
+                ).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "text/plain; version=0.0.4")
                 self.send_header("Content-Length", str(len(text)))
@@ -118,8 +121,9 @@ def test_the_committed_configs_route_every_alert_to_one_webhook():
     # The fallback config passes amtool (alertmanager.yml's url_file is newer than Debian's amtool;
     # the other test runs it with a url).
     amtool = require("amtool", "prometheus-alertmanager")
-    out = subprocess.run([amtool, "check-config", str(AM_DIR / "ui-only.yml")], check=False,
-                         capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        [amtool, "check-config", str(AM_DIR / "ui-only.yml")], check=False, capture_output=True, text=True, timeout=30
+    )
     assert out.returncode == 0, out.stdout + out.stderr
 
 
@@ -130,24 +134,41 @@ def test_a_firing_alert_reaches_the_receiver_through_alertmanager_and_resolves(t
     try:
         am_port, prom_port = free_port(), free_port()
         (tmp_path / "alertmanager.yml").write_text(yaml.safe_dump(alertmanager_config(receiver.url)))
-        am = Proc("alertmanager", [alertmanager, f"--config.file={tmp_path / 'alertmanager.yml'}",
-                                   f"--storage.path={tmp_path / 'am-data'}",
-                                   f"--web.listen-address=127.0.0.1:{am_port}",
-                                   "--cluster.listen-address="], tmp_path).start()  # no HA gossip port
+        am = Proc(
+            "alertmanager",
+            [
+                alertmanager,
+                f"--config.file={tmp_path / 'alertmanager.yml'}",
+                f"--storage.path={tmp_path / 'am-data'}",
+                f"--web.listen-address=127.0.0.1:{am_port}",
+                "--cluster.listen-address=",
+            ],
+            tmp_path,
+        ).start()  # no HA gossip port
         procs.append(am)
         am.wait_http(f"http://127.0.0.1:{am_port}/-/ready", timeout=30)
 
-        config = render_config.render({"router": [exporter.server.address]}, str(ROOT / "prometheus/rules"),
-                               alertmanager_url=f"http://127.0.0.1:{am_port}")
+        config = render_config.render(
+            {"router": [exporter.server.address]},
+            str(ROOT / "prometheus/rules"),
+            alertmanager_url=f"http://127.0.0.1:{am_port}",
+        )
         (tmp_path / "prometheus.yml").write_text(config)
-        prom = Proc("prometheus", [prometheus, f"--config.file={tmp_path / 'prometheus.yml'}",
-                                   f"--storage.tsdb.path={tmp_path / 'prom-data'}",
-                                   f"--web.listen-address=127.0.0.1:{prom_port}"], tmp_path).start()
+        prom = Proc(
+            "prometheus",
+            [
+                prometheus,
+                f"--config.file={tmp_path / 'prometheus.yml'}",
+                f"--storage.tsdb.path={tmp_path / 'prom-data'}",
+                f"--web.listen-address=127.0.0.1:{prom_port}",
+            ],
+            tmp_path,
+        ).start()
         procs.append(prom)
         prom.wait_http(f"http://127.0.0.1:{prom_port}/-/ready", timeout=60)
 
         def about_router(status):
-            return lambda b: (b.get("status") == status and b.get("groupLabels") == {"alertname": "RouterFailClosed"})
+            return lambda b: b.get("status") == status and b.get("groupLabels") == {"alertname": "RouterFailClosed"}
 
         firing = receiver.wait_for(about_router("firing"), DELIVERY_TIMEOUT_S, "firing RouterFailClosed")
         assert firing["receiver"] == "webhook" and firing["version"] == "4"

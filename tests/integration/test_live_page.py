@@ -1,4 +1,4 @@
-"""Issue 7: the live rollout page (GET /) in a real browser against the process-mode stack.
+"""The live rollout page (GET /) in a real browser against the process-mode stack.
 
 A rollout happens first (version 2 steps up under labelled traffic, then goes bad and is rolled
 back by the sequential analysis); then Debian's headless Chromium loads the page, runs its
@@ -10,6 +10,7 @@ A 200 alone does not pass.
 A regression model's rollout is drawn from a recorded rollout.json (served with the page by a
 stand-in, no stack needed): MAE per arm in the label's unit, the share within tolerance, the
 router counts as mean absolute error and labelled values, the model's name in the header."""
+
 import json
 import shutil
 import subprocess
@@ -22,8 +23,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from canary_controller.timeline import metric_point
 
+from canary_controller.timeline import metric_point
 from support.binaries import require
 from support.procs import ROOT
 from support.stack import Traffic
@@ -50,8 +51,9 @@ def rolled_back(stack):
             stack.wait_for(lambda: registry.read_state().weight >= 10, timeout=120, what="a first step-up")
             stack.set_faults(wrong_rate=0.6)
             try:
-                stack.wait_for(lambda: registry.read_state().phase == "rolled_back", timeout=120,
-                               what="the bad canary rolled back")
+                stack.wait_for(
+                    lambda: registry.read_state().phase == "rolled_back", timeout=120, what="the bad canary rolled back"
+                )
             finally:
                 stack.set_faults()
             time.sleep(2)  # a few idle polls at weight 0 after the rollback
@@ -82,8 +84,13 @@ class Node:
             yield from child.walk()
 
     def find_all(self, tag=None, cls=None, **attrs):
-        return [n for n in self.walk() if (tag is None or n.tag == tag) and (cls is None or cls in n.classes)
-                and all(n.attrs.get(k.replace("_", "-")) == v for k, v in attrs.items())]
+        return [
+            n
+            for n in self.walk()
+            if (tag is None or n.tag == tag)
+            and (cls is None or cls in n.classes)
+            and all(n.attrs.get(k.replace("_", "-")) == v for k, v in attrs.items())
+        ]
 
     def find(self, tag=None, cls=None, **attrs):
         found = self.find_all(tag, cls, **attrs)
@@ -129,10 +136,23 @@ def load_in_chromium(chromium: str, url: str, screenshot: Path) -> str:
     """The page after its script ran (8 s of virtual time: the first load and two refreshes)."""
     profile = tempfile.mkdtemp(prefix="chromium-profile-")
     try:
-        cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               f"--user-data-dir={profile}", "--virtual-time-budget=8000", "--window-size=1400,1800",
-               f"--screenshot={screenshot}", "--dump-dom", url]
+        cmd = [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            "--virtual-time-budget=8000",
+            "--window-size=1400,1800",
+            f"--screenshot={screenshot}",
+            "--dump-dom",
+            url,
+        ]
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=CHROMIUM_TIMEOUT_S)
         assert result.returncode == 0, f"chromium exited {result.returncode}: {result.stderr[-3000:]}"
         assert "<body" in result.stdout, f"chromium dumped no DOM: {result.stderr[-3000:]}"
@@ -229,51 +249,126 @@ def _regression_metrics(n: float) -> list[dict]:
     """Verdict evidence in the shape of controller/canary_controller/analysis/sequential.py."""
     p_mae = {arm: 1 - v / CLIP for arm, v in MAE.items()}
     g_mae, g_within = p_mae["canary"] - p_mae["production"], WITHIN["canary"] - WITHIN["production"]
-    common = {"promotion_gate": True, "n": {"canary": n, "production": 4 * n}, "delta_rollback": 0.0,
-              "burn_in_ok": True, "non_inferior": False}
+    common = {
+        "promotion_gate": True,
+        "n": {"canary": n, "production": 4 * n},
+        "delta_rollback": 0.0,
+        "burn_in_ok": True,
+        "non_inferior": False,
+    }
     return [
-        dict(common, name="mae", kind="mae", p=p_mae, g_hat=g_mae, margin=0.02, rollback=True,
-             detector="from_start", bounds={"lower": g_mae - 0.03, "upper": g_mae + 0.03},
-             explanation="mae is worse on the canary (clipped mean absolute error (errors clipped at 5): "
-                         "canary 1.2, production 0.5)",
-             regression={"measure": "clipped mean absolute error (errors clipped at 5)", "clip": CLIP,
-                         "clipped_mae": dict(MAE), "margin_error": 0.1}),
-        dict(common, name="within", kind="within_tolerance", p=dict(WITHIN), g_hat=g_within, margin=0.05,
-             rollback=False, detector=None, bounds={"lower": g_within - 0.05, "upper": g_within + 0.05},
-             explanation="within gate: holding; share within 0.5 of the label: canary 55 %, production 80 %",
-             regression={"measure": "share within 0.5 of the label", "tolerance": TOLERANCE,
-                         "share_within": dict(WITHIN)}),
+        dict(
+            common,
+            name="mae",
+            kind="mae",
+            p=p_mae,
+            g_hat=g_mae,
+            margin=0.02,
+            rollback=True,
+            detector="from_start",
+            bounds={"lower": g_mae - 0.03, "upper": g_mae + 0.03},
+            explanation="mae is worse on the canary (clipped mean absolute error (errors clipped at 5): "
+            "canary 1.2, production 0.5)",
+            regression={
+                "measure": "clipped mean absolute error (errors clipped at 5)",
+                "clip": CLIP,
+                "clipped_mae": dict(MAE),
+                "margin_error": 0.1,
+            },
+        ),
+        dict(
+            common,
+            name="within",
+            kind="within_tolerance",
+            p=dict(WITHIN),
+            g_hat=g_within,
+            margin=0.05,
+            rollback=False,
+            detector=None,
+            bounds={"lower": g_within - 0.05, "upper": g_within + 0.05},
+            explanation="within gate: holding; share within 0.5 of the label: canary 55 %, production 80 %",
+            regression={
+                "measure": "share within 0.5 of the label",
+                "tolerance": TOLERANCE,
+                "share_within": dict(WITHIN),
+            },
+        ),
     ]
 
 
 def _timeline_point(at: float, weight: float, metrics: list[dict]) -> dict:
     """One poll, its metrics kept as the controller's timeline keeps them."""
-    return {"at": at, "weight": weight, "phase": "progressing", "mode": "auto", "production_version": "1",
-            "canary_version": "2", "decision": "hold", "metrics": [metric_point(m) for m in metrics]}
+    return {
+        "at": at,
+        "weight": weight,
+        "phase": "progressing",
+        "mode": "auto",
+        "production_version": "1",
+        "canary_version": "2",
+        "decision": "hold",
+        "metrics": [metric_point(m) for m in metrics],
+    }
 
 
 def regression_rollout(now: float) -> dict:
-    points = [_timeline_point(now - 100 + 5 * i, 5 if i < 8 else 10, _regression_metrics(20 + 10 * i))
-              for i in range(20)]
+    points = [
+        _timeline_point(now - 100 + 5 * i, 5 if i < 8 else 10, _regression_metrics(20 + 10 * i)) for i in range(20)
+    ]
     points.append(dict(_timeline_point(now, 0, _regression_metrics(220)), phase="rolled_back", decision="rollback"))
-    history = [{"at": now, "decision": "rollback",
-                "summary": "Roll back (from-start test): mae is worse on the canary."},
-               {"at": now - 60, "decision": "step_up", "summary": "All gates show non-inferiority: step up to 10 %."}]
-    verdict = {"decision": "rollback", "summary": history[0]["summary"], "metrics": _regression_metrics(220),
-               "guards": [], "detector": "from_start", "at": now}
-    arm = {"errors": 0, "error_rate": 0, "accuracy": None, "task": "regression", "labelled": 0,
-           "avg_latency_ms": 3.5, "p95_latency_ms": 7.0}
-    fleet = {"production": dict(arm, version="1", requests=1000, labelled_values=800, mae=0.51234),
-             "canary": dict(arm, version="2", requests=250, labelled_values=200, mae=1.2),
-             "canary_percentage": 0, "observed_canary_percentage": 20.0, "mode": "auto", "phase": "rolled_back",
-             "fail_closed": False, "replicas": {"queried": 2, "answered": 2}}
-    status = {"phase": "rolled_back", "mode": "auto", "canary_percentage": 0, "production_version": "1",
-              "canary_version": "2", "reason": "mae is worse on the canary", "analysis_mode": "sequential",
-              "steps": [5, 10, 20, 50], "note": "Rolled back: mae is worse on the canary.", "stage": None,
-              "metrics_outage_since": None, "last_verdict": verdict, "history": history}
-    return {"generated_at": now, "model": "house-prices", "status": status, "fleet": fleet, "errors": [],
-            "timeline": {"points": points, "history": history, "max_points": 1500, "started_at": now - 100,
-                         "now": now}}
+    history = [
+        {"at": now, "decision": "rollback", "summary": "Roll back (from-start test): mae is worse on the canary."},
+        {"at": now - 60, "decision": "step_up", "summary": "All gates show non-inferiority: step up to 10 %."},
+    ]
+    verdict = {
+        "decision": "rollback",
+        "summary": history[0]["summary"],
+        "metrics": _regression_metrics(220),
+        "guards": [],
+        "detector": "from_start",
+        "at": now,
+    }
+    arm = {
+        "errors": 0,
+        "error_rate": 0,
+        "accuracy": None,
+        "task": "regression",
+        "labelled": 0,
+        "avg_latency_ms": 3.5,
+        "p95_latency_ms": 7.0,
+    }
+    fleet = {
+        "production": dict(arm, version="1", requests=1000, labelled_values=800, mae=0.51234),
+        "canary": dict(arm, version="2", requests=250, labelled_values=200, mae=1.2),
+        "canary_percentage": 0,
+        "observed_canary_percentage": 20.0,
+        "mode": "auto",
+        "phase": "rolled_back",
+        "fail_closed": False,
+        "replicas": {"queried": 2, "answered": 2},
+    }
+    status = {
+        "phase": "rolled_back",
+        "mode": "auto",
+        "canary_percentage": 0,
+        "production_version": "1",
+        "canary_version": "2",
+        "reason": "mae is worse on the canary",
+        "analysis_mode": "sequential",
+        "steps": [5, 10, 20, 50],
+        "note": "Rolled back: mae is worse on the canary.",
+        "stage": None,
+        "metrics_outage_since": None,
+        "last_verdict": verdict,
+        "history": history,
+    }
+    return {
+        "generated_at": now,
+        "model": "house-prices",
+        "status": status,
+        "fleet": fleet,
+        "errors": [],
+        "timeline": {"points": points, "history": history, "max_points": 1500, "started_at": now - 100, "now": now},
+    }
 
 
 @pytest.fixture()

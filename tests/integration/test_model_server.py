@@ -1,4 +1,5 @@
 """The model server under real gunicorn (2 workers) against a real MLflow registry."""
+
 import threading
 import time
 
@@ -10,8 +11,12 @@ from support.models import setup_models, start_model_server
 from support.procs import start_mlflow
 
 CLEAR = {"wrong_rate": 0, "error_rate": 0, "latency_ms": 0}
-TEXTS = ["The battery is not good.", "The screen wasn't bad at all.", "Excellent sound, highly recommend it.",
-         "It stopped working after a week. Returning it."]
+TEXTS = [
+    "The battery is not good.",
+    "The screen wasn't bad at all.",
+    "Excellent sound, highly recommend it.",
+    "It stopped working after a week. Returning it.",
+]
 
 
 @pytest.fixture(scope="module")
@@ -47,37 +52,55 @@ def test_ready_health_and_predict(url):
     assert ready["text_input"] is True and ready["load_error"] is None
     assert requests.get(url + "/health", timeout=5).status_code == 200
     one = post(url, "/predict", {"text": TEXTS[0]}).json()
-    assert one == {"prediction": 0, "version": "2", "model": "sentiment", "alias": "canary", "classes": [0, 1],
-                   "task": "classification"}
+    assert one == {
+        "prediction": 0,
+        "version": "2",
+        "model": "sentiment",
+        "alias": "canary",
+        "classes": [0, 1],
+        "task": "classification",
+    }
     many = post(url, "/predict", {"texts": TEXTS}).json()
     assert many["predictions"] == [0, 1, 1, 0]
 
 
-@pytest.mark.parametrize("body", [
-    {"dataframe_split": {"columns": ["text"], "data": [[t] for t in TEXTS]}},
-    {"dataframe_records": [{"text": t} for t in TEXTS]},
-    {"instances": TEXTS},
-    {"inputs": {"text": TEXTS}},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"dataframe_split": {"columns": ["text"], "data": [[t] for t in TEXTS]}},
+        {"dataframe_records": [{"text": t} for t in TEXTS]},
+        {"instances": TEXTS},
+        {"inputs": {"text": TEXTS}},
+    ],
+)
 def test_invocations(url, body):
     resp = post(url, "/invocations", body)
     assert resp.status_code == 200
-    assert resp.json() == {"predictions": [0, 1, 1, 0], "version": "2", "model": "sentiment", "alias": "canary",
-                           "classes": [0, 1], "task": "classification"}
+    assert resp.json() == {
+        "predictions": [0, 1, 1, 0],
+        "version": "2",
+        "model": "sentiment",
+        "alias": "canary",
+        "classes": [0, 1],
+        "task": "classification",
+    }
 
 
-@pytest.mark.parametrize("path, data, status", [
-    ("/predict", b"{oops", 400),
-    ("/predict", b'{"text": ""}', 400),
-    ("/predict", b'{"text": 42}', 400),
-    ("/predict", b'{"texts": []}', 400),
-    ("/predict", b'{"texts": ' + str(["a"] * 257).replace("'", '"').encode() + b"}", 400),
-    ("/predict", b'{"text": "' + b"x" * 70000 + b'"}', 413),
-    ("/invocations", b'{"text": "good"}', 400),
-    ("/invocations", b'{"dataframe_split": {"columns": ["review"], "data": [["good"]]}}', 400),
-    ("/faults", b'{"wrong_rate": 2}', 400),
-    ("/faults", b'{"latency_ms": 10001}', 400),
-])
+@pytest.mark.parametrize(
+    "path, data, status",
+    [
+        ("/predict", b"{oops", 400),
+        ("/predict", b'{"text": ""}', 400),
+        ("/predict", b'{"text": 42}', 400),
+        ("/predict", b'{"texts": []}', 400),
+        ("/predict", b'{"texts": ' + str(["a"] * 257).replace("'", '"').encode() + b"}", 400),
+        ("/predict", b'{"text": "' + b"x" * 70000 + b'"}', 413),
+        ("/invocations", b'{"text": "good"}', 400),
+        ("/invocations", b'{"dataframe_split": {"columns": ["review"], "data": [["good"]]}}', 400),
+        ("/faults", b'{"wrong_rate": 2}', 400),
+        ("/faults", b'{"latency_ms": 10001}', 400),
+    ],
+)
 def test_bad_input_is_a_4xx_with_a_message(url, path, data, status):
     resp = requests.post(url + path, data=data, headers={"Content-Type": "application/json"}, timeout=10)
     assert resp.status_code == status
@@ -106,8 +129,11 @@ def test_faults_apply_to_every_worker(url):
         started = time.perf_counter()
         assert requests.post(url + "/predict", json={"text": TEXTS[0]}, timeout=10).status_code == 200
         assert time.perf_counter() - started >= 0.2
-    assert requests.get(url + "/faults", timeout=5).json() == {"wrong_rate": 0.0, "error_rate": 0.0,
-                                                               "latency_ms": 200.0}
+    assert requests.get(url + "/faults", timeout=5).json() == {
+        "wrong_rate": 0.0,
+        "error_rate": 0.0,
+        "latency_ms": 200.0,
+    }
     metrics = requests.get(url + "/metrics", timeout=5).text
     assert 'model_server_fault_setting{alias="canary",kind="latency_ms"} 200.0' in metrics
 

@@ -5,6 +5,7 @@ server follows: a breast-cancer classifier (skops), a diabetes regressor (cloudp
 PythonModel (string input, string labels, params), and a version whose load fails (its class
 comes from a module the server does not have).
 """
+
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -34,8 +35,16 @@ def stack(tmp_path_factory):
     try:
         # gunicorn boots (and waits for the alias) while the versions are logged
         with ThreadPoolExecutor(max_workers=1) as pool:
-            booting = pool.submit(start_model_server, mlflow_url, ALIAS, log_dir, workers=WORKERS,
-                                  model_name=MODEL, alias_poll_s=0.5, timeout=90)
+            booting = pool.submit(
+                start_model_server,
+                mlflow_url,
+                ALIAS,
+                log_dir,
+                workers=WORKERS,
+                model_name=MODEL,
+                alias_poll_s=0.5,
+                timeout=90,
+            )
             versions = {
                 "cancer": byo.log_cancer_classifier(mlflow_url, MODEL).version,
                 "diabetes": byo.log_diabetes_regressor(mlflow_url, MODEL).version,
@@ -47,8 +56,14 @@ def stack(tmp_path_factory):
             client.set_registered_model_alias(MODEL, ALIAS, versions["cancer"])
             server, url = booting.result()
         print(f"byo stack up in {time.monotonic() - started:.1f}s")
-        yield {"mlflow": mlflow_url, "url": url, "versions": versions, "client": client, "server": server,
-               "module": module}
+        yield {
+            "mlflow": mlflow_url,
+            "url": url,
+            "versions": versions,
+            "client": client,
+            "server": server,
+            "module": module,
+        }
     finally:
         restored.__exit__(None, None, None)
         if server:
@@ -83,8 +98,14 @@ def test_classifier_round_trips_every_format(stack):
     for fmt, body in byo.all_formats(rows).items():
         resp = post(stack, body)
         assert resp.status_code == 200, (fmt, resp.text)
-        assert resp.json() == {"predictions": expected, "version": version, "model": MODEL, "alias": ALIAS,
-                               "classes": [0, 1], "task": "classification"}, fmt
+        assert resp.json() == {
+            "predictions": expected,
+            "version": version,
+            "model": MODEL,
+            "alias": ALIAS,
+            "classes": [0, 1],
+            "task": "classification",
+        }, fmt
     ready = requests.get(stack["url"] + "/ready", timeout=5).json()
     assert ready["task"] == "classification" and ready["classes"] == [0, 1] and ready["text_input"] is False
     assert ready["flavor"] == "mlflow.sklearn" and len(ready["signature"]["inputs"]) == 30
@@ -111,8 +132,9 @@ def test_classifier_k_rows_and_signature_errors(stack):
     for body in ({"dataframe_records": []}, {"rows": []}, {"inputs": [1], "instances": [1]}):
         resp = post(stack, body)
         assert resp.status_code == 400 and resp.json()["error"]
-    resp = requests.post(stack["url"] + "/invocations", data=b"{oops", timeout=5,
-                         headers={"Content-Type": "application/json"})
+    resp = requests.post(
+        stack["url"] + "/invocations", data=b"{oops", timeout=5, headers={"Content-Type": "application/json"}
+    )
     assert resp.status_code == 400 and "not valid JSON" in resp.json()["error"]
     resp = post(stack, {"text": "a review"}, path="/predict")
     assert resp.status_code == 400 and "/invocations" in resp.json()["error"]
@@ -151,8 +173,13 @@ def test_custom_python_model(stack):
     resp = post(stack, {"dataframe_records": [{"review": 3}]})
     assert resp.status_code == 400 and "column 'review'" in resp.json()["error"]
     assert post(stack, {"text": "love it"}, path="/predict").json() == {
-        "prediction": "positive", "version": version, "model": MODEL, "alias": ALIAS,
-        "classes": ["negative", "positive"], "task": "classification"}
+        "prediction": "positive",
+        "version": version,
+        "model": MODEL,
+        "alias": ALIAS,
+        "classes": ["negative", "positive"],
+        "task": "classification",
+    }
     ready = requests.get(stack["url"] + "/ready", timeout=5).json()
     assert ready["task_source"] == "tags" and ready["text_input"] is True
     assert ready["signature"]["params"] == [{"name": "threshold", "type": "double", "default": 0.0, "shape": None}]

@@ -1,11 +1,12 @@
 """model_setup against a real MLflow server: versions, aliases, runs, tags, idempotence."""
+
 import os
 import subprocess
 
-import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
+import mlflow
 from canary_common.registry import RegistryClient
 from support.models import setup_models
 from support.procs import PYTHONPATH, ROOT, python_cmd, start_mlflow
@@ -70,13 +71,14 @@ def test_second_run_adds_nothing_and_keeps_the_rollout_state(registry):
 
 
 def test_unreachable_server_fails_with_a_message(tmp_path):
-    env = dict(os.environ, MLFLOW_TRACKING_URI="http://127.0.0.1:9", MLFLOW_WAIT_S="2",
-               PYTHONPATH=PYTHONPATH)
-    result = subprocess.run(python_cmd("-m", "model_setup"), env=env, cwd=ROOT, capture_output=True,
-                            text=True, timeout=60)
+    env = dict(os.environ, MLFLOW_TRACKING_URI="http://127.0.0.1:9", MLFLOW_WAIT_S="2", PYTHONPATH=PYTHONPATH)
+    result = subprocess.run(
+        python_cmd("-m", "model_setup"), env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 1
     assert "did not answer within 2s" in result.stderr
     env["MLFLOW_TRACKING_URI"] = "file:///tmp/x"
-    result = subprocess.run(python_cmd("-m", "model_setup"), env=env, cwd=ROOT, capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        python_cmd("-m", "model_setup"), env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 2 and "must be the http(s) URL" in result.stderr

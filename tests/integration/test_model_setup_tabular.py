@@ -1,10 +1,10 @@
 """model_setup per MODEL_NAME against a real MLflow server: the breast-cancer demo (versions,
 signatures, aliases, tags, idempotence), a user's own model left alone, an unknown name refused."""
+
 import json
 import os
 import subprocess
 
-import mlflow
 import mlflow.sklearn
 import numpy as np
 import pandas as pd
@@ -13,6 +13,7 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
+import mlflow
 from canary_common import demo_data
 from canary_common.registry import RegistryClient, has_rollout_state
 from support.byo_models import cancer_data, diabetes_data, mlflow_globals_restored
@@ -45,19 +46,23 @@ def register_users_model(url: str, name: str, frame, target, estimator) -> str:
         mlflow.set_tracking_uri(url)
         mlflow.set_experiment("users-own")
         with mlflow.start_run():
-            info = mlflow.sklearn.log_model(model, name="model", registered_model_name=name,
-                                            signature=infer_signature(frame, model.predict(frame)),
-                                            input_example=frame.head(2))
+            info = mlflow.sklearn.log_model(
+                model,
+                name="model",
+                registered_model_name=name,
+                signature=infer_signature(frame, model.predict(frame)),
+                input_example=frame.head(2),
+            )
     version = str(info.registered_model_version)
     MlflowClient(url).set_registered_model_alias(name, "production", version)
     return version
 
 
 def run_setup(url: str, model_name: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, MLFLOW_TRACKING_URI=url, MODEL_NAME=model_name, MLFLOW_WAIT_S="30",
-               PYTHONPATH=PYTHONPATH)
-    return subprocess.run(python_cmd("-m", "model_setup"), env=env, cwd=ROOT, capture_output=True, text=True,
-                          timeout=180, check=False)
+    env = dict(os.environ, MLFLOW_TRACKING_URI=url, MODEL_NAME=model_name, MLFLOW_WAIT_S="30", PYTHONPATH=PYTHONPATH)
+    return subprocess.run(
+        python_cmd("-m", "model_setup"), env=env, cwd=ROOT, capture_output=True, text=True, timeout=180, check=False
+    )
 
 
 def test_three_versions_with_roles_tags_and_aliases(breast_cancer):

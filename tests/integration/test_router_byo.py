@@ -5,6 +5,7 @@ string labels; the router forwards every MLflow payload format untouched, counts
 predictions, judges the truth sent with them (labels or values, inline or late) and refuses
 what does not fit with a 400 that says why.
 """
+
 import mlflow.pyfunc
 import pandas as pd
 import pytest
@@ -39,17 +40,31 @@ def stack(tmp_path_factory):
             client.set_registered_model_alias(MODEL, alias, versions["diabetes"])
         urls = {}
         for alias in ALIASES:
-            proc, urls[alias] = start_model_server(mlflow_url, alias, log_dir, workers=1, model_name=MODEL,
-                                                   alias_poll_s=0.5)
+            proc, urls[alias] = start_model_server(
+                mlflow_url, alias, log_dir, workers=1, model_name=MODEL, alias_poll_s=0.5
+            )
             procs.append(proc)
         RegistryClient(mlflow_url, MODEL, timeout=5).set_weight_by_hand(50, "both arms get traffic", fresh=True)
         port = free_port()
-        env = {"PORT": port, "WORKERS": 2, "PROMETHEUS_MULTIPROC_DIR": log_dir / "router-metrics",
-               "MLFLOW_TRACKING_URI": mlflow_url, "MODEL_NAME": MODEL, "STATE_POLL_S": "0.5",
-               "PRODUCTION_URL": urls["production"], "CANARY_URL": urls["canary"], "FEEDBACK_SECRET": "s3cret"}
+        env = {
+            "PORT": port,
+            "WORKERS": 2,
+            "PROMETHEUS_MULTIPROC_DIR": log_dir / "router-metrics",
+            "MLFLOW_TRACKING_URI": mlflow_url,
+            "MODEL_NAME": MODEL,
+            "STATE_POLL_S": "0.5",
+            "PRODUCTION_URL": urls["production"],
+            "CANARY_URL": urls["canary"],
+            "FEEDBACK_SECRET": "s3cret",
+        }
         (log_dir / "router-metrics").mkdir()
-        router = Proc("router", python_cmd("-m", "gunicorn", "-c", str(ROOT / "router/gunicorn.conf.py")),
-                      log_dir, env=env, cwd=ROOT / "router").start()
+        router = Proc(
+            "router",
+            python_cmd("-m", "gunicorn", "-c", str(ROOT / "router/gunicorn.conf.py")),
+            log_dir,
+            env=env,
+            cwd=ROOT / "router",
+        ).start()
         procs.append(router)
         url = f"http://127.0.0.1:{port}"
         router.wait_http(url + "/ready", timeout=60)
@@ -80,13 +95,19 @@ def predict(stack, body, status=200):
 def exposition(stack) -> dict:
     """{(sample name, frozen labels): value} of the router's Prometheus exposition."""
     text = requests.get(stack["url"] + "/metrics/prometheus", timeout=5).text
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def total(samples: dict, name: str, **match) -> float:
-    return sum(v for (n, labels), v in samples.items()
-               if n == name and all(dict(labels).get(k) == want for k, want in match.items()))
+    return sum(
+        v
+        for (n, labels), v in samples.items()
+        if n == name and all(dict(labels).get(k) == want for k, want in match.items())
+    )
 
 
 def local(stack, version, frame):
@@ -108,8 +129,11 @@ def test_a_regressor_through_every_format_with_values(stack):
         assert len(answer["request_ids"]) == 3 and "request_id" not in answer, name
     after = exposition(stack)
     n = 3 * len(byo.all_formats(rows))
-    assert total(after, "canary_router_requests_total", status="ok") - \
-        total(before, "canary_router_requests_total", status="ok") == n  # k rows: k predictions
+    assert (
+        total(after, "canary_router_requests_total", status="ok")
+        - total(before, "canary_router_requests_total", status="ok")
+        == n
+    )  # k rows: k predictions
     assert total(after, ABS_ERROR_METRIC + "_count") - total(before, ABS_ERROR_METRIC + "_count") == n
     sum_error = total(after, ABS_ERROR_METRIC + "_sum") - total(before, ABS_ERROR_METRIC + "_sum")
     per_format = sum(abs(p - v) for p, v in zip(expected, values))
@@ -122,23 +146,31 @@ def test_a_regressor_through_every_format_with_values(stack):
 def test_late_values_for_a_regressor(stack):
     version = serve(stack, "diabetes")
     X, y = byo.diabetes_data()
-    answer = predict(stack, {"dataframe_records": byo.all_formats(X.iloc[[5]])["dataframe_records"]["dataframe_records"]})
+    answer = predict(
+        stack, {"dataframe_records": byo.all_formats(X.iloc[[5]])["dataframe_records"]["dataframe_records"]}
+    )
     assert answer["request_ids"] == [answer["request_id"]] and answer["version"] == version
     before = exposition(stack)
     truth = float(y.iloc[5])
-    resp = requests.post(stack["url"] + "/feedback", json={"request_id": answer["request_id"], "actual_value": truth},
-                         timeout=10)
+    resp = requests.post(
+        stack["url"] + "/feedback", json={"request_id": answer["request_id"], "actual_value": truth}, timeout=10
+    )
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert body["abs_error"] == pytest.approx(abs(answer["prediction"] - truth), rel=1e-9)
     after = exposition(stack)
-    assert total(after, ABS_ERROR_METRIC + "_count", model=body["model_version"]) - \
-        total(before, ABS_ERROR_METRIC + "_count", model=body["model_version"]) == 1
-    again = requests.post(stack["url"] + "/feedback", json={"request_id": answer["request_id"], "actual_value": 1},
-                          timeout=10)
+    assert (
+        total(after, ABS_ERROR_METRIC + "_count", model=body["model_version"])
+        - total(before, ABS_ERROR_METRIC + "_count", model=body["model_version"])
+        == 1
+    )
+    again = requests.post(
+        stack["url"] + "/feedback", json={"request_id": answer["request_id"], "actual_value": 1}, timeout=10
+    )
     assert again.status_code == 409
-    wrong_kind = requests.post(stack["url"] + "/feedback", json={"request_id": answer["request_id"], "actual_label": 1},
-                               timeout=10)
+    wrong_kind = requests.post(
+        stack["url"] + "/feedback", json={"request_id": answer["request_id"], "actual_label": 1}, timeout=10
+    )
     assert wrong_kind.status_code == 400 and "regressor" in wrong_kind.json()["error"]
     # A label on a regressor's /predict: refused before any prediction is counted.
     refused = predict(stack, {**byo.all_formats(X.iloc[[5]])["instances"], "actual_label": 1}, status=400)
@@ -155,8 +187,11 @@ def test_a_classifier_with_integer_classes_and_k_labels(stack):
     assert answer["predictions"] == expected and answer["task"] == "classification"
     after = exposition(stack)
     correct = sum(p == t for p, t in zip(expected, labels))
-    delta = {o: total(after, "canary_router_labelled_predictions_total", outcome=o)
-             - total(before, "canary_router_labelled_predictions_total", outcome=o) for o in ("correct", "incorrect")}
+    delta = {
+        o: total(after, "canary_router_labelled_predictions_total", outcome=o)
+        - total(before, "canary_router_labelled_predictions_total", outcome=o)
+        for o in ("correct", "incorrect")
+    }
     assert delta == {"correct": correct, "incorrect": 40 - correct}
     # One label per row, or none; a label the model cannot have; a value for a classifier.
     before = exposition(stack)
@@ -177,26 +212,35 @@ def test_a_classifier_with_integer_classes_and_k_labels(stack):
     refused = predict(stack, {"dataframe_records": [record]}, status=400)
     assert "mean radius" in refused["error"], refused
     after = exposition(stack)
-    assert total(after, "canary_router_requests_total", model="production") == \
-        total(before, "canary_router_requests_total", model="production")
+    assert total(after, "canary_router_requests_total", model="production") == total(
+        before, "canary_router_requests_total", model="production"
+    )
 
 
 def test_string_labels_inline_and_late(stack):
     serve(stack, "keyword")
     frame = pd.DataFrame({"review": ["love it, great", "broken and awful", "great value"]})
     before = exposition(stack)
-    answer = predict(stack, {**byo.all_formats(frame)["dataframe_split"],
-                             "actual_label": ["positive", "negative", "negative"]})
+    answer = predict(
+        stack, {**byo.all_formats(frame)["dataframe_split"], "actual_label": ["positive", "negative", "negative"]}
+    )
     assert answer["predictions"] == ["positive", "negative", "positive"]
     after = exposition(stack)
-    assert total(after, "canary_router_labelled_predictions_total", outcome="correct") - \
-        total(before, "canary_router_labelled_predictions_total", outcome="correct") == 2
+    assert (
+        total(after, "canary_router_labelled_predictions_total", outcome="correct")
+        - total(before, "canary_router_labelled_predictions_total", outcome="correct")
+        == 2
+    )
     refused = predict(stack, {**byo.all_formats(frame.iloc[:1])["instances"], "actual_label": "meh"}, status=400)
     assert "['negative', 'positive']" in refused["error"]
     # Late, per row.
     plain = predict(stack, byo.all_formats(frame)["inputs_columns"])
-    results = [requests.post(stack["url"] + "/feedback", json={"request_id": rid, "actual_label": "positive"},
-                             timeout=10).json() for rid in plain["request_ids"]]
+    results = [
+        requests.post(
+            stack["url"] + "/feedback", json={"request_id": rid, "actual_label": "positive"}, timeout=10
+        ).json()
+        for rid in plain["request_ids"]
+    ]
     assert [r["outcome"] for r in results] == ["correct", "incorrect", "correct"]
     # The lab's text shorthand reaches a model with one string input, in the lab's shape.
     lab = predict(stack, {"text": "great kettle", "actual_label": "positive"})

@@ -1,10 +1,11 @@
-"""Issue 4 features end to end: sticky keys, forced routes, late labels (/feedback) and shadow traffic.
+"""The router's features end to end: sticky keys, forced routes, late labels (/feedback) and shadow traffic.
 
 All real processes: a real MLflow server, the real model servers (sentiment v1 production, v2
 canary, trained by model_setup), two router replicas under real gunicorn (2 workers each) that
 know each other (ROUTER_PEERS) and share FEEDBACK_SECRET. Replica A allows X-Canary-Route, B not.
 The controller behind their admin calls is a STAND-IN without a control loop (StandInController).
 """
+
 from __future__ import annotations
 
 import re
@@ -12,19 +13,29 @@ import time
 
 import pytest
 import requests
+from test_router_support import StandInController, start_router
 
 from canary_common.registry import RegistryClient
 from canary_router.feedback import owner_of
 from canary_router.ids import IdSigner
 from support.models import setup_models, start_model_server
 from support.procs import free_port, start_mlflow
-from test_router_support import StandInController, start_router
 
 TOKEN = "adm"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 SECRET = "test-feedback-secret"
-TEXTS = ["a wonderful, moving film", "dull and far too long", "I loved every minute", "the worst plot ever",
-         "not bad at all", "not good", "great acting but a weak story", "boring", "brilliant", "awful"]
+TEXTS = [
+    "a wonderful, moving film",
+    "dull and far too long",
+    "I loved every minute",
+    "the worst plot ever",
+    "not bad at all",
+    "not good",
+    "great acting but a weak story",
+    "boring",
+    "brilliant",
+    "awful",
+]
 
 
 @pytest.fixture(scope="module")
@@ -46,15 +57,30 @@ def lab(tmp_path_factory):
         controller = StandInController(ml_url).start()
         procs.append(controller)
         port_a, port_b = free_port(), free_port()
-        env = dict(mlflow_url=ml_url, production_url=prod_url, canary_url=canary_url, workers=2,
-                   CONTROLLER_URL=controller.url,
-                   ADMIN_TOKEN=TOKEN, FEEDBACK_SECRET=SECRET, STATE_POLL_S=0.5,
-                   ROUTER_PEERS=f"http://127.0.0.1:{port_a},http://127.0.0.1:{port_b}")
+        env = dict(
+            mlflow_url=ml_url,
+            production_url=prod_url,
+            canary_url=canary_url,
+            workers=2,
+            CONTROLLER_URL=controller.url,
+            ADMIN_TOKEN=TOKEN,
+            FEEDBACK_SECRET=SECRET,
+            STATE_POLL_S=0.5,
+            ROUTER_PEERS=f"http://127.0.0.1:{port_a},http://127.0.0.1:{port_b}",
+        )
         routers["a"], url_a = start_router("router-a", logs, port=port_a, ALLOW_FORCED_ROUTE=1, **env)
         routers["b"], url_b = start_router("router-b", logs, port=port_b, **env)
-        yield {"a": url_a, "b": url_b, "procs": routers, "ports": {"a": port_a, "b": port_b},
-               "env": env, "logs": logs, "prod": prod_url, "canary": canary_url,
-               "registry": RegistryClient(ml_url)}
+        yield {
+            "a": url_a,
+            "b": url_b,
+            "procs": routers,
+            "ports": {"a": port_a, "b": port_b},
+            "env": env,
+            "logs": logs,
+            "prod": prod_url,
+            "canary": canary_url,
+            "registry": RegistryClient(ml_url),
+        }
     finally:
         for p in [*routers.values(), *reversed(procs)]:
             p.stop()
@@ -64,8 +90,11 @@ def set_weight(lab, weight):
     requests.post(f"{lab['a']}/set_canary/{weight}", headers=AUTH, timeout=10).raise_for_status()
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
-        seen = {float(requests.get(f"{lab[r]}/stats/local", timeout=5).headers["X-Router-Weight"])
-                for r in ("a", "b") for _ in range(6)}
+        seen = {
+            float(requests.get(f"{lab[r]}/stats/local", timeout=5).headers["X-Router-Weight"])
+            for r in ("a", "b")
+            for _ in range(6)
+        }
         if seen == {float(weight)}:
             return
         time.sleep(0.1)
@@ -130,8 +159,12 @@ def test_forced_route_is_counted_apart(lab):
     before = local_counts(lab["a"])
     forced_before = metric(lab["a"], "canary_router_forced_requests_total", model="canary")
     for _ in range(5):
-        resp = requests.post(lab["a"] + "/predict", json={"text": "fine", "actual_label": 1},
-                             headers={"X-Canary-Route": "canary"}, timeout=10)
+        resp = requests.post(
+            lab["a"] + "/predict",
+            json={"text": "fine", "actual_label": 1},
+            headers={"X-Canary-Route": "canary"},
+            timeout=10,
+        )
         assert resp.status_code == 200 and resp.json()["model_version"] == "canary"
         assert resp.headers["X-Canary-Assignment"] == "forced"
     assert metric(lab["a"], "canary_router_forced_requests_total", model="canary") == forced_before + 5
@@ -153,8 +186,12 @@ def test_late_labels_across_replicas_and_a_restart(lab):
     issued = []
     with requests.Session() as s:
         for i in range(40):
-            resp = s.post(lab["a" if i % 2 else "b"] + "/predict", json={"text": TEXTS[i % 10]},
-                          headers={"X-Request-ID": f"client-{i}"}, timeout=10)
+            resp = s.post(
+                lab["a" if i % 2 else "b"] + "/predict",
+                json={"text": TEXTS[i % 10]},
+                headers={"X-Request-ID": f"client-{i}"},
+                timeout=10,
+            )
             assert resp.status_code == 200
             assert resp.headers["X-Request-ID"] == f"client-{i}"  # the client's id is still echoed
             issued.append(resp.json())
@@ -165,12 +202,18 @@ def test_late_labels_across_replicas_and_a_restart(lab):
     with requests.Session() as s:
         for i, body in enumerate(issued):
             label = i % 2
-            resp = s.post(lab["b" if i % 3 else "a"] + "/feedback",
-                          json={"request_id": body["request_id"], "actual_label": label}, timeout=10)
+            resp = s.post(
+                lab["b" if i % 3 else "a"] + "/feedback",
+                json={"request_id": body["request_id"], "actual_label": label},
+                timeout=10,
+            )
             assert resp.status_code == 200, resp.text
             got = resp.json()
-            assert (got["model_version"], got["version"], got["prediction"]) == \
-                (body["model_version"], body["version"], body["prediction"])
+            assert (got["model_version"], got["version"], got["prediction"]) == (
+                body["model_version"],
+                body["version"],
+                body["prediction"],
+            )
             outcome = "correct" if body["prediction"] == label else "incorrect"
             assert got["outcome"] == outcome
             key = f"lab|{body['model_version']}|{body['version']}|{outcome}"
@@ -189,21 +232,23 @@ def test_late_labels_across_replicas_and_a_restart(lab):
     owned_by_b = [b for b in issued if owner_of(peers, b["request_id"]) == owner_b]
     for body in owned_by_b[:5]:
         for r in ("a", "b"):
-            dup = requests.post(lab[r] + "/feedback", json={"request_id": body["request_id"], "actual_label": 1},
-                                timeout=10)
+            dup = requests.post(
+                lab[r] + "/feedback", json={"request_id": body["request_id"], "actual_label": 1}, timeout=10
+            )
             assert dup.status_code == 409 and "duplicate" in dup.json()["error"], dup.text
     fresh = requests.post(lab["a"] + "/predict", json={"text": "fine"}, timeout=10).json()
-    ok = requests.post(lab["b"] + "/feedback", json={"request_id": fresh["request_id"], "actual_label": 1},
-                       timeout=10)
+    ok = requests.post(lab["b"] + "/feedback", json={"request_id": fresh["request_id"], "actual_label": 1}, timeout=10)
     assert ok.status_code == 200, ok.text
 
 
 def test_bad_feedback_gets_the_right_4xx_and_counts_nowhere(lab):
     good = requests.post(lab["a"] + "/predict", json={"text": "fine"}, timeout=10).json()["request_id"]
-    inline = requests.post(lab["a"] + "/predict", json={"text": "fine", "actual_label": 1},
-                           timeout=10).json()["request_id"]
-    forced = requests.post(lab["a"] + "/predict", json={"text": "fine"}, headers={"X-Canary-Route": "production"},
-                           timeout=10).json()["request_id"]
+    inline = requests.post(lab["a"] + "/predict", json={"text": "fine", "actual_label": 1}, timeout=10).json()[
+        "request_id"
+    ]
+    forced = requests.post(
+        lab["a"] + "/predict", json={"text": "fine"}, headers={"X-Canary-Route": "production"}, timeout=10
+    ).json()["request_id"]
     expired = IdSigner(SECRET, clock=lambda: time.time() - 200_000).issue("canary", "2", 1)
     forged = IdSigner("another-secret").issue("canary", "2", 1)
     body, mac = good.split(".")
@@ -218,8 +263,11 @@ def test_bad_feedback_gets_the_right_4xx_and_counts_nowhere(lab):
         ({"request_id": good, "actual_value": 1.0}, 400, "came from a classifier"),
         ({"request_id": good, "actual_label": 7}, 400, "model's classes"),
         ({"request_id": forged, "actual_label": 1}, 403, "signature"),
-        ({"request_id": body[:-2] + ("AA" if body[-2:] != "AA" else "BB") + "." + mac, "actual_label": 1}, 403,
-         "signature"),
+        (
+            {"request_id": body[:-2] + ("AA" if body[-2:] != "AA" else "BB") + "." + mac, "actual_label": 1},
+            403,
+            "signature",
+        ),
         ({"request_id": expired, "actual_label": 1}, 410, "expired"),
         ({"request_id": inline, "actual_label": 1}, 409, "inline"),
         ({"request_id": forced, "actual_label": 1}, 403, "X-Canary-Route"),

@@ -4,6 +4,7 @@ rollout state. The model servers (and the controller behind /check_rollback, /se
 stdlib HTTP servers in this test process (see test_router_support.py), not the real model-server;
 the lead's full-stack suite runs the router against the real ones.
 """
+
 from __future__ import annotations
 
 import math
@@ -13,16 +14,22 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+from test_router_support import RegistryProxy, StandInController, StandInModelServer, seed_registry, start_router
 
 from canary_common.registry import RegistryClient
 from support.procs import free_port, start_mlflow
-from test_router_support import RegistryProxy, StandInController, StandInModelServer, seed_registry, start_router
 
 TOKEN = "s3cret-admin"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-METRIC_NAMES = ("canary_router_requests_total", "canary_router_fallbacks_total",
-                "canary_router_request_duration_seconds_bucket", "canary_router_labelled_predictions_total",
-                "canary_router_canary_weight_ratio", "canary_router_fail_closed", "canary_router_responses_total")
+METRIC_NAMES = (
+    "canary_router_requests_total",
+    "canary_router_fallbacks_total",
+    "canary_router_request_duration_seconds_bucket",
+    "canary_router_labelled_predictions_total",
+    "canary_router_canary_weight_ratio",
+    "canary_router_fail_closed",
+    "canary_router_responses_total",
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,16 +44,32 @@ def lab(tmp_path_factory):
         seed_registry(ml_url, weight=20)
         port_a, port_b = free_port(), free_port()
         peers = f"http://127.0.0.1:{port_a},http://127.0.0.1:{port_b}"
-        common = dict(mlflow_url=ml_url, production_url=prod.url, canary_url=canary.url, workers=2,
-                      ADMIN_TOKEN=TOKEN, ROUTER_PEERS=peers, STATE_POLL_S=1, BACKEND_TIMEOUT_S=0.5,
-                      OUTLIER_BASE_EJECTION_S=0.5, OUTLIER_MAX_EJECTION_S=1)
+        common = dict(
+            mlflow_url=ml_url,
+            production_url=prod.url,
+            canary_url=canary.url,
+            workers=2,
+            ADMIN_TOKEN=TOKEN,
+            ROUTER_PEERS=peers,
+            STATE_POLL_S=1,
+            BACKEND_TIMEOUT_S=0.5,
+            OUTLIER_BASE_EJECTION_S=0.5,
+            OUTLIER_MAX_EJECTION_S=1,
+        )
         a, url_a = start_router("router-a", logs, port=port_a, CONTROLLER_URL=controller.url, **common)
         procs.append(a)
         b, url_b = start_router("router-b", logs, port=port_b, CONTROLLER_URL=controller.url, **common)
         procs.append(b)
-        yield {"a": url_a, "b": url_b, "mlflow": ml_url, "prod": prod, "canary": canary, "logs": logs,
-               "controller": controller,
-               "registry": RegistryClient(ml_url)}
+        yield {
+            "a": url_a,
+            "b": url_b,
+            "mlflow": ml_url,
+            "prod": prod,
+            "canary": canary,
+            "logs": logs,
+            "controller": controller,
+            "registry": RegistryClient(ml_url),
+        }
     finally:
         for p in procs:
             p.stop()
@@ -185,9 +208,14 @@ def test_split_follows_the_weight_within_binomial_band(lab):
     set_weight(lab, 20)
     n, p = 1000, 0.2
     with requests.Session() as s, ThreadPoolExecutor(4) as pool:
-        arms = list(pool.map(lambda i: s.post(lab["a" if i % 2 else "b"] + "/predict",
-                                               json={"text": "good"}, timeout=10).json()["model_version"],
-                             range(n)))
+        arms = list(
+            pool.map(
+                lambda i: s.post(lab["a" if i % 2 else "b"] + "/predict", json={"text": "good"}, timeout=10).json()[
+                    "model_version"
+                ],
+                range(n),
+            )
+        )
     canary = arms.count("canary")
     band = 4 * math.sqrt(n * p * (1 - p))
     assert abs(canary - n * p) <= band, f"{canary} canary answers of {n} at 20% (band ±{band:.0f})"
@@ -271,8 +299,16 @@ def wait_canary_back(*urls, timeout=15.0):
 def test_outlier_ejection_spares_clients_a_hanging_then_dead_canary(lab):
     """A router with the default ejection settings (a timeout ejects at once, 2 s first backoff)."""
     canary = lab["canary"]
-    router, url = start_router("router-eject", lab["logs"], mlflow_url=lab["mlflow"], production_url=lab["prod"].url,
-                               canary_url=canary.url, workers=2, STATE_POLL_S=0.5, BACKEND_TIMEOUT_S=0.5)
+    router, url = start_router(
+        "router-eject",
+        lab["logs"],
+        mlflow_url=lab["mlflow"],
+        production_url=lab["prod"].url,
+        canary_url=canary.url,
+        workers=2,
+        STATE_POLL_S=0.5,
+        BACKEND_TIMEOUT_S=0.5,
+    )
     try:
         requests.post(lab["a"] + "/reset", headers=AUTH, timeout=10).raise_for_status()
         requests.post(url + "/reset", headers=AUTH, timeout=10)
@@ -309,7 +345,9 @@ def test_outlier_ejection_spares_clients_a_hanging_then_dead_canary(lab):
         served = 0
         with requests.Session() as s:
             while served < 10 and time.monotonic() - back_at < 30:
-                served += s.post(url + "/predict", json={"text": "good"}, timeout=10).json()["model_version"] == "canary"
+                served += (
+                    s.post(url + "/predict", json={"text": "good"}, timeout=10).json()["model_version"] == "canary"
+                )
                 time.sleep(0.02)
         assert served >= 10, "the canary never took traffic again after it came back"
     finally:
@@ -322,8 +360,16 @@ def test_production_down_gets_a_fast_503_after_one_timeout_and_comes_back(lab):
     one timeout per worker no client waits for the timeout (Retry-After instead)."""
     prod = lab["prod"]
     set_weight(lab, 0)  # before the router starts: its first read of the state has everyone on production
-    router, url = start_router("router-prod-down", lab["logs"], mlflow_url=lab["mlflow"], production_url=prod.url,
-                               canary_url=lab["canary"].url, workers=2, STATE_POLL_S=0.5, BACKEND_TIMEOUT_S=0.5)
+    router, url = start_router(
+        "router-prod-down",
+        lab["logs"],
+        mlflow_url=lab["mlflow"],
+        production_url=prod.url,
+        canary_url=lab["canary"].url,
+        workers=2,
+        STATE_POLL_S=0.5,
+        BACKEND_TIMEOUT_S=0.5,
+    )
     try:
         wait_every_worker_fresh(url, workers=2)
         prod.mode, prod.slow_s = "slow", 3.0
@@ -362,8 +408,9 @@ def test_simulated_failure_shows_in_canary_accuracy(lab):
     with requests.Session() as s:
         for i in range(300):
             label = i % 2
-            s.post(lab["a"] + "/predict", json={"text": "good" if label else "bad", "actual_label": label},
-                   timeout=10).raise_for_status()
+            s.post(
+                lab["a"] + "/predict", json={"text": "good" if label else "bad", "actual_label": label}, timeout=10
+            ).raise_for_status()
     stats = requests.get(lab["b"] + "/stats", timeout=10).json()
     assert stats["production"]["accuracy"] == 100.0
     assert 40.0 < stats["canary"]["accuracy"] < 80.0, stats["canary"]
@@ -413,9 +460,17 @@ def test_fail_closed_when_the_registry_goes_away(lab, tmp_path):
     """A third router reads the real MLflow through a proxy that the test switches off."""
     set_weight(lab, 100)
     proxy = RegistryProxy(lab["mlflow"]).start()
-    proc, url = start_router("router-c", lab["logs"], mlflow_url=proxy.url, production_url=lab["prod"].url,
-                             canary_url=lab["canary"].url, workers=2, STATE_POLL_S=0.5, FAIL_CLOSED_AFTER_S=6,
-                             BACKEND_TIMEOUT_S=5)
+    proc, url = start_router(
+        "router-c",
+        lab["logs"],
+        mlflow_url=proxy.url,
+        production_url=lab["prod"].url,
+        canary_url=lab["canary"].url,
+        workers=2,
+        STATE_POLL_S=0.5,
+        FAIL_CLOSED_AFTER_S=6,
+        BACKEND_TIMEOUT_S=5,
+    )
     try:
         # Every worker must have confirmed the state through the proxy just now: a worker whose first
         # read failed at boot serves with weight 0 until its next poll, and proves nothing here.

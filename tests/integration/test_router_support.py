@@ -5,6 +5,7 @@ model-server: it speaks the same contract (POST /predict, GET /ready with `class
 so that the router can be tested alone, and it can be told to fail, hang, or stop listening.
 The lead's full-stack suite runs the router against the real model servers.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,10 +17,10 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import requests
+
 from canary_common.payload import SCORING_KEYS, raw_rows
 from support.procs import ROOT, Proc, free_port
-
-import requests
 
 
 class _KillableServer(ThreadingHTTPServer):
@@ -84,7 +85,7 @@ class StandInModelServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "StandInModelServer":
+    def start(self) -> StandInModelServer:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -109,8 +110,16 @@ class StandInModelServer:
 
             def do_GET(self):
                 if self.path == "/ready":
-                    self._send(200, {"ready": True, "version": owner.version, "alias": owner.alias,
-                                     "classes": [0, 1], "task": "classification"})
+                    self._send(
+                        200,
+                        {
+                            "ready": True,
+                            "version": owner.version,
+                            "alias": owner.alias,
+                            "classes": [0, 1],
+                            "task": "classification",
+                        },
+                    )
                 elif self.path == "/faults":
                     self._send(200, owner.faults)
                 else:
@@ -132,8 +141,17 @@ class StandInModelServer:
                         self._send(400, {"error": "stand-in: cannot count the rows of this payload"})
                         return
                     owner.calls += 1
-                    self._send(200, {"predictions": [0] * rows, "version": owner.version, "model": "sentiment",
-                                     "alias": owner.alias, "classes": [0, 1], "task": "classification"})
+                    self._send(
+                        200,
+                        {
+                            "predictions": [0] * rows,
+                            "version": owner.version,
+                            "model": "sentiment",
+                            "alias": owner.alias,
+                            "classes": [0, 1],
+                            "task": "classification",
+                        },
+                    )
                     return
                 if self.path != "/predict":
                     self._send(404, {"error": "no such path"})
@@ -151,8 +169,17 @@ class StandInModelServer:
                 prediction = 1 if "good" in text else 0
                 if random.random() < float(owner.faults.get("wrong_rate") or 0):
                     prediction = 1 - prediction
-                self._send(200, {"prediction": prediction, "version": owner.version, "model": "sentiment",
-                                 "alias": owner.alias, "classes": [0, 1], "task": "classification"})
+                self._send(
+                    200,
+                    {
+                        "prediction": prediction,
+                        "version": owner.version,
+                        "model": "sentiment",
+                        "alias": owner.alias,
+                        "classes": [0, 1],
+                        "task": "classification",
+                    },
+                )
 
         self._server = _KillableServer(("127.0.0.1", self.port), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -166,19 +193,26 @@ class StandInModelServer:
             self._server = None
 
 
-def seed_registry(url: str, production: str = "1", canary: str | None = "2", weight: float = 20.0,
-                  versions: int = 2) -> None:
+def seed_registry(
+    url: str, production: str = "1", canary: str | None = "2", weight: float = 20.0, versions: int = 2
+) -> None:
     """A registered model `sentiment` with `versions` versions, aliases and a weight, via REST."""
     from canary_common.registry import RegistryClient
+
     api = url + "/api/2.0/mlflow"
     requests.post(api + "/registered-models/create", json={"name": "sentiment"}, timeout=10)
     run = requests.post(api + "/runs/create", json={"experiment_id": "0"}, timeout=10).json()["run"]["info"]
-    existing = requests.get(api + "/model-versions/search", params={"filter": "name='sentiment'"},
-                            timeout=10).json().get("model_versions", [])
+    existing = (
+        requests.get(api + "/model-versions/search", params={"filter": "name='sentiment'"}, timeout=10)
+        .json()
+        .get("model_versions", [])
+    )
     for _ in range(versions - len(existing)):
-        requests.post(api + "/model-versions/create", timeout=10,
-                      json={"name": "sentiment", "source": f"runs:/{run['run_id']}/model",
-                            "run_id": run["run_id"]}).raise_for_status()
+        requests.post(
+            api + "/model-versions/create",
+            timeout=10,
+            json={"name": "sentiment", "source": f"runs:/{run['run_id']}/model", "run_id": run["run_id"]},
+        ).raise_for_status()
     client = RegistryClient(url)
     client.set_alias("production", production)
     if canary:
@@ -191,21 +225,36 @@ def seed_registry(url: str, production: str = "1", canary: str | None = "2", wei
     client.write_state(weight=weight, mode="auto", phase="progressing", reason="test setup")
 
 
-def start_router(name: str, log_dir: Path, *, mlflow_url: str, production_url: str, canary_url: str,
-                 port: int | None = None, workers: int = 2, **env) -> tuple[Proc, str]:
+def start_router(
+    name: str,
+    log_dir: Path,
+    *,
+    mlflow_url: str,
+    production_url: str,
+    canary_url: str,
+    port: int | None = None,
+    workers: int = 2,
+    **env,
+) -> tuple[Proc, str]:
     """The router under real gunicorn (router/gunicorn.conf.py), on a free loopback port."""
     port = port or free_port()
     mp_dir = Path(log_dir) / f"{name}-prom"
     mp_dir.mkdir(parents=True, exist_ok=True)
     full_env = {
-        "ROUTER_BIND": f"127.0.0.1:{port}", "ROUTER_WORKERS": str(workers), "ROUTER_THREADS": "4",
-        "PROMETHEUS_MULTIPROC_DIR": str(mp_dir), "MLFLOW_TRACKING_URI": mlflow_url,
-        "PRODUCTION_URL": production_url, "CANARY_URL": canary_url, "MODEL_NAME": "sentiment",
+        "ROUTER_BIND": f"127.0.0.1:{port}",
+        "ROUTER_WORKERS": str(workers),
+        "ROUTER_THREADS": "4",
+        "PROMETHEUS_MULTIPROC_DIR": str(mp_dir),
+        "MLFLOW_TRACKING_URI": mlflow_url,
+        "PRODUCTION_URL": production_url,
+        "CANARY_URL": canary_url,
+        "MODEL_NAME": "sentiment",
         "STATE_POLL_S": "0.5",
     }
     full_env.update({k: str(v) for k, v in env.items()})
-    proc = Proc(name, [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "router" / "gunicorn.conf.py")],
-                log_dir, env=full_env).start()
+    proc = Proc(
+        name, [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "router" / "gunicorn.conf.py")], log_dir, env=full_env
+    ).start()
     url = f"http://127.0.0.1:{port}"
     proc.wait_http(url + "/ready", timeout=60)
     return proc, url
@@ -224,7 +273,7 @@ class RegistryProxy(_ServedInThread):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "RegistryProxy":
+    def start(self) -> RegistryProxy:
         target = self.target
 
         class Handler(BaseHTTPRequestHandler):
@@ -238,8 +287,13 @@ class RegistryProxy(_ServedInThread):
             def _forward(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 data = self.rfile.read(length) if length else None
-                resp = requests.request(self.command, target + self.path, data=data, timeout=5,
-                                        headers={"Content-Type": self.headers.get("Content-Type", "application/json")})
+                resp = requests.request(
+                    self.command,
+                    target + self.path,
+                    data=data,
+                    timeout=5,
+                    headers={"Content-Type": self.headers.get("Content-Type", "application/json")},
+                )
                 self.send_response(resp.status_code)
                 self.send_header("Content-Type", resp.headers.get("Content-Type", "application/json"))
                 self.send_header("Content-Length", str(len(resp.content)))
@@ -260,6 +314,7 @@ class StandInController(_ServedInThread):
 
     def __init__(self, mlflow_url: str, model_name: str = "sentiment"):
         from canary_common.registry import RegistryClient
+
         self.registry = RegistryClient(mlflow_url, model_name, timeout=10)
         self.lock = threading.RLock()
         self.decisions: list = []
@@ -275,6 +330,7 @@ class StandInController(_ServedInThread):
 
     def _answer(self, path: str, body: dict) -> tuple[int, dict]:
         from canary_controller import commands
+
         if path == "/check":
             return 200, {"status": "waiting", "message": "stand-in controller", "decision": "hold"}
         try:
@@ -288,7 +344,7 @@ class StandInController(_ServedInThread):
             return 400, {"error": str(exc)}
         return 404, {"error": "no such path"}
 
-    def start(self) -> "StandInController":
+    def start(self) -> StandInController:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):

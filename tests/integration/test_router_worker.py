@@ -1,6 +1,7 @@
 """The router's gunicorn worker (canary_router.worker.ConnectionThreadWorker), as a real gunicorn
 process on loopback, driven over raw sockets: keep-alive, bad requests, idle and stalled clients,
 the connection limit, and graceful shutdown."""
+
 import os
 import signal
 import socket
@@ -17,10 +18,29 @@ WORKER = "canary_router.worker.ConnectionThreadWorker"
 
 def start(tmp_path, name, connections=50, keepalive=2, graceful=5):
     port = free_port()
-    proc = Proc(name, python_cmd("-m", "gunicorn", "-k", WORKER, "-w", "1", "--worker-connections", str(connections),
-                                 "--keep-alive", str(keepalive), "--graceful-timeout", str(graceful),
-                                 "-b", f"127.0.0.1:{port}", "--chdir", str(ROOT / "tests"), "support.worker_app:app"),
-                tmp_path).start()
+    proc = Proc(
+        name,
+        python_cmd(
+            "-m",
+            "gunicorn",
+            "-k",
+            WORKER,
+            "-w",
+            "1",
+            "--worker-connections",
+            str(connections),
+            "--keep-alive",
+            str(keepalive),
+            "--graceful-timeout",
+            str(graceful),
+            "-b",
+            f"127.0.0.1:{port}",
+            "--chdir",
+            str(ROOT / "tests"),
+            "support.worker_app:app",
+        ),
+        tmp_path,
+    ).start()
     proc.wait_http(f"http://127.0.0.1:{port}/", timeout=30)
     return proc, port
 

@@ -1,9 +1,9 @@
-"""Issue 2 end to end in process mode: real MLflow, model servers, routers under gunicorn,
+"""The lab's threshold rule end to end in process mode: real MLflow, model servers, routers under gunicorn,
 Prometheus, the controller (seed-lab threshold mode) and nginx, on loopback ports."""
+
 import math
 import time
 
-import pytest
 import requests
 
 from support.stack import Traffic
@@ -57,10 +57,14 @@ def test_killed_canary_costs_the_client_nothing(stack):
         assert t.non_ok == 0, t.failures[:5]
         assert t.by_model.get("production", 0) > t.by_model.get("canary", 0)
         # The routers counted the canary's failures (what the controller judges), once scraped.
-        stack.wait_for(lambda: stack.query('sum(canary_router_requests_total{model="canary",status="error"}) > 0'),
-                       timeout=15, what="canary errors in Prometheus")
+        stack.wait_for(
+            lambda: stack.query('sum(canary_router_requests_total{model="canary",status="error"}) > 0'),
+            timeout=15,
+            what="canary errors in Prometheus",
+        )
     finally:
         from support.models import start_model_server
+
         port = int(stack.canary_url.rsplit(":", 1)[1])
         stack.procs["canary"], _ = start_model_server(stack.mlflow_url, "canary", stack.log_dir, port=port)
 
@@ -70,11 +74,13 @@ def test_healthy_canary_steps_up_and_is_promoted(stack):
     registry = stack.registry()
     weights = []
     with Traffic(stack.public_url, rate=50) as t:
+
         def promoted():
             state = registry.read_state()
             if not weights or weights[-1] != state.weight:
                 weights.append(state.weight)
             return state.phase == "promoted"
+
         stack.wait_for(promoted, timeout=240, interval=0.3, what="promotion")
         time.sleep(2)
     assert t.non_ok == 0, t.failures[:5]

@@ -1,5 +1,6 @@
-"""Issue 3 in process mode: the controller's sequential analysis on real components (MLflow,
+"""The sequential analysis in process mode: the controller's sequential analysis on real components (MLflow,
 model servers, routers under gunicorn, Prometheus, nginx)."""
+
 import json
 import time
 
@@ -51,16 +52,19 @@ def test_a_canary_that_turns_bad_late_is_rolled_back(stack):
         stack.set_faults(wrong_rate=0.4)
         try:
             started = time.monotonic()
-            stack.wait_for(lambda: registry.read_state().phase == "rolled_back", timeout=90,
-                           what="the late fault rolled back")
+            stack.wait_for(
+                lambda: registry.read_state().phase == "rolled_back", timeout=90, what="the late fault rolled back"
+            )
             took = time.monotonic() - started
         finally:
             stack.set_faults()
     assert t.non_ok == 0, t.failures[:5]
     decision = json.loads(version_tags(stack, "2")["canary.decision"])
     accuracy = next(m for m in decision["metrics"] if m["name"] == "accuracy")
-    print(f"sequential: a fault after 60 s healthy rolled back in {took:.1f}s by the {accuracy['detector']} "
-          f"detector: {decision['summary']}")
+    print(
+        f"sequential: a fault after 60 s healthy rolled back in {took:.1f}s by the {accuracy['detector']} "
+        f"detector: {decision['summary']}"
+    )
     assert accuracy["rollback"] and accuracy["detector"] in ("change", "from_start")
     if accuracy["detector"] == "change":
         assert accuracy["change_since"] >= time.time() - took - 30  # a start near the fault
@@ -95,8 +99,12 @@ def test_prometheus_outage_holds_then_the_rollout_continues(stack):
             assert "canary_controller_prometheus_up 0.0" in metrics
         finally:
             stack.start_prometheus()  # same port, same data
-        stack.wait_for(lambda: registry.read_state().phase == "promoted", timeout=240, interval=0.5,
-                       what="the rollout to continue to promotion")
+        stack.wait_for(
+            lambda: registry.read_state().phase == "promoted",
+            timeout=240,
+            interval=0.5,
+            what="the rollout to continue to promotion",
+        )
     assert t.non_ok == 0, t.failures[:5]
 
 

@@ -6,6 +6,7 @@ The dashboard serves any model: its accuracy panel fills for classification mode
 mean-absolute-error and within-tolerance panels for regression models. Every query must be valid
 here; a panel of the kind of task the stack's model does not have may stay empty (the regression
 panels get their data from the stand-in exporters of tests/unit/test_grafana_queries.py)."""
+
 import sys
 import time
 
@@ -17,12 +18,12 @@ from support.stack import Traffic
 
 sys.path.insert(0, str(ROOT / "grafana"))
 import build_dashboard  # noqa: E402
+
 from canary_common.regression import ABS_ERROR_METRIC  # noqa: E402
 
 DASHBOARD = ROOT / "grafana/dashboards/canary.json"
 # The router's labelled-prediction series of each kind of task.
-TASK_SERIES = {"classification": "canary_router_labelled_predictions_total",
-               "regression": ABS_ERROR_METRIC + "_count"}
+TASK_SERIES = {"classification": "canary_router_labelled_predictions_total", "regression": ABS_ERROR_METRIC + "_count"}
 
 
 def run(stack, expr):
@@ -55,8 +56,9 @@ def test_every_panel_returns_series_for_both_models(stack):
     stack.restart_controller(ANALYSIS_CONFIG=str(ROOT / "tests/integration/analysis-fast.yaml"), STEP_INTERVAL_S="")
     stack.deploy("2", production="1")
     requests.post(f"{stack.admin_url}/set_canary/30", headers=stack.auth, timeout=5).raise_for_status()
-    targets = [(panel["title"], t["expr"], "{{model}}" in t.get("legendFormat", ""))
-               for panel, t in panel_targets(DASHBOARD)]
+    targets = [
+        (panel["title"], t["expr"], "{{model}}" in t.get("legendFormat", "")) for panel, t in panel_targets(DASHBOARD)
+    ]
     assert len(targets) >= 8
     assert {task_of(expr) for _, expr, _ in targets} >= set(TASK_SERIES)
     with Traffic(stack.public_url, rate=40):
@@ -64,8 +66,11 @@ def test_every_panel_returns_series_for_both_models(stack):
         while True:
             results = {expr: run(stack, expr) for _, expr, _ in targets}  # each one valid, even if empty
             tasks = served_tasks(stack)
-            missing = [(title, expr) for title, expr, by_model in targets
-                       if task_of(expr) in tasks | {None} and not shows_both(results[expr], by_model)]
+            missing = [
+                (title, expr)
+                for title, expr, by_model in targets
+                if task_of(expr) in tasks | {None} and not shows_both(results[expr], by_model)
+            ]
             if tasks and not missing:
                 break
             assert time.monotonic() < deadline, f"panels without series for both models: {missing} (tasks {tasks})"

@@ -2,6 +2,7 @@
 routers, Prometheus, the controller in the lab's threshold mode, nginx): after a rollback, after
 a promotion, with a hand-set weight and with shadow copies. And /check_rollback answers in the
 lab's shape in every phase."""
+
 import time
 
 import requests
@@ -66,8 +67,9 @@ def test_a_weight_written_outside_a_rollout_is_taken_in_hand(stack):
     registry.write_state(weight=0, reason="test: stopped")
     registry.write_state(weight=0, phase="rolled_back", reason="test: rolled back")
     registry.write_state(weight=20, reason="test: a weight from another writer")
-    stack.wait_for(lambda: registry.read_state().phase == "progressing", timeout=20,
-                   what="the controller to adopt the canary")
+    stack.wait_for(
+        lambda: registry.read_state().phase == "progressing", timeout=20, what="the controller to adopt the canary"
+    )
     state = registry.read_state()
     assert state.mode == "manual" and "judged as a manual rollout" in state.reason
     history = requests.get(f"{stack.controller_url}/status", timeout=5).json()["history"]
@@ -78,8 +80,12 @@ def test_healthy_canary_check_rollback_says_healthy_or_waiting(stack):
     stack.deploy("2", production="1")
     requests.post(f"{stack.public_url}/set_canary/20", headers=stack.auth, timeout=5).raise_for_status()
     with Traffic(stack.public_url, rate=50):
-        body = stack.wait_for(lambda: (b := check_rollback(stack))["status"] == "healthy" and b, timeout=60,
-                              what="a healthy verdict", interval=2)
+        body = stack.wait_for(
+            lambda: (b := check_rollback(stack))["status"] == "healthy" and b,
+            timeout=60,
+            what="a healthy verdict",
+            interval=2,
+        )
     assert isinstance(body["canary_accuracy"], float) and body["canary_accuracy"] > 75, body
     waiting = requests.post(f"{stack.public_url}/reset", headers=stack.auth, timeout=10)
     assert waiting.json()["status"] == "reset"
@@ -96,8 +102,9 @@ def test_shadow_copies_of_a_bad_canary_are_rolled_back(stack):
         on = requests.post(f"{stack.public_url}/shadow/100", headers=stack.auth, timeout=5)
         assert on.status_code == 200 and on.json()["shadow_active"], on.text
         with Traffic(stack.public_url, rate=50) as t:
-            stack.wait_for(lambda: registry.read_state().phase == "rolled_back", timeout=60,
-                           what="the shadowed canary rolled back")
+            stack.wait_for(
+                lambda: registry.read_state().phase == "rolled_back", timeout=60, what="the shadowed canary rolled back"
+            )
         assert set(t.by_model) == {"production"}  # users only ever saw production
     finally:
         stack.set_faults()

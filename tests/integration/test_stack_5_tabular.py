@@ -6,6 +6,7 @@ breast-cancer (a classifier, 30 numeric features) is judged on accuracy; diabete
 on the clipped mean absolute error, its truth sent as actual_value. Their own stack, apart from
 the sentiment one the other modules share.
 """
+
 import json
 import os
 import tempfile
@@ -44,8 +45,12 @@ def roll_out(stack, version, production, until, timeout, bodies):
     registry = stack.registry()
     with Traffic(stack.public_url, rate=50, bodies=bodies) as traffic:
         started = time.monotonic()
-        stack.wait_for(lambda: registry.read_state().phase == until, timeout=timeout, interval=0.5,
-                       what=f"version {version} {until}")
+        stack.wait_for(
+            lambda: registry.read_state().phase == until,
+            timeout=timeout,
+            interval=0.5,
+            what=f"version {version} {until}",
+        )
         took = time.monotonic() - started
     assert traffic.non_ok == 0, traffic.failures[:5]
     return took
@@ -61,9 +66,11 @@ def test_breast_cancer_better_version_is_promoted_and_worse_rolled_back(stack):
     decision, tags = decision_of(stack, "3")
     assert "accuracy" in tags["canary.rollback_reason"], tags["canary.rollback_reason"]
     worse = next(m for m in decision["metrics"] if m["name"] == "accuracy")
-    print(f"breast-cancer: version 2 promoted {promoted:.0f}s after deploy (accuracy canary "
-          f"{accuracy['p']['canary']:.3f} vs production {accuracy['p']['production']:.3f}); version 3 rolled back "
-          f"{rolled:.0f}s after deploy ({worse['p']['canary']:.3f} vs {worse['p']['production']:.3f})")
+    print(
+        f"breast-cancer: version 2 promoted {promoted:.0f}s after deploy (accuracy canary "
+        f"{accuracy['p']['canary']:.3f} vs production {accuracy['p']['production']:.3f}); version 3 rolled back "
+        f"{rolled:.0f}s after deploy ({worse['p']['canary']:.3f} vs {worse['p']['production']:.3f})"
+    )
 
 
 def test_diabetes_regressor_judged_on_its_errors(stack):
@@ -78,6 +85,8 @@ def test_diabetes_regressor_judged_on_its_errors(stack):
     promoted = roll_out(stack, "2", "1", "promoted", 420, bodies)
     decision, _ = decision_of(stack, "2")
     better = next(m for m in decision["metrics"] if m["name"] == "mae")
-    print(f"diabetes: version 3 rolled back {rolled:.0f}s after deploy (clipped MAE canary "
-          f"{mae['regression']['clipped_mae']['canary']} vs production {mae['regression']['clipped_mae']['production']}); "
-          f"version 2 promoted {promoted:.0f}s after deploy ({better['regression']['clipped_mae']})")
+    print(
+        f"diabetes: version 3 rolled back {rolled:.0f}s after deploy (clipped MAE canary "
+        f"{mae['regression']['clipped_mae']['canary']} vs production {mae['regression']['clipped_mae']['production']}); "
+        f"version 2 promoted {promoted:.0f}s after deploy ({better['regression']['clipped_mae']})"
+    )

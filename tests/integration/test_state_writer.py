@@ -2,6 +2,7 @@
 controller under gunicorn. Its Prometheus is a closed port, so the control loop polls and holds
 (it still writes where it needs no metrics: a promotion's end, a weight it adopts); the admin
 calls are what the test fires."""
+
 from __future__ import annotations
 
 import threading
@@ -9,11 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-
-from canary_common.registry import (MODE_TAG, PHASE_TAG, REASON_TAG, STATE_TAG, WEIGHT_TAG, RegistryClient,
-                                    StateConflict)
-from support.procs import ROOT, Proc, free_port, python_cmd, start_mlflow
 from test_router_support import seed_registry
+
+from canary_common.registry import MODE_TAG, PHASE_TAG, REASON_TAG, STATE_TAG, WEIGHT_TAG, RegistryClient, StateConflict
+from support.procs import ROOT, Proc, free_port, python_cmd, start_mlflow
 
 TOKEN = "writer-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -24,14 +24,25 @@ def lab(tmp_path_factory):
     logs = tmp_path_factory.mktemp("state-writer")
     mlflow, ml_url = start_mlflow(logs)
     port = free_port()
-    env = {"PORT": str(port), "MLFLOW_TRACKING_URI": ml_url, "MODEL_NAME": "sentiment",
-           "PROMETHEUS_URL": f"http://127.0.0.1:{free_port()}", "POLL_INTERVAL_S": "0.2", "SCRAPE_WAIT_S": "0.5",
-           "ADMIN_TOKEN": TOKEN}
+    env = {
+        "PORT": str(port),
+        "MLFLOW_TRACKING_URI": ml_url,
+        "MODEL_NAME": "sentiment",
+        "PROMETHEUS_URL": f"http://127.0.0.1:{free_port()}",
+        "POLL_INTERVAL_S": "0.2",
+        "SCRAPE_WAIT_S": "0.5",
+        "ADMIN_TOKEN": TOKEN,
+    }
     controller = None
     try:
         seed_registry(ml_url, weight=20)
-        controller = Proc("controller", python_cmd("-m", "gunicorn", "-c", str(ROOT / "controller/gunicorn.conf.py")),
-                          logs, env=env, cwd=ROOT / "controller").start()
+        controller = Proc(
+            "controller",
+            python_cmd("-m", "gunicorn", "-c", str(ROOT / "controller/gunicorn.conf.py")),
+            logs,
+            env=env,
+            cwd=ROOT / "controller",
+        ).start()
         url = f"http://127.0.0.1:{port}"
         controller.wait_http(url + "/health", timeout=60)
         yield {"url": url, "registry": RegistryClient(ml_url), "mlflow": ml_url}
@@ -109,13 +120,20 @@ def test_the_controller_answers_a_bad_weight_with_400(lab):
 def test_the_previous_release_tags_are_read_and_kept_in_step(lab):
     registry = lab["registry"]
     # A registry written by the previous release: separate tags, no state tag.
-    requests.delete(lab["mlflow"] + "/api/2.0/mlflow/registered-models/delete-tag",
-                  json={"name": "sentiment", "key": STATE_TAG}, timeout=10).raise_for_status()
-    registry.set_model_tags({MODE_TAG: "manual", PHASE_TAG: "progressing", REASON_TAG: "old release",
-                             WEIGHT_TAG: "35"})
+    requests.delete(
+        lab["mlflow"] + "/api/2.0/mlflow/registered-models/delete-tag",
+        json={"name": "sentiment", "key": STATE_TAG},
+        timeout=10,
+    ).raise_for_status()
+    registry.set_model_tags({MODE_TAG: "manual", PHASE_TAG: "progressing", REASON_TAG: "old release", WEIGHT_TAG: "35"})
     old = registry.read_state()
-    assert (old.weight, old.mode, old.phase, old.reason, old.generation) == (35.0, "manual", "progressing",
-                                                                            "old release", 0)
+    assert (old.weight, old.mode, old.phase, old.reason, old.generation) == (
+        35.0,
+        "manual",
+        "progressing",
+        "old release",
+        0,
+    )
     new = registry.write_state(weight=12, reason="test: first write of this release", expected_generation=0)
     tags = registry.read_state().tags
     assert new.generation == 1 and STATE_TAG in tags

@@ -1,4 +1,5 @@
 """Debian binaries the tests run for real; missing ones fail in CI and skip elsewhere."""
+
 import os
 import shutil
 

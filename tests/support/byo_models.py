@@ -11,6 +11,7 @@
 Every function takes an MLflow tracking URI: a file store in a tmp dir for unit tests, the real
 server (support.procs.start_mlflow) for integration tests.
 """
+
 from __future__ import annotations
 
 import os
@@ -57,9 +58,9 @@ class mlflow_globals_restored:
         return self
 
     def __exit__(self, *exc):
-        import mlflow
-
         import mlflow.tracking.fluent
+
+        import mlflow
 
         mlflow.set_tracking_uri(None)
         mlflow.tracking.fluent._active_experiment_id = None  # set_experiment's, also in the env
@@ -91,7 +92,7 @@ def diabetes_data() -> tuple[pd.DataFrame, pd.Series]:
 
 # -- custom models ------------------------------------------------------------------------------
 class KeywordSentiment(mlflow.pyfunc.PythonModel):
-    """"positive" or "negative" by counting keywords; the `threshold` param moves the line."""
+    """ "positive" or "negative" by counting keywords; the `threshold` param moves the line."""
 
     def predict(self, context, model_input, params=None):
         threshold = float((params or {}).get("threshold", 0.0))
@@ -142,8 +143,12 @@ class Logged:
 
 
 def _register(info, name: str) -> Logged:
-    return Logged(name, str(info.registered_model_version), info.run_id, info.artifact_path
-                  if hasattr(info, "artifact_path") else "model")
+    return Logged(
+        name,
+        str(info.registered_model_version),
+        info.run_id,
+        info.artifact_path if hasattr(info, "artifact_path") else "model",
+    )
 
 
 def _start(tracking_uri: str, experiment: str = "byo-models"):
@@ -165,9 +170,15 @@ def log_cancer_classifier(tracking_uri: str, name: str, **log_kwargs) -> Logged:
     X, y = cancer_data()
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(X, y)
     with _start(tracking_uri):
-        info = mlflow.sklearn.log_model(model, name="model", signature=infer_signature(X, model.predict(X)),
-                                        input_example=X.head(3), registered_model_name=name,
-                                        pip_requirements=REQUIREMENTS, **log_kwargs)
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(X, model.predict(X)),
+            input_example=X.head(3),
+            registered_model_name=name,
+            pip_requirements=REQUIREMENTS,
+            **log_kwargs,
+        )
     return _register(info, name)
 
 
@@ -180,9 +191,15 @@ def log_diabetes_regressor(tracking_uri: str, name: str) -> Logged:
     X, y = diabetes_data()
     model = Ridge(alpha=0.1).fit(X, y)
     with _start(tracking_uri):
-        info = mlflow.sklearn.log_model(model, name="model", signature=infer_signature(X, model.predict(X)),
-                                        input_example=X.head(3), registered_model_name=name,
-                                        serialization_format="cloudpickle", pip_requirements=REQUIREMENTS)
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(X, model.predict(X)),
+            input_example=X.head(3),
+            registered_model_name=name,
+            serialization_format="cloudpickle",
+            pip_requirements=REQUIREMENTS,
+        )
     return _register(info, name)
 
 
@@ -214,9 +231,14 @@ def log_keyword_model(tracking_uri: str, name: str, tags: bool = True) -> Logged
     model = KeywordSentiment()
     signature = infer_signature(example, model.predict(None, example), params={"threshold": 0.0})
     with _by_value(), _start(tracking_uri):
-        info = mlflow.pyfunc.log_model(name="model", python_model=model, signature=signature,
-                                       input_example=example, registered_model_name=name,
-                                       pip_requirements=REQUIREMENTS)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=model,
+            signature=signature,
+            input_example=example,
+            registered_model_name=name,
+            pip_requirements=REQUIREMENTS,
+        )
     logged = _register(info, name)
     if tags:
         client = MlflowClient(tracking_uri)
@@ -231,12 +253,19 @@ def log_tensor_model(tracking_uri: str, name: str) -> Logged:
     from mlflow.models import ModelSignature
     from mlflow.types import Schema, TensorSpec
 
-    signature = ModelSignature(inputs=Schema([TensorSpec(np.dtype("float32"), (-1, 4, 4))]),
-                               outputs=Schema([TensorSpec(np.dtype("float32"), (-1,))]))
+    signature = ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype("float32"), (-1, 4, 4))]),
+        outputs=Schema([TensorSpec(np.dtype("float32"), (-1,))]),
+    )
     with _by_value(), _start(tracking_uri):
-        info = mlflow.pyfunc.log_model(name="model", python_model=ImageMean(), signature=signature,
-                                       input_example=np.ones((2, 4, 4), dtype="float32"),
-                                       registered_model_name=name, pip_requirements=REQUIREMENTS)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=ImageMean(),
+            signature=signature,
+            input_example=np.ones((2, 4, 4), dtype="float32"),
+            registered_model_name=name,
+            pip_requirements=REQUIREMENTS,
+        )
     return _register(info, name)
 
 
@@ -244,8 +273,13 @@ def log_type_hinted_model(tracking_uri: str, name: str) -> Logged:
     import mlflow.pyfunc
 
     with _by_value(), _start(tracking_uri):
-        info = mlflow.pyfunc.log_model(name="model", python_model=Shouter(), input_example=["hello"],
-                                       registered_model_name=name, pip_requirements=REQUIREMENTS)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=Shouter(),
+            input_example=["hello"],
+            registered_model_name=name,
+            pip_requirements=REQUIREMENTS,
+        )
     return _register(info, name)
 
 
@@ -259,20 +293,27 @@ def log_missing_dependency_model(tracking_uri: str, name: str) -> tuple[Logged, 
 
     module_name = f"canary_missing_dep_{uuid.uuid4().hex[:8]}"
     folder = Path(tempfile.mkdtemp(prefix="byo-missing-"))
-    (folder / f"{module_name}.py").write_text(textwrap.dedent("""
+    (folder / f"{module_name}.py").write_text(
+        textwrap.dedent("""
         import mlflow.pyfunc
 
         class Doubler(mlflow.pyfunc.PythonModel):
             def predict(self, context, model_input, params=None):
                 return [2 * x for x in model_input["x"]]
-    """))
+    """)
+    )
     sys.path.insert(0, str(folder))
     try:
         module = importlib.import_module(module_name)
         example = pd.DataFrame({"x": [1.0, 2.0]})
         with _start(tracking_uri):
-            info = mlflow.pyfunc.log_model(name="model", python_model=module.Doubler(), input_example=example,
-                                           registered_model_name=name, pip_requirements=REQUIREMENTS)
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=module.Doubler(),
+                input_example=example,
+                registered_model_name=name,
+                pip_requirements=REQUIREMENTS,
+            )
     finally:
         sys.path.remove(str(folder))
         sys.modules.pop(module_name, None)
@@ -292,9 +333,14 @@ def log_untrusted_skops_model(tracking_uri: str, name: str) -> Logged:
     model = make_pipeline(ClipTransformer(), LogisticRegression(max_iter=500)).fit(X, y)
     trusted = [f"{ClipTransformer.__module__}.{ClipTransformer.__qualname__}"]
     with _start(tracking_uri):
-        info = mlflow.sklearn.log_model(model, name="model", signature=infer_signature(X, model.predict(X)),
-                                        registered_model_name=name, pip_requirements=REQUIREMENTS,
-                                        skops_trusted_types=trusted)
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(X, model.predict(X)),
+            registered_model_name=name,
+            pip_requirements=REQUIREMENTS,
+            skops_trusted_types=trusted,
+        )
     return _register(info, name)
 
 
@@ -352,10 +398,16 @@ def all_formats(frame: pd.DataFrame) -> dict[str, dict]:
     records = [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
     columns = list(frame.columns)
     return {
-        "dataframe_split": {"dataframe_split": {"columns": columns,
-                                                "data": [[r[c] for c in columns] for r in records]}},
-        "dataframe_split_index": {"dataframe_split": {"index": list(range(len(records))), "columns": columns,
-                                                      "data": [[r[c] for c in columns] for r in records]}},
+        "dataframe_split": {
+            "dataframe_split": {"columns": columns, "data": [[r[c] for c in columns] for r in records]}
+        },
+        "dataframe_split_index": {
+            "dataframe_split": {
+                "index": list(range(len(records))),
+                "columns": columns,
+                "data": [[r[c] for c in columns] for r in records],
+            }
+        },
         "dataframe_records": {"dataframe_records": records},
         "instances": {"instances": records},
         "inputs_columns": {"inputs": {c: [r[c] for r in records] for c in columns}},
@@ -368,8 +420,9 @@ def _plain(value):
 
 
 # -- waiting for a running model server ------------------------------------------------------------
-def wait_serving(url: str, version: str, workers: int = 1, timeout: float = 60.0,
-                 load_error_version: str | None = None) -> dict:
+def wait_serving(
+    url: str, version: str, workers: int = 1, timeout: float = 60.0, load_error_version: str | None = None
+) -> dict:
     """Until every worker's /ready reports `version` (and, if given, a load error of
     `load_error_version`); returns the last /ready answer."""
     deadline = time.monotonic() + timeout
@@ -391,7 +444,8 @@ def wait_serving(url: str, version: str, workers: int = 1, timeout: float = 60.0
                 last = ready
                 error = ready.get("load_error") or {}
                 ok = ready.get("version") == str(version) and (
-                    load_error_version is None or error.get("version") == str(load_error_version))
+                    load_error_version is None or error.get("version") == str(load_error_version)
+                )
                 if ok:
                     good[pid] = ready
                 else:
@@ -399,5 +453,7 @@ def wait_serving(url: str, version: str, workers: int = 1, timeout: float = 60.0
             if len(good) >= workers:
                 return next(iter(good.values()))
             time.sleep(0.2)
-    raise TimeoutError(f"{url} not serving version {version} (load error {load_error_version}) "
-                       f"on {workers} worker(s) within {timeout}s; last /ready: {last}")
+    raise TimeoutError(
+        f"{url} not serving version {version} (load error {load_error_version}) "
+        f"on {workers} worker(s) within {timeout}s; last /ready: {last}"
+    )

@@ -1,6 +1,7 @@
 """A compose project for the Docker suites (e2e, faults): its own project name and host ports, so
 a stack someone left running is not touched; run as a new user runs it (none of a developer's
 exported settings); logs kept and `down -v` at the end, even on failure."""
+
 from __future__ import annotations
 
 import os
@@ -14,11 +15,25 @@ import requests
 
 from support.procs import ROOT, free_port
 
-PORT_KEYS = ("CANARY_HTTP_PORT", "MLFLOW_PORT", "PROMETHEUS_PORT", "CONTROLLER_PORT", "GRAFANA_PORT",
-             "ALERTMANAGER_PORT")
+PORT_KEYS = (
+    "CANARY_HTTP_PORT",
+    "MLFLOW_PORT",
+    "PROMETHEUS_PORT",
+    "CONTROLLER_PORT",
+    "GRAFANA_PORT",
+    "ALERTMANAGER_PORT",
+)
 # What a developer may have exported here and a new user has not.
-USER_SETTINGS = ("ADMIN_TOKEN", "CANARY_BIND", "CANARY_TOOLS_BIND", "MODEL_NAME", "MLFLOW_TRACKING_URI",
-                 "ANALYSIS_CONFIG", "LOADGEN_DATA", "LOADGEN_ROWS")
+USER_SETTINGS = (
+    "ADMIN_TOKEN",
+    "CANARY_BIND",
+    "CANARY_TOOLS_BIND",
+    "MODEL_NAME",
+    "MLFLOW_TRACKING_URI",
+    "ANALYSIS_CONFIG",
+    "LOADGEN_DATA",
+    "LOADGEN_ROWS",
+)
 
 
 class Compose:
@@ -27,14 +42,25 @@ class Compose:
         self.files = (ROOT / "docker-compose.yml", *files)
         self.ports = {name: free_port() for name in PORT_KEYS}
         base = {k: v for k, v in os.environ.items() if k not in USER_SETTINGS}
-        self.env = dict(base, COMPOSE_PROJECT_NAME=self.project, **{k: str(v) for k, v in self.ports.items()},
-                        **{k: str(v) for k, v in env.items()})
+        self.env = dict(
+            base,
+            COMPOSE_PROJECT_NAME=self.project,
+            **{k: str(v) for k, v in self.ports.items()},
+            **{k: str(v) for k, v in env.items()},
+        )
 
     def run(self, *args, check=True, timeout=900, capture=True, env=None):
         files = [arg for path in self.files for arg in ("-f", str(path))]
         cmd = ["docker", "compose", "-p", self.project, *files, *args]
-        return subprocess.run(cmd, env=dict(self.env, **(env or {})), cwd=ROOT, check=check, timeout=timeout,
-                              capture_output=capture, text=True)
+        return subprocess.run(
+            cmd,
+            env=dict(self.env, **(env or {})),
+            cwd=ROOT,
+            check=check,
+            timeout=timeout,
+            capture_output=capture,
+            text=True,
+        )
 
     def url(self, key):
         return f"http://127.0.0.1:{self.ports[key]}"

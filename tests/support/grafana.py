@@ -1,4 +1,5 @@
 """Read the queries out of a Grafana dashboard JSON, for tests that check them against Prometheus."""
+
 from __future__ import annotations
 
 import json
@@ -6,8 +7,14 @@ import re
 from pathlib import Path
 
 # Grafana's own interval variables, replaced by plain durations so the expression is PromQL.
-GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h",
-                     "${__rate_interval}": "1m", "${__interval}": "15s", "${__range}": "1h"}
+GRAFANA_VARIABLES = {
+    "$__rate_interval": "1m",
+    "$__interval": "15s",
+    "$__range": "1h",
+    "${__rate_interval}": "1m",
+    "${__interval}": "15s",
+    "${__range}": "1h",
+}
 
 
 def _load(dashboard_path) -> dict:
@@ -18,8 +25,7 @@ def iter_panels(dashboard: dict):
     """Every panel, rows' nested (collapsed) panels included, rows themselves included."""
     for panel in dashboard.get("panels", []):
         yield panel
-        for nested in panel.get("panels", []) or []:
-            yield nested
+        yield from panel.get("panels", []) or []
 
 
 def panel_targets(dashboard_path) -> list[tuple[dict, dict]]:

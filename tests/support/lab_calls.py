@@ -1,6 +1,7 @@
 """The lab's client, call for call: the same HTTP method, path and body as the lab's
 send_requests.py (no token, no extra headers), reading the same fields, plus checks of every
 answer. It keeps a transcript in the lab's own words, for people to read in the CI log."""
+
 from __future__ import annotations
 
 import random
@@ -45,8 +46,12 @@ class LabClient:
         served = {"production": 0, "canary": 0}
         for i in range(n):
             sample = self.rng.choice(LAB_SAMPLES)
-            result = self._json(requests.post(f"{self.base}/predict", json=sample, timeout=10),
-                                "prediction", "model_version", "latency_ms")
+            result = self._json(
+                requests.post(f"{self.base}/predict", json=sample, timeout=10),
+                "prediction",
+                "model_version",
+                "latency_ms",
+            )
             assert result["model_version"] in served, result
             served[result["model_version"]] += 1
             ok = "OK" if result["prediction"] == sample["actual_label"] else "WRONG"

@@ -1,4 +1,5 @@
 """Registered model versions and model servers for tests, as real processes."""
+
 from __future__ import annotations
 
 import os
@@ -15,10 +16,16 @@ from support.procs import PYTHONPATH, ROOT, Proc, free_port, python_cmd
 def setup_models(mlflow_url: str, log_dir, model_name: str = "sentiment", timeout: float = 180) -> str:
     """Run `python -m model_setup` against the server; returns its log, raises if it failed."""
     log_path = Path(log_dir) / "model-setup.log"
-    env = dict(os.environ, MLFLOW_TRACKING_URI=mlflow_url, MODEL_NAME=model_name, MLFLOW_WAIT_S="60",
-               PYTHONPATH=PYTHONPATH + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    result = subprocess.run(python_cmd("-m", "model_setup"), env=env, cwd=ROOT, capture_output=True,
-                            text=True, timeout=timeout)
+    env = dict(
+        os.environ,
+        MLFLOW_TRACKING_URI=mlflow_url,
+        MODEL_NAME=model_name,
+        MLFLOW_WAIT_S="60",
+        PYTHONPATH=PYTHONPATH + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    )
+    result = subprocess.run(
+        python_cmd("-m", "model_setup"), env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
     output = result.stdout + result.stderr
     with open(log_path, "a") as fh:
         fh.write(output)
@@ -27,22 +34,41 @@ def setup_models(mlflow_url: str, log_dir, model_name: str = "sentiment", timeou
     return output
 
 
-def start_model_server(mlflow_url: str, alias: str, log_dir, workers: int = 2, model_name: str = "sentiment",
-                       alias_poll_s: float = 1.0, port: int | None = None, name: str | None = None,
-                       timeout: float = 90, threads: int = 4) -> tuple[Proc, str]:
+def start_model_server(
+    mlflow_url: str,
+    alias: str,
+    log_dir,
+    workers: int = 2,
+    model_name: str = "sentiment",
+    alias_poll_s: float = 1.0,
+    port: int | None = None,
+    name: str | None = None,
+    timeout: float = 90,
+    threads: int = 4,
+) -> tuple[Proc, str]:
     """The model server under real gunicorn on a loopback port, waited for until /ready is 200."""
     port = port or free_port()
     log_dir = Path(log_dir)
     scratch = log_dir / f"model-server-{alias}-{port}"
     (scratch / "prom").mkdir(parents=True, exist_ok=True)
     env = {
-        "MLFLOW_TRACKING_URI": mlflow_url, "MODEL_NAME": model_name, "MODEL_ALIAS": alias,
-        "ALIAS_POLL_S": alias_poll_s, "HOST": "127.0.0.1", "PORT": port, "WORKERS": workers, "THREADS": threads,
-        "PROMETHEUS_MULTIPROC_DIR": scratch / "prom", "FAULTS_FILE": scratch / "faults.json",
+        "MLFLOW_TRACKING_URI": mlflow_url,
+        "MODEL_NAME": model_name,
+        "MODEL_ALIAS": alias,
+        "ALIAS_POLL_S": alias_poll_s,
+        "HOST": "127.0.0.1",
+        "PORT": port,
+        "WORKERS": workers,
+        "THREADS": threads,
+        "PROMETHEUS_MULTIPROC_DIR": scratch / "prom",
+        "FAULTS_FILE": scratch / "faults.json",
     }
-    proc = Proc(name or f"model-server-{alias}",
-                python_cmd("-m", "gunicorn", "-c", str(ROOT / "model-server" / "gunicorn.conf.py")),
-                log_dir, env=env).start()
+    proc = Proc(
+        name or f"model-server-{alias}",
+        python_cmd("-m", "gunicorn", "-c", str(ROOT / "model-server" / "gunicorn.conf.py")),
+        log_dir,
+        env=env,
+    ).start()
     url = f"http://127.0.0.1:{port}"
     try:
         proc.wait_http(url + "/ready", timeout=timeout)
@@ -69,7 +95,6 @@ def _wait_all_workers_ready(proc: Proc, url: str, workers: int, timeout: float) 
     with ThreadPoolExecutor(max_workers=8) as pool:
         while len(ready_pids) < workers:
             if time.monotonic() > deadline or not proc.alive():
-                raise TimeoutError(f"{proc.name}: {len(ready_pids)} of {workers} workers ready; "
-                                   f"log:\n{proc.tail()}")
+                raise TimeoutError(f"{proc.name}: {len(ready_pids)} of {workers} workers ready; log:\n{proc.tail()}")
             ready_pids.update(p for p in pool.map(ask, range(16)) if p)
             time.sleep(0.1)

@@ -7,6 +7,7 @@ connections alive, and it retries a request only when nothing was answered on th
 reset, or closed before any byte of an answer), within the request's deadline, with backoff. Every
 retry is counted. A timeout after the request was sent, or any HTTP error status, is not retried.
 """
+
 from __future__ import annotations
 
 import collections
@@ -60,8 +61,11 @@ class Client:
             if left <= 0:
                 return None, "deadline", retries
             try:
-                return self._session().post(self.base_url + path, json=body,
-                                            timeout=(min(CONNECT_TIMEOUT_S, left), left)), None, retries
+                return (
+                    self._session().post(self.base_url + path, json=body, timeout=(min(CONNECT_TIMEOUT_S, left), left)),
+                    None,
+                    retries,
+                )
             except requests.ConnectTimeout:
                 kind = "connect_timeout"  # nothing was sent: safe to retry
             except requests.ConnectionError as exc:
@@ -90,7 +94,7 @@ class OpenLoop:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="openloop")
         self._thread = threading.Thread(target=self._dispatch, name="openloop-dispatch", daemon=True)
 
-    def start(self) -> "OpenLoop":
+    def start(self) -> OpenLoop:
         self._thread.start()
         return self
 
@@ -127,8 +131,7 @@ class OpenLoop:
     def _one(self, sample: Sample, scheduled: float) -> None:
         body = payloads.body(self.data, sample, with_label=True)
         resp, error, retries = self.client.post("/predict", body, scheduled)
-        result = Result(scheduled, 0.0, None if resp is None else resp.status_code, error, retries,
-                        label=sample.label)
+        result = Result(scheduled, 0.0, None if resp is None else resp.status_code, error, retries, label=sample.label)
         if resp is not None:
             try:
                 answer = resp.json()
@@ -165,6 +168,13 @@ def summary(results: list[Result]) -> dict:
             return None
         return round(latencies[max(0, math.ceil(q * len(latencies)) - 1)], 1)  # nearest rank
 
-    return {"requests": len(results), "client_errors": sum(errors.values()), "errors_by_kind": errors,
-            "retried": sum(1 for r in results if r.retries), "p50_ms": pct(0.50), "p99_ms": pct(0.99),
-            "max_ms": round(latencies[-1], 1) if latencies else None, "answered_by": arms}
+    return {
+        "requests": len(results),
+        "client_errors": sum(errors.values()),
+        "errors_by_kind": errors,
+        "retried": sum(1 for r in results if r.retries),
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "max_ms": round(latencies[-1], 1) if latencies else None,
+        "answered_by": arms,
+    }

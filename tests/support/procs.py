@@ -1,4 +1,5 @@
 """Real processes on loopback ports for the tests: start, wait until ready, stop, keep logs."""
+
 from __future__ import annotations
 
 import os
@@ -12,8 +13,9 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
-PYTHONPATH = os.pathsep.join(str(ROOT / d) for d in
-                             ("common", "mlflow", "model-server", "router", "controller", "loadgen", "canaryctl"))
+PYTHONPATH = os.pathsep.join(
+    str(ROOT / d) for d in ("common", "mlflow", "model-server", "router", "controller", "loadgen", "canaryctl")
+)
 
 
 def free_port() -> int:
@@ -25,8 +27,7 @@ def free_port() -> int:
 class Proc:
     """A child process with its log file; `stop()` ends its whole process group."""
 
-    def __init__(self, name: str, cmd: list[str], log_dir: Path, env: dict | None = None,
-                 cwd: Path | None = None):
+    def __init__(self, name: str, cmd: list[str], log_dir: Path, env: dict | None = None, cwd: Path | None = None):
         self.name = name
         self.cmd = cmd
         self.log_path = Path(log_dir) / f"{name}.log"
@@ -37,10 +38,11 @@ class Proc:
         self.cwd = cwd or ROOT
         self.popen: subprocess.Popen | None = None
 
-    def start(self) -> "Proc":
+    def start(self) -> Proc:
         self.log = open(self.log_path, "ab")
-        self.popen = subprocess.Popen(self.cmd, stdout=self.log, stderr=subprocess.STDOUT, env=self.env,
-                                      cwd=self.cwd, start_new_session=True)
+        self.popen = subprocess.Popen(
+            self.cmd, stdout=self.log, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd, start_new_session=True
+        )
         return self
 
     def alive(self) -> bool:
@@ -96,11 +98,27 @@ def start_mlflow(log_dir: Path, port: int | None = None) -> tuple[Proc, str]:
     port = port or free_port()
     data = Path(log_dir) / "mlflow-data"
     data.mkdir(parents=True, exist_ok=True)
-    proc = Proc("mlflow", python_cmd("-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-                                     "--backend-store-uri", f"sqlite:///{data}/mlflow.db",
-                                     "--artifacts-destination", str(data / "artifacts"),
-                                     "--serve-artifacts", "--workers", "1"),
-                log_dir, env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}).start()  # as in mlflow/serve.sh
+    proc = Proc(
+        "mlflow",
+        python_cmd(
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{data}/mlflow.db",
+            "--artifacts-destination",
+            str(data / "artifacts"),
+            "--serve-artifacts",
+            "--workers",
+            "1",
+        ),
+        log_dir,
+        env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+    ).start()  # as in mlflow/serve.sh
     url = f"http://127.0.0.1:{port}"
     proc.wait_http(url + "/health", timeout=120)
     return proc, url

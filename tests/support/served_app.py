@@ -1,4 +1,5 @@
 """A Flask stand-in served on a free loopback port for one test module (`with Stand() as s:`)."""
+
 from __future__ import annotations
 
 import threading

@@ -3,13 +3,13 @@ replicas under gunicorn, Prometheus scraping them, the controller, and nginx in 
 
 Same code, same configuration files as the images; only addresses differ.
 """
+
 from __future__ import annotations
 
 import importlib.util
 import os
 import random
 import shutil
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -60,12 +60,13 @@ class Stack:
     router_ports: list = field(default_factory=list)
 
     # -- start ---------------------------------------------------------------------------
-    def start(self, routers: int = 2, controller_env: dict | None = None, with_nginx: bool = True) -> "Stack":
+    def start(self, routers: int = 2, controller_env: dict | None = None, with_nginx: bool = True) -> Stack:
         self.procs["mlflow"], self.mlflow_url = start_mlflow(self.log_dir)
         setup_models(self.mlflow_url, self.log_dir, model_name=self.model_name)
         for alias in ("production", "canary"):
-            self.procs[alias], url = start_model_server(self.mlflow_url, alias, self.log_dir,
-                                                        model_name=self.model_name)
+            self.procs[alias], url = start_model_server(
+                self.mlflow_url, alias, self.log_dir, model_name=self.model_name
+            )
             setattr(self, f"{alias}_url", url)
         self.controller_port = free_port()
         self.controller_url = f"http://127.0.0.1:{self.controller_port}"
@@ -88,8 +89,9 @@ class Stack:
         for alias in ("production", "canary"):
             port = int(getattr(self, f"{alias}_url").rsplit(":", 1)[1])
             self.procs[alias].stop()
-            self.procs[alias], _ = start_model_server(self.mlflow_url, alias, self.log_dir, model_name=model_name,
-                                                      port=port)
+            self.procs[alias], _ = start_model_server(
+                self.mlflow_url, alias, self.log_dir, model_name=model_name, port=port
+            )
         for i in range(len(self.router_ports)):
             self.procs[f"router-{i}"].stop()
             self.start_router(i)
@@ -100,14 +102,25 @@ class Stack:
         mp_dir = self.log_dir / f"router-{index}-metrics"
         mp_dir.mkdir(exist_ok=True)
         env = {
-            "PORT": port, "WORKERS": 2, "PROMETHEUS_MULTIPROC_DIR": mp_dir,
-            "MLFLOW_TRACKING_URI": self.mlflow_url, "MODEL_NAME": self.model_name,
-            "PRODUCTION_URL": self.production_url, "CANARY_URL": self.canary_url,
-            "CONTROLLER_URL": self.controller_url, "ADMIN_TOKEN": self.admin_token,
-            "ROUTER_PEERS": ",".join(self.router_urls), "STATE_POLL_S": "0.5",
+            "PORT": port,
+            "WORKERS": 2,
+            "PROMETHEUS_MULTIPROC_DIR": mp_dir,
+            "MLFLOW_TRACKING_URI": self.mlflow_url,
+            "MODEL_NAME": self.model_name,
+            "PRODUCTION_URL": self.production_url,
+            "CANARY_URL": self.canary_url,
+            "CONTROLLER_URL": self.controller_url,
+            "ADMIN_TOKEN": self.admin_token,
+            "ROUTER_PEERS": ",".join(self.router_urls),
+            "STATE_POLL_S": "0.5",
         }
-        proc = Proc(f"router-{index}", python_cmd("-m", "gunicorn", "-c", str(ROOT / "router/gunicorn.conf.py")),
-                    self.log_dir, env=env, cwd=ROOT / "router").start()
+        proc = Proc(
+            f"router-{index}",
+            python_cmd("-m", "gunicorn", "-c", str(ROOT / "router/gunicorn.conf.py")),
+            self.log_dir,
+            env=env,
+            cwd=ROOT / "router",
+        ).start()
         self.procs[f"router-{index}"] = proc
         proc.wait_http(f"http://127.0.0.1:{port}/ready", timeout=60)
         return proc
@@ -119,31 +132,53 @@ class Stack:
         self.prometheus_url = f"http://127.0.0.1:{port}"
         hostports = lambda urls: [u.replace("http://", "") for u in urls]  # noqa: E731
         config = render.render(
-            {"router": hostports(self.router_urls),
-             "model-server-production": hostports([self.production_url]),
-             "model-server-canary": hostports([self.canary_url]),
-             "controller": hostports([self.controller_url]),
-             "mlflow": hostports([self.mlflow_url])},
-            str(ROOT / "prometheus/rules"), scrape_interval="1s")
+            {
+                "router": hostports(self.router_urls),
+                "model-server-production": hostports([self.production_url]),
+                "model-server-canary": hostports([self.canary_url]),
+                "controller": hostports([self.controller_url]),
+                "mlflow": hostports([self.mlflow_url]),
+            },
+            str(ROOT / "prometheus/rules"),
+            scrape_interval="1s",
+        )
         cfg = self.log_dir / "prometheus.yml"
         cfg.write_text(config)
         data = self.log_dir / "prometheus-data"
         data.mkdir(exist_ok=True)
-        proc = Proc("prometheus", [prometheus_binary(), f"--config.file={cfg}", f"--storage.tsdb.path={data}",
-                                   f"--web.listen-address=127.0.0.1:{port}"], self.log_dir).start()
+        proc = Proc(
+            "prometheus",
+            [
+                prometheus_binary(),
+                f"--config.file={cfg}",
+                f"--storage.tsdb.path={data}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            self.log_dir,
+        ).start()
         self.procs["prometheus"] = proc
         proc.wait_http(f"{self.prometheus_url}/-/ready", timeout=60)
 
     def start_controller(self, **extra_env) -> None:
         self.controller_env.update(extra_env)
         env = {
-            "PORT": self.controller_port, "MLFLOW_TRACKING_URI": self.mlflow_url, "MODEL_NAME": self.model_name,
-            "PROMETHEUS_URL": self.prometheus_url, "PRODUCTION_URL": self.production_url,
-            "POLL_INTERVAL_S": "1", "SCRAPE_WAIT_S": "5", "ADMIN_TOKEN": self.admin_token,
+            "PORT": self.controller_port,
+            "MLFLOW_TRACKING_URI": self.mlflow_url,
+            "MODEL_NAME": self.model_name,
+            "PROMETHEUS_URL": self.prometheus_url,
+            "PRODUCTION_URL": self.production_url,
+            "POLL_INTERVAL_S": "1",
+            "SCRAPE_WAIT_S": "5",
+            "ADMIN_TOKEN": self.admin_token,
             **self.controller_env,
         }
-        proc = Proc("controller", python_cmd("-m", "gunicorn", "-c", str(ROOT / "controller/gunicorn.conf.py")),
-                    self.log_dir, env=env, cwd=ROOT / "controller").start()
+        proc = Proc(
+            "controller",
+            python_cmd("-m", "gunicorn", "-c", str(ROOT / "controller/gunicorn.conf.py")),
+            self.log_dir,
+            env=env,
+            cwd=ROOT / "controller",
+        ).start()
         self.procs["controller"] = proc
         proc.wait_http(f"{self.controller_url}/health", timeout=60)
 
@@ -156,13 +191,17 @@ class Stack:
         public = free_port()
         prefix = self.log_dir / "nginx"
         prefix.mkdir(exist_ok=True)
-        conf = render.render(router_upstreams=[u.replace("http://", "") for u in self.router_urls],
-                             controller_upstream=self.controller_url.replace("http://", ""),
-                             public_port=public, admin_token=self.admin_token,
-                             resolver=None)
+        conf = render.render(
+            router_upstreams=[u.replace("http://", "") for u in self.router_urls],
+            controller_upstream=self.controller_url.replace("http://", ""),
+            public_port=public,
+            admin_token=self.admin_token,
+            resolver=None,
+        )
         (prefix / "nginx.conf").write_text(conf)
-        proc = Proc("nginx", [nginx_binary(), "-p", f"{prefix}/", "-c", str(prefix / "nginx.conf")],
-                    self.log_dir).start()
+        proc = Proc(
+            "nginx", [nginx_binary(), "-p", f"{prefix}/", "-c", str(prefix / "nginx.conf")], self.log_dir
+        ).start()
         self.procs["nginx"] = proc
         self.public_url = f"http://127.0.0.1:{public}"
         self.admin_url = self.public_url  # one edge: admin calls carry the token
@@ -179,6 +218,7 @@ class Stack:
 
     def registry(self):
         from canary_common.registry import RegistryClient
+
         return RegistryClient(self.mlflow_url, self.model_name, timeout=5)
 
     def deploy(self, version: str, production: str | None = None) -> dict:
@@ -209,11 +249,14 @@ class Stack:
         except (requests.RequestException, ValueError) as exc:
             return f"/status unreadable: {exc}"
         recent = [{k: e.get(k) for k in ("decision", "summary") if k in e} for e in status.get("history", [])[:6]]
-        return (f"phase={status.get('phase')} weight={status.get('weight')} note={status.get('note')!r} "
-                f"recent decisions (newest first)={recent}")
+        return (
+            f"phase={status.get('phase')} weight={status.get('weight')} note={status.get('note')!r} "
+            f"recent decisions (newest first)={recent}"
+        )
 
-    def roll_out_a_bad_canary(self, wrong_rate: float = 0.4, weight: int = 20, rate: float = 50,
-                              timeout: float = 60) -> tuple[float, "Traffic"]:
+    def roll_out_a_bad_canary(
+        self, wrong_rate: float = 0.4, weight: int = 20, rate: float = 50, timeout: float = 60
+    ) -> tuple[float, Traffic]:
         """Version 2 as the canary at `weight` with `wrong_rate` of its predictions flipped, under
         labelled traffic, until the controller sets the weight to 0: (seconds taken, traffic)."""
         self.deploy("2", production="1")
@@ -223,8 +266,11 @@ class Stack:
         try:
             with Traffic(self.public_url, rate=rate) as traffic:
                 started = time.monotonic()
-                self.wait_for(lambda: registry.read_state().weight == 0, timeout=timeout,
-                              what=f"rollback to weight 0 within {timeout}s")
+                self.wait_for(
+                    lambda: registry.read_state().weight == 0,
+                    timeout=timeout,
+                    what=f"rollback to weight 0 within {timeout}s",
+                )
                 took = time.monotonic() - started
         finally:
             self.set_faults()
@@ -252,6 +298,7 @@ class Traffic:
         """`bodies`: the /predict bodies to cycle through (default: the sentiment held-out reviews)."""
         if bodies is None:
             from canary_common.dataset import load_split
+
             bodies = [{"text": r.text, "actual_label": r.label} for r in load_split()[1]]
         self.bodies = bodies
         self.url = url.rstrip("/") + "/predict"
@@ -293,7 +340,7 @@ class Traffic:
             next_at += interval
             self.stop_event.wait(max(0.0, next_at - time.monotonic()))
 
-    def __enter__(self) -> "Traffic":
+    def __enter__(self) -> Traffic:
         for i in range(self.threads):
             t = threading.Thread(target=self._run, args=(i,), daemon=True)
             t.start()

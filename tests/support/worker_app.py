@@ -1,5 +1,6 @@
 """A tiny WSGI app to exercise the router's gunicorn worker: /slow?ms=N answers after N ms, any
 other path echoes the body's length and names the worker's process."""
+
 import os
 import time
 from urllib.parse import parse_qs

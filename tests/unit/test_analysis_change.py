@@ -1,6 +1,7 @@
 """The change detector (change-detection.md): start-indexed e-processes beside the from-start
 rollback test, their error budget over long healthy runs, a late fault found quickly, the words
 and evidence keys people see, its configuration, and the new promotion margins."""
+
 import calendar
 import json
 import math
@@ -9,8 +10,15 @@ import re
 import numpy as np
 import pytest
 
-from canary_controller.analysis import (ArmIncrement, ConfigError, Decision, Poll, SequentialAnalysis,
-                                        SequentialEngine, load_config)
+from canary_controller.analysis import (
+    ArmIncrement,
+    ConfigError,
+    Decision,
+    Poll,
+    SequentialAnalysis,
+    SequentialEngine,
+    load_config,
+)
 from canary_controller.analysis.sequential import start_log_weight
 
 ACC_ONLY = {"metrics": [{"name": "accuracy", "kind": "accuracy"}], "max_stage_s": None}
@@ -20,8 +28,9 @@ T0 = float(calendar.timegm((2024, 6, 1, 13, 0, 0)))
 
 def arm(requests=0, errors=0, correct=0, slow=0):
     ok = requests - errors
-    return ArmIncrement(requests=requests, errors=errors, labelled=ok, correct=correct,
-                        latency_count=ok, latency_fast=ok - slow)
+    return ArmIncrement(
+        requests=requests, errors=errors, labelled=ok, correct=correct, latency_count=ok, latency_fast=ok - slow
+    )
 
 
 def poll(at, canary, production, weight=0.2):
@@ -54,6 +63,7 @@ def late_fault(cfg, runs, seed, healthy_polls, acc_after, rps=50.0, weight=0.2, 
 
 # ---------------------------------------------------------------- the budget
 
+
 def test_spending_sequence_sums_to_at_most_one():
     j = np.arange(1, 2_000_001)
     head = np.exp(-start_log_weight(j)).sum()
@@ -79,8 +89,13 @@ def test_change_detector_type_one_error_over_long_healthy_runs():
     # of 4 hours at 30 s polls (480 starts through 32 slots): the observed rate of any change
     # alarm must stay within the budget (it is far below: the starts overlap, the bound is a
     # union bound).
-    cfg = load_config({**ACC_ONLY, "alpha_rollback": 0.5,
-                       "change_detection": {"alpha_share": 0.6, "start_interval_s": 30, "max_starts": 32}})
+    cfg = load_config(
+        {
+            **ACC_ONLY,
+            "alpha_rollback": 0.5,
+            "change_detection": {"alpha_share": 0.6, "start_interval_s": 30, "max_starts": 32},
+        }
+    )
     runs, rng = 300, np.random.default_rng(101)
     eng = SequentialEngine(cfg, runs)
     eng.start_stage(0.2, 0.0, False)
@@ -108,14 +123,16 @@ def test_default_false_rollback_over_two_healthy_hours():
 
 # ---------------------------------------------------------------- detection
 
+
 def test_late_fault_is_found_about_as_fast_as_one_from_the_start():
     cfg = load_config({"max_stage_s": None})
     late = late_fault(cfg, 100, 5, 240, 0.80)  # an hour healthy, then 90 -> 80 %
     assert (late > 0).mean() >= 0.97  # (almost) no alarm before the change
     assert np.median(late[late > 0]) <= 60
     # The from-start test alone drags the healthy hour along.
-    alone = late_fault(load_config({"max_stage_s": None, "change_detection": {"enabled": False}}), 100, 5,
-                       240, 0.80, after_polls=60)
+    alone = late_fault(
+        load_config({"max_stage_s": None, "change_detection": {"enabled": False}}), 100, 5, 240, 0.80, after_polls=60
+    )
     assert np.median(alone[alone > 0]) >= 2 * np.median(late[late > 0])
 
 
@@ -138,7 +155,7 @@ def test_engine_batch_matches_single_runs_with_thinning():
         eng.observe(i * 15.0, c, p, 0.2)
         ev = eng.evaluate(i * 15.0)
         for r, s in enumerate(singles):
-            s.observe(i * 15.0, c[r:r + 1], p[r:r + 1], 0.2)
+            s.observe(i * 15.0, c[r : r + 1], p[r : r + 1], 0.2)
             one = s.evaluate(i * 15.0)
             assert one["decision"][0] == ev["decision"][r], (i, r)
             assert one["rollback_change"][0, 0] == ev["rollback_change"][0, r], (i, r)
@@ -165,6 +182,7 @@ def test_kept_starts_are_bounded_and_spaced_by_age():
 
 
 # ---------------------------------------------------------------- words and evidence
+
 
 def hour_then(a, canary_correct, polls, start=T0):
     """60 healthy minutes (exact 90 % on both arms), then `polls` polls of the canary at
@@ -199,8 +217,10 @@ def test_change_rollback_says_which_detector_and_since_when():
     assert m["change"]["alpha"] == pytest.approx(0.025)
     minutes = round((at - since["at"]) / 60)
     assert minutes >= 2
-    assert m["explanation"] == (f"accuracy turned worse on the canary about {minutes} min ago (since 14:00 UTC: "
-                                f"canary 84.0 % on {150 * polls:,.0f} labels, production 90.0 %): roll back")
+    assert m["explanation"] == (
+        f"accuracy turned worse on the canary about {minutes} min ago (since 14:00 UTC: "
+        f"canary 84.0 % on {150 * polls:,.0f} labels, production 90.0 %): roll back"
+    )
     assert v.summary.startswith("Roll back (change detector): accuracy turned worse on the canary about ")
     assert v.detector == "change" and v.as_dict()["detector"] == "change"
     json.dumps(v.as_dict(), allow_nan=False)
@@ -211,8 +231,11 @@ def test_a_sharp_late_fault_is_seconds_ago():
     v, at = hour_then(a, 105, 10)  # 70 %
     assert v.decision is Decision.ROLLBACK and v.metrics[0]["detector"] == "change"
     assert at - T0 - 3600 <= 45
-    assert re.fullmatch(r"accuracy turned worse on the canary about \d+ s ago \(since 14:00 UTC: canary 70\.0 % "
-                        r"on \d+ labels, production 90\.0 %\): roll back", v.metrics[0]["explanation"])
+    assert re.fullmatch(
+        r"accuracy turned worse on the canary about \d+ s ago \(since 14:00 UTC: canary 70\.0 % "
+        r"on \d+ labels, production 90\.0 %\): roll back",
+        v.metrics[0]["explanation"],
+    )
 
 
 def test_availability_change_words():
@@ -232,8 +255,11 @@ def test_availability_change_words():
     m = next(m for m in v.metrics if m["name"] == "availability")
     polls = round((at - T0 - 3600) / 15)
     assert m["detector"] == "change" and m["since"]["n"]["canary"] == 200 * polls
-    assert re.fullmatch(r"availability turned worse on the canary about \d+ (s|min) ago \(since 14:00 UTC: canary "
-                        r"95\.0 % succeeded on [\d,]+ requests, production 99\.5 %\): roll back", m["explanation"])
+    assert re.fullmatch(
+        r"availability turned worse on the canary about \d+ (s|min) ago \(since 14:00 UTC: canary "
+        r"95\.0 % succeeded on [\d,]+ requests, production 99\.5 %\): roll back",
+        m["explanation"],
+    )
     assert [x["detector"] for x in v.metrics if x["name"] != "availability"] == [None, None]
 
 
@@ -272,8 +298,13 @@ def test_error_burst_after_an_hour_of_quiet_fires_at_once():
     for _ in range(240):
         at += 15
         ec, ep = rng.binomial(150, 0.005), rng.binomial(600, 0.005)
-        a.observe(poll(at, arm(150, errors=ec, correct=round(0.9 * (150 - ec))),
-                       arm(600, errors=ep, correct=round(0.9 * (600 - ep)))))
+        a.observe(
+            poll(
+                at,
+                arm(150, errors=ec, correct=round(0.9 * (150 - ec))),
+                arm(600, errors=ep, correct=round(0.9 * (600 - ep))),
+            )
+        )
         assert not a.engine.evaluate(at)["rollback"][0]
     quiet = next(g for g in a.verdict(at).guards if g["name"] == "error_burst")
     assert not quiet["fired"] and quiet["counts"]["production"] > 0
@@ -292,27 +323,40 @@ def test_change_detector_can_be_disabled():
     v, _ = hour_then(a, 126, 8)
     m = v.metrics[0]
     assert v.decision is not Decision.ROLLBACK and m["detector"] is None
-    assert m["change"] == {"enabled": False, "fired": False, "log_e": None, "threshold": None, "alpha": 0.0,
-                           "tau": 0.1, "starts": 0}
+    assert m["change"] == {
+        "enabled": False,
+        "fired": False,
+        "log_e": None,
+        "threshold": None,
+        "alpha": 0.0,
+        "tau": 0.1,
+        "starts": 0,
+    }
     assert m["since"] is None and m["change_since"] is None
 
 
 # ---------------------------------------------------------------- configuration
 
-@pytest.mark.parametrize("raw, message", [
-    ({"change_detection": {"alpha_share": 1}}, "change_detection.alpha_share: must be < 1, got 1"),
-    ({"change_detection": {"alpha_share": 0}}, "change_detection.alpha_share: must be > 0, got 0"),
-    ({"change_detection": {"start_interval_s": 0}}, "change_detection.start_interval_s: must be > 0, got 0"),
-    ({"change_detection": {"max_starts": 1}}, "change_detection.max_starts: must be >= 2, got 1"),
-    ({"change_detection": {"max_starts": 5000}}, "change_detection.max_starts: must be <= 1000, got 5000"),
-    ({"change_detection": {"max_starts": 10.5}}, "change_detection.max_starts: must be an integer"),
-    ({"change_detection": {"enabled": "no"}}, "change_detection.enabled: must be true or false"),
-    ({"change_detection": {"window_s": 60}}, "change_detection.window_s: unknown key"),
-    ({"change_detection": [1]}, "change_detection: must be a mapping"),
-    ({"metrics": [{"kind": "accuracy", "tau_change": 0}]}, "metrics[0].tau_change: must be > 0, got 0"),
-    ({"metrics": [{"kind": "latency", "tau_change": "auto"}]},
-     "metrics[0].tau_change: \"auto\" is only for availability"),
-])
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ({"change_detection": {"alpha_share": 1}}, "change_detection.alpha_share: must be < 1, got 1"),
+        ({"change_detection": {"alpha_share": 0}}, "change_detection.alpha_share: must be > 0, got 0"),
+        ({"change_detection": {"start_interval_s": 0}}, "change_detection.start_interval_s: must be > 0, got 0"),
+        ({"change_detection": {"max_starts": 1}}, "change_detection.max_starts: must be >= 2, got 1"),
+        ({"change_detection": {"max_starts": 5000}}, "change_detection.max_starts: must be <= 1000, got 5000"),
+        ({"change_detection": {"max_starts": 10.5}}, "change_detection.max_starts: must be an integer"),
+        ({"change_detection": {"enabled": "no"}}, "change_detection.enabled: must be true or false"),
+        ({"change_detection": {"window_s": 60}}, "change_detection.window_s: unknown key"),
+        ({"change_detection": [1]}, "change_detection: must be a mapping"),
+        ({"metrics": [{"kind": "accuracy", "tau_change": 0}]}, "metrics[0].tau_change: must be > 0, got 0"),
+        (
+            {"metrics": [{"kind": "latency", "tau_change": "auto"}]},
+            'metrics[0].tau_change: "auto" is only for availability',
+        ),
+    ],
+)
 def test_change_detection_errors_name_the_field(raw, message):
     with pytest.raises(ConfigError) as err:
         load_config(raw)
@@ -320,8 +364,12 @@ def test_change_detection_errors_name_the_field(raw, message):
 
 
 def test_change_detection_fields_load():
-    cfg = load_config({"change_detection": {"alpha_share": 0.25, "start_interval_s": 30, "max_starts": 100},
-                       "metrics": [{"kind": "accuracy", "tau_change": 0.07}, {"kind": "availability"}]})
+    cfg = load_config(
+        {
+            "change_detection": {"alpha_share": 0.25, "start_interval_s": 30, "max_starts": 100},
+            "metrics": [{"kind": "accuracy", "tau_change": 0.07}, {"kind": "availability"}],
+        }
+    )
     cd = cfg.change_detection
     assert (cd.enabled, cd.alpha_share, cd.start_interval_s, cd.max_starts) == (True, 0.25, 30, 100)
     assert [m.tau_change for m in cfg.metrics] == [0.07, "auto"]
@@ -330,6 +378,7 @@ def test_change_detection_fields_load():
 
 
 # ---------------------------------------------------------------- margins (issue 7 part 5)
+
 
 def engine_with_production_errors(error_rate, n=200_000):
     eng = SequentialEngine(load_config(None), 1)
@@ -360,6 +409,7 @@ def test_change_tau_auto_follows_the_baseline_error_rate():
 
 def test_demo_file_keeps_the_reference_change_detection():
     from pathlib import Path
+
     demo = load_config(Path(__file__).resolve().parents[2] / "controller" / "analysis-demo.yaml")
     ref = load_config(None)
     assert demo.change_detection == ref.change_detection

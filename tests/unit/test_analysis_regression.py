@@ -3,6 +3,7 @@ absolute-error histogram. The contract constants, the coefficients, the columns,
 empirically, with fixed seeds, the error rates the method claims: errors drawn from skewed
 bounded, exponential, lognormal and mixed distributions (clipped at `clip`), 50 rps at a 20 %
 canary, 15 s polls, every prediction labelled, a few hundred runs of several hours each."""
+
 import calendar
 import json
 import math
@@ -14,13 +15,27 @@ import pytest
 import yaml
 from scipy import optimize, stats
 
-from canary_controller.analysis import (ArmIncrement, ConfigError, Decision, Poll, SequentialAnalysis,
-                                        SequentialEngine, build_analysis, load_config)
+from canary_common.regression import (
+    ABS_ERROR_BUCKET_SERIES,
+    ABS_ERROR_BUCKETS,
+    ABS_ERROR_METRIC,
+    bound_index,
+    dense_counts,
+    mae_coefficients,
+    within_coefficients,
+)
+from canary_controller.analysis import (
+    ArmIncrement,
+    ConfigError,
+    Decision,
+    Poll,
+    SequentialAnalysis,
+    SequentialEngine,
+    build_analysis,
+    load_config,
+)
 from canary_controller.analysis.arms import ABS_ERROR_FIELDS, FIELDS, columns_for, metric_matrices, to_row
 from canary_controller.analysis.config import DEFAULT_COUNTERS
-from canary_common.regression import (ABS_ERROR_BUCKET_SERIES, ABS_ERROR_BUCKETS, ABS_ERROR_METRIC,
-                                                   bound_index, dense_counts, mae_coefficients,
-                                                   within_coefficients)
 
 CONTROLLER = Path(__file__).resolve().parents[2] / "controller"
 BOUNDS = np.array(ABS_ERROR_BUCKETS)
@@ -31,6 +46,7 @@ POLL_S, RPS, WEIGHT = 15.0, 50.0, 0.2
 
 
 # ---------------------------------------------------------------- error distributions
+
 
 class Mixture:
     """0.85 small Gaussian residuals (|N(0, 0.3 s)|) + 0.15 heavy lognormal outliers (median 2 s)."""
@@ -111,11 +127,35 @@ def stacked(*pms, runs):
 
 # ---------------------------------------------------------------- contract and arithmetic
 
+
 def test_contract_constants():
     assert ABS_ERROR_METRIC == "canary_router_prediction_abs_error"
     assert ABS_ERROR_BUCKET_SERIES == "canary_router_prediction_abs_error_bucket"
-    assert ABS_ERROR_BUCKETS == (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50,
-                                 100, 250, 500, 1000, 2500, 5000, 10000, math.inf)
+    assert ABS_ERROR_BUCKETS == (
+        0.001,
+        0.0025,
+        0.005,
+        0.01,
+        0.025,
+        0.05,
+        0.1,
+        0.25,
+        0.5,
+        1,
+        2.5,
+        5,
+        10,
+        25,
+        50,
+        100,
+        250,
+        500,
+        1000,
+        2500,
+        5000,
+        10000,
+        math.inf,
+    )
     ratios = BOUNDS[1:-1] / BOUNDS[:-2]
     assert ratios.max() <= 2.5  # the bucketed error is within 2.5 x the true one (above 0.001)
     assert bound_index(0.5) == 8 and bound_index(1e-3) == 0 and bound_index(math.inf) == 22
@@ -152,8 +192,9 @@ def test_columns_and_rows():
     assert total[FIELDS.index("requests"), 2] == 1 and good[FIELDS.index("errors"), 2] == -1
     # Sparse increments as the controller sends them (zero increments dropped, le spelled
     # "1.0" or "1"), a stray bound ignored, inversions repaired.
-    arm = ArmIncrement(requests=10, labelled=10, abs_error_buckets=((0.25, 2.0), (0.5, 5.0), (1.0, 4.0),
-                                                                     (0.3, 99.0), (math.inf, 10.0)))
+    arm = ArmIncrement(
+        requests=10, labelled=10, abs_error_buckets=((0.25, 2.0), (0.5, 5.0), (1.0, 4.0), (0.3, 99.0), (math.inf, 10.0))
+    )
     row = to_row(arm, columns_for(cfg.metrics))
     assert row.shape == (1, 29)
     dense = row[0, 6:]
@@ -185,46 +226,71 @@ def test_batch_matches_single_runs():
         eng.observe(i * 15.0, c, p, 0.2)
         batch = eng.evaluate(i * 15.0)
         for r, s in enumerate(singles):
+
             def inc(row):
                 return ArmIncrement(*row[:6], abs_error_buckets=tuple(zip(ABS_ERROR_BUCKETS, row[6:])))
+
             s.observe(Poll(i * 15.0, inc(c[r]), inc(p[r]), 0.2))
             v = s.verdict(i * 15.0)
-            assert v.decision.value == {0: "continue", 1: "step_up", 2: "promote", 3: "rollback",
-                                        4: "inconclusive"}[int(batch["decision"][r])]
+            assert (
+                v.decision.value
+                == {0: "continue", 1: "step_up", 2: "promote", 3: "rollback", 4: "inconclusive"}[
+                    int(batch["decision"][r])
+                ]
+            )
             assert [m["g_hat"] for m in v.metrics] == pytest.approx(batch["g_hat"][:, r], abs=1e-6)
 
 
 # ---------------------------------------------------------------- configuration
 
-@pytest.mark.parametrize("raw, message", [
-    ({"metrics": [{"kind": "within_tolerance"}]},
-     "metrics[0].tolerance: required for kind within_tolerance (the absolute error at or under which a prediction "
-     "counts as within tolerance): one of the bucket bounds of canary_router_prediction_abs_error: 0.001, 0.0025, "
-     "0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000"),
-    ({"metrics": [{"kind": "within_tolerance", "tolerance": 0.3}]},
-     "metrics[0].tolerance: must be one of the bucket bounds of canary_router_prediction_abs_error (so the count "
-     "is exact): 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, "
-     "1000, 2500, 5000, 10000; got 0.3"),
-    ({"metrics": [{"kind": "accuracy"}, {"kind": "mae"}]}, "metrics[1].clip: required for kind mae"),
-    ({"metrics": [{"kind": "mae", "clip": 0}]}, "metrics[0].clip: must be > 0 and one of the bucket bounds"),
-    ({"metrics": [{"kind": "mae", "clip": 7}]}, "metrics[0].clip: must be one of the bucket bounds of "
-                                                "canary_router_prediction_abs_error (so the count is exact)"),
-    ({"metrics": [{"kind": "mae", "clip": ".inf"}]}, "metrics[0].clip: must be a number"),
-    ({"metrics": [{"kind": "mae", "clip": float("inf")}]}, "metrics[0].clip: must be a number"),
-    ({"metrics": [{"kind": "mae", "clip": 5, "tolerance": 0.5}]}, "metrics[0].tolerance: only for kind "
-                                                                  "within_tolerance, not mae"),
-    ({"metrics": [{"kind": "accuracy", "clip": 5}]}, "metrics[0].clip: only for kind mae, not accuracy"),
-    ({"metrics": [{"kind": "mae", "clip": 5, "margin": "auto"}]}, "metrics[0].margin: \"auto\" is only for "
-                                                                  "availability"),
-    ({"metrics": [{"kind": "mae", "clip": 5, "margin": 1.5}]}, "metrics[0].margin: must be < 1"),
-    ({"metrics": [{"kind": "regression"}]}, "metrics[0].kind: must be one of accuracy, availability, latency, "
-                                            "within_tolerance, mae"),
-    ({"mode": "threshold", "metrics": [{"kind": "accuracy"}, {"kind": "within_tolerance", "tolerance": 0.5}]},
-     "metrics[1].kind: within_tolerance is a regression metric of the sequential analysis; mode: threshold (the "
-     "seed lab's fixed thresholds on accuracy, p95 latency and errors) ignores the metrics list and has no "
-     "regression check: use mode: sequential"),
-    ({"counters": {"abs_error_buckets": ""}}, "counters.abs_error_buckets: must be a non-empty PromQL selector"),
-])
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        (
+            {"metrics": [{"kind": "within_tolerance"}]},
+            "metrics[0].tolerance: required for kind within_tolerance (the absolute error at or under which a prediction "
+            "counts as within tolerance): one of the bucket bounds of canary_router_prediction_abs_error: 0.001, 0.0025, "
+            "0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000",
+        ),
+        (
+            {"metrics": [{"kind": "within_tolerance", "tolerance": 0.3}]},
+            "metrics[0].tolerance: must be one of the bucket bounds of canary_router_prediction_abs_error (so the count "
+            "is exact): 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, "
+            "1000, 2500, 5000, 10000; got 0.3",
+        ),
+        ({"metrics": [{"kind": "accuracy"}, {"kind": "mae"}]}, "metrics[1].clip: required for kind mae"),
+        ({"metrics": [{"kind": "mae", "clip": 0}]}, "metrics[0].clip: must be > 0 and one of the bucket bounds"),
+        (
+            {"metrics": [{"kind": "mae", "clip": 7}]},
+            "metrics[0].clip: must be one of the bucket bounds of "
+            "canary_router_prediction_abs_error (so the count is exact)",
+        ),
+        ({"metrics": [{"kind": "mae", "clip": ".inf"}]}, "metrics[0].clip: must be a number"),
+        ({"metrics": [{"kind": "mae", "clip": float("inf")}]}, "metrics[0].clip: must be a number"),
+        (
+            {"metrics": [{"kind": "mae", "clip": 5, "tolerance": 0.5}]},
+            "metrics[0].tolerance: only for kind within_tolerance, not mae",
+        ),
+        ({"metrics": [{"kind": "accuracy", "clip": 5}]}, "metrics[0].clip: only for kind mae, not accuracy"),
+        (
+            {"metrics": [{"kind": "mae", "clip": 5, "margin": "auto"}]},
+            'metrics[0].margin: "auto" is only for availability',
+        ),
+        ({"metrics": [{"kind": "mae", "clip": 5, "margin": 1.5}]}, "metrics[0].margin: must be < 1"),
+        (
+            {"metrics": [{"kind": "regression"}]},
+            "metrics[0].kind: must be one of accuracy, availability, latency, within_tolerance, mae",
+        ),
+        (
+            {"mode": "threshold", "metrics": [{"kind": "accuracy"}, {"kind": "within_tolerance", "tolerance": 0.5}]},
+            "metrics[1].kind: within_tolerance is a regression metric of the sequential analysis; mode: threshold (the "
+            "seed lab's fixed thresholds on accuracy, p95 latency and errors) ignores the metrics list and has no "
+            "regression check: use mode: sequential",
+        ),
+        ({"counters": {"abs_error_buckets": ""}}, "counters.abs_error_buckets: must be a non-empty PromQL selector"),
+    ],
+)
 def test_regression_errors_name_the_field(raw, message):
     with pytest.raises(ConfigError) as err:
         load_config(raw)
@@ -234,8 +300,15 @@ def test_regression_errors_name_the_field(raw, message):
 def test_regression_fields_load_and_the_histogram_is_read_only_when_needed():
     cfg = load_config({"metrics": [dict(WITHIN, tolerance=1), dict(MAE, margin=0.05)]})
     w, m = cfg.metrics
-    assert (w.kind, w.tolerance, w.clip, w.margin, w.tau_rollback, w.tau_promote, w.tau_change) == \
-        ("within_tolerance", 1.0, None, 0.02, 0.05, 0.02, 0.1)
+    assert (w.kind, w.tolerance, w.clip, w.margin, w.tau_rollback, w.tau_promote, w.tau_change) == (
+        "within_tolerance",
+        1.0,
+        None,
+        0.02,
+        0.05,
+        0.02,
+        0.1,
+    )
     assert (m.kind, m.clip, m.tolerance, m.margin) == ("mae", 5.0, None, 0.05)
     assert cfg.counters == {**DEFAULT_COUNTERS, "abs_error_buckets": "canary_router_prediction_abs_error_bucket"}
     assert "abs_error_buckets" not in load_config(None).counters  # classification: never queried
@@ -255,12 +328,17 @@ def test_reference_file_example_block_loads():
         block.append(line[2:])
     cfg = load_config({"metrics": yaml.safe_load("\n".join(block))["metrics"]})
     assert [(m.kind, m.tolerance, m.clip) for m in cfg.metrics] == [
-        ("within_tolerance", 0.5, None), ("mae", None, 5.0), ("availability", None, None), ("latency", None, None)]
+        ("within_tolerance", 0.5, None),
+        ("mae", None, 5.0),
+        ("availability", None, None),
+        ("latency", None, None),
+    ]
     assert "# abs_error_buckets: canary_router_prediction_abs_error_bucket" in text
     assert load_config(CONTROLLER / "analysis.yaml") == load_config(None)  # the defaults are unchanged
 
 
 # ---------------------------------------------------------------- error rates (Monte Carlo)
+
 
 def test_false_rollback_under_equal_error_distributions():
     """Canary and production draw errors from the same distribution (four shapes, 300 runs each,
@@ -272,10 +350,10 @@ def test_false_rollback_under_equal_error_distributions():
     fired = np.isfinite(rolled)
     for k, name in enumerate(("within_tolerance", "mae")):
         for g in range(len(FAMILIES)):
-            rate = fired[k, g * runs:(g + 1) * runs].mean()
+            rate = fired[k, g * runs : (g + 1) * runs].mean()
             assert within_alpha(rate, 0.025, runs), (name, list(FAMILIES)[g], rate)
     for g in range(len(FAMILIES)):
-        assert within_alpha(fired[:, g * runs:(g + 1) * runs].any(axis=0).mean(), 0.05, runs)
+        assert within_alpha(fired[:, g * runs : (g + 1) * runs].any(axis=0).mean(), 0.05, runs)
     assert within_alpha(fired.any(axis=0).mean(), 0.05, fired.shape[1])
 
 
@@ -293,7 +371,7 @@ def test_false_rollback_at_the_boundary_with_different_shapes(metric, measure):
         assert measure(pc) == pytest.approx(measure(pp), abs=1e-9)
     rolled, _ = simulate(cfg, stacked(*canary, runs=runs), stacked(*prod, runs=runs), 4.0, seed=102)
     for g, pair in enumerate(pairs):
-        rate = np.isfinite(rolled[0, g * runs:(g + 1) * runs]).mean()
+        rate = np.isfinite(rolled[0, g * runs : (g + 1) * runs]).mean()
         assert within_alpha(rate, 0.05, runs), (pair, rate)
 
 
@@ -316,10 +394,11 @@ def test_false_promotion_at_the_margin(metric, measure, sign):
     c_mix = (1 - eps) * pm_mix + eps * outlier
     for pc, pp in ((c_log, pm_log), (c_mix, pm_mix)):
         assert measure(pc) - measure(pp) == pytest.approx(sign * m, abs=1e-9)
-    _, noninf = simulate(cfg, stacked(c_log, c_mix, runs=runs), stacked(pm_log, pm_mix, runs=runs), 4.0, seed=103,
-                         final=True)
+    _, noninf = simulate(
+        cfg, stacked(c_log, c_mix, runs=runs), stacked(pm_log, pm_mix, runs=runs), 4.0, seed=103, final=True
+    )
     for g, shape in enumerate(("lognormal", "mixture")):
-        rate = np.isfinite(noninf[0, g * runs:(g + 1) * runs]).mean()
+        rate = np.isfinite(noninf[0, g * runs : (g + 1) * runs]).mean()
         assert within_alpha(rate, 0.01, runs), (shape, rate)
 
 
@@ -347,6 +426,7 @@ def test_a_healthy_regressor_shows_non_inferiority():
 
 # ---------------------------------------------------------------- words and evidence
 
+
 def regression_arm(n, dist, rng=None, times=1):
     """One poll's increments of an arm with n labelled predictions: drawn with rng, or else the
     expected bucket counts rounded (times a factor, so that arms of the same distribution keep
@@ -354,8 +434,13 @@ def regression_arm(n, dist, rng=None, times=1):
     pm = masses(dist)
     counts = rng.multinomial(n, pm) if rng is not None else times * np.round(n * pm)
     cum = np.cumsum(counts).astype(float)
-    return ArmIncrement(requests=cum[-1], labelled=cum[-1], latency_count=cum[-1], latency_fast=cum[-1],
-                        abs_error_buckets=tuple(zip(ABS_ERROR_BUCKETS, cum.tolist())))
+    return ArmIncrement(
+        requests=cum[-1],
+        labelled=cum[-1],
+        latency_count=cum[-1],
+        latency_fast=cum[-1],
+        abs_error_buckets=tuple(zip(ABS_ERROR_BUCKETS, cum.tolist())),
+    )
 
 
 def test_from_start_rollback_words():
@@ -368,8 +453,9 @@ def test_from_start_rollback_words():
     w, m = v.metrics
     assert w["explanation"].startswith("within_half is worse on the canary (share within 0.5 of the label: canary ")
     assert "%, production " in w["explanation"] and "; g = -0." in w["explanation"]
-    assert m["explanation"].startswith("mae is worse on the canary (clipped mean absolute error (errors clipped at "
-                                       "5): canary ")
+    assert m["explanation"].startswith(
+        "mae is worse on the canary (clipped mean absolute error (errors clipped at 5): canary "
+    )
     assert " of clip, upper bound " in m["explanation"]
     assert v.summary.startswith("Roll back (from-start test): within_half is worse on the canary (share within 0.5")
     # Evidence in the metric's own terms; the usual keys are all there.
@@ -387,11 +473,11 @@ def test_from_start_rollback_words():
 def test_holding_and_non_inferior_words():
     a = SequentialAnalysis(load_config({"metrics": [WITHIN, MAE], "max_stage_s": None}))
     a.start_stage(0.2, 0.0, True)
-    a.observe(Poll(15.0, regression_arm(10, FAMILIES["lognormal"]()), regression_arm(40, FAMILIES["lognormal"]()),
-                   0.2))
+    a.observe(Poll(15.0, regression_arm(10, FAMILIES["lognormal"]()), regression_arm(40, FAMILIES["lognormal"]()), 0.2))
     v = a.verdict(15.0)
-    assert v.metrics[0]["explanation"].startswith("within_half gate: burn-in, 30 labelled predictions per arm "
-                                                  "needed (canary ")
+    assert v.metrics[0]["explanation"].startswith(
+        "within_half gate: burn-in, 30 labelled predictions per arm needed (canary "
+    )
     rng = np.random.default_rng(2)
     at = 15.0
     for _ in range(400):
@@ -405,8 +491,9 @@ def test_holding_and_non_inferior_words():
             held = v
     words = held.metrics[1]["explanation"]
     assert words.startswith("mae gate: ") and "clipped mean absolute error (errors clipped at 5): canary " in words
-    assert words.endswith("margin 0.02 of clip: the canary's clipped mean absolute error may exceed production's "
-                          "by at most 0.1")
+    assert words.endswith(
+        "margin 0.02 of clip: the canary's clipped mean absolute error may exceed production's by at most 0.1"
+    )
     assert "more labelled canary predictions needed" in words or "looks worse than the margin" in words
     assert v.decision is Decision.PROMOTE
     w, m = v.metrics
@@ -419,12 +506,20 @@ def test_holding_and_non_inferior_words():
 def test_change_words_for_regression():
     t0 = float(calendar.timegm((2024, 6, 1, 13, 0, 0)))
     for metric, limit, pattern in (
-        (WITHIN, 60, r"within_half turned worse on the canary about \d+ (s|min) ago \(since 14:00 UTC: canary "
-                     r"\d+\.\d % within 0\.5 of the label on [\d,]+ labelled predictions, production "
-                     r"\d+\.\d %\): roll back"),
-        (MAE, 120, r"mae turned worse on the canary about \d+ (s|min) ago \(since 14:00 UTC: clipped mean absolute "
-                   r"error canary \d\.\d+ on [\d,]+ labelled predictions, production \d\.\d+; errors clipped at "
-                   r"5\): roll back"),
+        (
+            WITHIN,
+            60,
+            r"within_half turned worse on the canary about \d+ (s|min) ago \(since 14:00 UTC: canary "
+            r"\d+\.\d % within 0\.5 of the label on [\d,]+ labelled predictions, production "
+            r"\d+\.\d %\): roll back",
+        ),
+        (
+            MAE,
+            120,
+            r"mae turned worse on the canary about \d+ (s|min) ago \(since 14:00 UTC: clipped mean absolute "
+            r"error canary \d\.\d+ on [\d,]+ labelled predictions, production \d\.\d+; errors clipped at "
+            r"5\): roll back",
+        ),
     ):
         a = SequentialAnalysis(load_config({"metrics": [metric], "max_stage_s": None}))
         a.start_stage(0.2, t0, False)
@@ -435,8 +530,9 @@ def test_change_words_for_regression():
         assert a.verdict(at).decision is not Decision.ROLLBACK
         for _ in range(20):
             at += 15
-            a.observe(Poll(at, regression_arm(150, FAMILIES["lognormal"](1.5)), regression_arm(150, base, times=4),
-                           0.2))
+            a.observe(
+                Poll(at, regression_arm(150, FAMILIES["lognormal"](1.5)), regression_arm(150, base, times=4), 0.2)
+            )
             v = a.verdict(at)
             if v.decision is Decision.ROLLBACK:
                 break

@@ -1,5 +1,6 @@
 """The sequential analysis: the e-value formula, error rates under the nulls, decisions, the
 carry-over of evidence across stages, and the guards."""
+
 import json
 import math
 
@@ -16,8 +17,9 @@ ACC_ONLY = {"metrics": [{"name": "accuracy", "kind": "accuracy"}], "max_stage_s"
 def arm(requests=0, errors=0, labelled=None, correct=0, slow=0):
     ok = requests - errors
     labelled = ok if labelled is None else labelled
-    return ArmIncrement(requests=requests, errors=errors, labelled=labelled, correct=correct,
-                        latency_count=ok, latency_fast=ok - slow)
+    return ArmIncrement(
+        requests=requests, errors=errors, labelled=labelled, correct=correct, latency_count=ok, latency_fast=ok - slow
+    )
 
 
 def poll(at, canary, production, weight=0.2, restarts=0):
@@ -26,20 +28,32 @@ def poll(at, canary, production, weight=0.2, restarts=0):
 
 # ---------------------------------------------------------------- the formula
 
+
 def mixture_by_quadrature(s, var, tau):
     """E = integral over theta > 0 of the half-normal prior times the likelihood ratio of an
     estimate at distance s under N(theta, V) against N(0, V)."""
+
     def integrand(theta):
         prior = 2.0 * stats.norm.pdf(theta, scale=tau)
         return prior * math.exp((theta * s - 0.5 * theta * theta) / var)
+
     value, _ = integrate.quad(integrand, 0.0, np.inf, epsabs=0, epsrel=1e-10, limit=200)
     return math.log(value)
 
 
-@pytest.mark.parametrize("s, var, tau", [
-    (0.05, 1e-3, 0.05), (0.1, 1.2e-3, 0.05), (-0.02, 4e-4, 0.02), (0.0, 1e-4, 0.02),
-    (0.02, 6e-5, 0.02), (0.004, 1e-6, 0.0025), (-0.01, 1e-5, 0.03), (0.03, 2e-4, 0.01),
-])
+@pytest.mark.parametrize(
+    "s, var, tau",
+    [
+        (0.05, 1e-3, 0.05),
+        (0.1, 1.2e-3, 0.05),
+        (-0.02, 4e-4, 0.02),
+        (0.0, 1e-4, 0.02),
+        (0.02, 6e-5, 0.02),
+        (0.004, 1e-6, 0.0025),
+        (-0.01, 1e-5, 0.03),
+        (0.03, 2e-4, 0.01),
+    ],
+)
 def test_log_e_value_matches_numerical_integration(s, var, tau):
     assert log_e_value(s, var, tau) == pytest.approx(mixture_by_quadrature(s, var, tau), abs=1e-7)
 
@@ -50,8 +64,9 @@ def test_log_e_value_vectorises_and_handles_no_data():
     assert out[1] == 0.0
 
 
-@pytest.mark.parametrize("var, tau, c", [(1e-3, 0.05, math.log(60)), (1e-5, 0.02, math.log(100)),
-                                         (2e-7, 0.0025, math.log(20))])
+@pytest.mark.parametrize(
+    "var, tau, c", [(1e-3, 0.05, math.log(60)), (1e-5, 0.02, math.log(100)), (2e-7, 0.0025, math.log(20))]
+)
 def test_evidence_radius_inverts_the_test(var, tau, c):
     r = evidence_radius(var, tau, c)
     assert log_e_value(r, var, tau) == pytest.approx(c, abs=1e-6)
@@ -59,14 +74,20 @@ def test_evidence_radius_inverts_the_test(var, tau, c):
 
 def test_lindon_malek_bayes_factor_formula():
     from scipy.special import betaln
+
     xc, xp, rho, k = 7, 13, 0.2, 100
-    expected = (betaln(k * rho + xc, k * (1 - rho) + xp) - betaln(k * rho, k * (1 - rho))
-                - xc * math.log(rho) - xp * math.log(1 - rho))
+    expected = (
+        betaln(k * rho + xc, k * (1 - rho) + xp)
+        - betaln(k * rho, k * (1 - rho))
+        - xc * math.log(rho)
+        - xp * math.log(1 - rho)
+    )
     assert lindon_malek_log_bf(xc, xp, rho, k) == pytest.approx(expected)
     assert lindon_malek_log_bf(0, 0, rho, k) == pytest.approx(0.0)
 
 
 # ---------------------------------------------------------------- error rates under the nulls
+
 
 def simulate(cfg, runs, polls, acc_c, acc_p, seed, weight=0.2, final=False, rps=20.0):
     """Batch runs of the engine; returns (ever rolled back, ever ready to step/promote)."""
@@ -129,14 +150,16 @@ def test_exposure_margin_scales_with_the_next_share_and_is_capped():
 
 # ---------------------------------------------------------------- decisions
 
+
 def healthy_polls(analysis, start, count, weight=0.2, acc=0.9, rng=None, per_poll=750):
     rng = rng or np.random.default_rng(5)
     at = start
     for _ in range(count):
         at += 15
         nc, np_ = int(per_poll * weight), int(per_poll * (1 - weight))
-        analysis.observe(poll(at, arm(nc, correct=rng.binomial(nc, acc)),
-                              arm(np_, correct=rng.binomial(np_, 0.9)), weight))
+        analysis.observe(
+            poll(at, arm(nc, correct=rng.binomial(nc, acc)), arm(np_, correct=rng.binomial(np_, 0.9)), weight)
+        )
     return at
 
 
@@ -195,8 +218,11 @@ def test_holding_explains_what_is_needed():
     v = a.verdict(at)
     assert v.decision is Decision.CONTINUE
     words = v.metrics[0]["explanation"]
-    assert ("more labelled canary requests needed at the current rate (≈" in words
-            or "looks worse than the margin" in words or "non-inferior" in words), words
+    assert (
+        "more labelled canary requests needed at the current rate (≈" in words
+        or "looks worse than the margin" in words
+        or "non-inferior" in words
+    ), words
     assert v.summary.startswith("Holding at 20 %")
 
 
@@ -261,19 +287,30 @@ def test_engine_batch_matches_single_runs():
         s.start_stage(0.2, 0.0, False)
     for i in range(1, 12):
         c = np.stack([rng.poisson(150, runs), rng.poisson(1, runs)], axis=1).astype(float)
-        rows_c = np.column_stack([c[:, 0], c[:, 1], c[:, 0] - c[:, 1], rng.binomial((c[:, 0] - c[:, 1]).astype(int), [0.9, 0.8, 0.5]),
-                                  c[:, 0] - c[:, 1], c[:, 0] - c[:, 1]])
+        rows_c = np.column_stack(
+            [
+                c[:, 0],
+                c[:, 1],
+                c[:, 0] - c[:, 1],
+                rng.binomial((c[:, 0] - c[:, 1]).astype(int), [0.9, 0.8, 0.5]),
+                c[:, 0] - c[:, 1],
+                c[:, 0] - c[:, 1],
+            ]
+        )
         rows_p = np.tile([600.0, 3, 597, 537, 597, 570], (runs, 1))
         eng.observe(i * 15.0, rows_c, rows_p, 0.2)
         batch = eng.evaluate(i * 15.0)["decision"]
         for r, s in enumerate(singles):
             f = rows_c[r]
             s.observe(poll(i * 15.0, ArmIncrement(*f), ArmIncrement(*rows_p[r])))
-            assert s.verdict(i * 15.0).decision.value == {0: "continue", 1: "step_up", 2: "promote",
-                                                          3: "rollback", 4: "inconclusive"}[int(batch[r])]
+            assert (
+                s.verdict(i * 15.0).decision.value
+                == {0: "continue", 1: "step_up", 2: "promote", 3: "rollback", 4: "inconclusive"}[int(batch[r])]
+            )
 
 
 # ---------------------------------------------------------------- guards
+
 
 def test_error_burst_fires_without_burn_in():
     a = SequentialAnalysis(load_config(None))

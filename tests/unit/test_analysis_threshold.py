@@ -1,4 +1,5 @@
 """The seed lab's threshold rule behind the Analysis interface, and the p95 interpolation."""
+
 import json
 import math
 
@@ -22,8 +23,15 @@ def arm(requests, correct, errors=0, buckets=None):
     ok = requests - errors
     # Default: every request under 50 ms.
     buckets = buckets if buckets is not None else tuple((le, ok) for le in BOUNDS)
-    return ArmIncrement(requests=requests, errors=errors, labelled=ok, correct=correct, latency_count=ok,
-                        latency_fast=ok, latency_buckets=buckets)
+    return ArmIncrement(
+        requests=requests,
+        errors=errors,
+        labelled=ok,
+        correct=correct,
+        latency_count=ok,
+        latency_fast=ok,
+        latency_buckets=buckets,
+    )
 
 
 def poll(at, canary, weight=0.2):
@@ -31,6 +39,7 @@ def poll(at, canary, weight=0.2):
 
 
 # ---------------------------------------------------------------- p95
+
 
 def test_histogram_quantile_interpolates_inside_the_bucket():
     # 50 under 50 ms, 90 under 100 ms, 100 under 250 ms: rank 95 lies in (0.1, 0.25].
@@ -48,6 +57,7 @@ def test_histogram_quantile_vectorises():
 
 
 # ---------------------------------------------------------------- decisions
+
 
 def test_accuracy_below_threshold_rolls_back():
     a = ThresholdAnalysis(cfg())

@@ -4,6 +4,7 @@ The router and controller are being written elsewhere, so these tests talk to a 
 Flask stand-in on a loopback port that answers the contract's data-plane paths (/predict,
 /stats) and admin paths (bearer token "tok"); the lead runs canaryctl against the real stack.
 """
+
 from __future__ import annotations
 
 import io
@@ -37,6 +38,7 @@ class StandInStack(ServedApp):
                     return jsonify(error="missing or wrong bearer token"), 401
                 self.calls.append((request.method, request.path, request.get_json(silent=True)))
                 return handler(*args, **kwargs)
+
             wrapped.__name__ = handler.__name__
             return wrapped
 
@@ -45,8 +47,13 @@ class StandInStack(ServedApp):
             body = request.get_json()
             self.n += 1
             arm = "canary" if self.n % 4 == 0 else "production"
-            return jsonify(prediction=body.get("actual_label", 1), model_version=arm,
-                           version="2" if arm == "canary" else "1", latency_ms=2.5, request_id=str(self.n))
+            return jsonify(
+                prediction=body.get("actual_label", 1),
+                model_version=arm,
+                version="2" if arm == "canary" else "1",
+                latency_ms=2.5,
+                request_id=str(self.n),
+            )
 
         @app.post("/feedback")
         def feedback():
@@ -55,17 +62,30 @@ class StandInStack(ServedApp):
             if body["request_id"] == "bad":
                 return jsonify(error="unknown request_id: its signature does not match"), 403
             if "actual_value" in body:  # a regression model's prediction
-                return jsonify(request_id=body["request_id"], model_version="canary", version="2", prediction=2.5,
-                               actual_value=body["actual_value"], abs_error=abs(2.5 - body["actual_value"]))
-            return jsonify(request_id=body["request_id"], model_version="production", version="1", prediction=1,
-                           actual_label=body["actual_label"],
-                           outcome="correct" if body["actual_label"] == 1 else "incorrect")
+                return jsonify(
+                    request_id=body["request_id"],
+                    model_version="canary",
+                    version="2",
+                    prediction=2.5,
+                    actual_value=body["actual_value"],
+                    abs_error=abs(2.5 - body["actual_value"]),
+                )
+            return jsonify(
+                request_id=body["request_id"],
+                model_version="production",
+                version="1",
+                prediction=1,
+                actual_label=body["actual_label"],
+                outcome="correct" if body["actual_label"] == 1 else "incorrect",
+            )
 
         @app.get("/stats")
         def stats():
-            return jsonify(production={"requests": 30, "accuracy": 90.0, "avg_latency_ms": 4.0, "p95_latency_ms": 8.0},
-                           canary={"requests": 10, "accuracy": 70.0, "avg_latency_ms": 5.0, "p95_latency_ms": 9.5},
-                           canary_percentage=self.weight)
+            return jsonify(
+                production={"requests": 30, "accuracy": 90.0, "avg_latency_ms": 4.0, "p95_latency_ms": 8.0},
+                canary={"requests": 10, "accuracy": 70.0, "avg_latency_ms": 5.0, "p95_latency_ms": 9.5},
+                canary_percentage=self.weight,
+            )
 
         @app.post("/set_canary/<value>")
         @admin
@@ -82,8 +102,13 @@ class StandInStack(ServedApp):
         @admin
         def check_rollback():
             self.weight = 0.0
-            return jsonify(decision="rollback", summary="canary accuracy 70% is worse than production 90%",
-                           rollback=True, status={"phase": "rolled_back"}, canary_percentage=0)
+            return jsonify(
+                decision="rollback",
+                summary="canary accuracy 70% is worse than production 90%",
+                rollback=True,
+                status={"phase": "rolled_back"},
+                canary_percentage=0,
+            )
 
         @app.post("/reset")
         @admin
@@ -94,11 +119,26 @@ class StandInStack(ServedApp):
         @app.get("/controller/status")
         @admin
         def status():
-            return jsonify(phase="progressing", mode="auto", canary_percentage=self.weight, production_version="1",
-                           canary_version="2", reason="stepped to 20%",
-                           last_verdict={"decision": "continue", "summary": "holding: accuracy needs more samples",
-                                         "metrics": [{"name": "accuracy", "n": {"canary": 120}, "g_hat": 0.01,
-                                                      "explanation": "accuracy gate: burn-in"}]})
+            return jsonify(
+                phase="progressing",
+                mode="auto",
+                canary_percentage=self.weight,
+                production_version="1",
+                canary_version="2",
+                reason="stepped to 20%",
+                last_verdict={
+                    "decision": "continue",
+                    "summary": "holding: accuracy needs more samples",
+                    "metrics": [
+                        {
+                            "name": "accuracy",
+                            "n": {"canary": 120},
+                            "g_hat": 0.01,
+                            "explanation": "accuracy gate: burn-in",
+                        }
+                    ],
+                },
+            )
 
         @app.post("/controller/deploy")
         @admin
@@ -106,8 +146,12 @@ class StandInStack(ServedApp):
             version = request.get_json()["version"]
             if version == "99":
                 return jsonify(error="version 99 is not registered"), 400
-            return jsonify(status="deploying", canary_version=version,
-                           production_version=request.get_json().get("production"), canary_percentage=5)
+            return jsonify(
+                status="deploying",
+                canary_version=version,
+                production_version=request.get_json().get("production"),
+                canary_percentage=5,
+            )
 
         @app.post("/controller/promote")
         @admin
@@ -144,10 +188,10 @@ def closed_port() -> int:
 
 # ---- parsing -------------------------------------------------------------------------------
 
+
 def test_defaults_and_environment():
     args = build_parser({}).parse_args(["metrics"])
-    assert (args.url, args.admin_url, args.token, args.json) == ("http://localhost:8080", None,
-                                                                 None, False)
+    assert (args.url, args.admin_url, args.token, args.json) == ("http://localhost:8080", None, None, False)
     env = {"CANARY_URL": "http://h:1", "CANARY_ADMIN_URL": "http://h:2", "CANARY_ADMIN_TOKEN": "t"}
     args = build_parser(env).parse_args(["status"])
     assert (args.url, args.admin_url, args.token) == ("http://h:1", "http://h:2", "t")
@@ -168,8 +212,9 @@ def test_send_arguments():
     assert (args.n, args.progress, args.delay) == (50, True, 0.0)
 
 
-@pytest.mark.parametrize("argv", [[], ["fly"], ["canary"], ["canary", "150"], ["canary", "abc"],
-                                  ["send", "0"], ["send", "many"], ["deploy"]])
+@pytest.mark.parametrize(
+    "argv", [[], ["fly"], ["canary"], ["canary", "150"], ["canary", "abc"], ["send", "0"], ["send", "many"], ["deploy"]]
+)
 def test_usage_errors_exit_2(argv, capsys):
     assert main(argv, environ={}) == 2
     assert "usage:" in capsys.readouterr().err
@@ -186,29 +231,55 @@ def test_weight_in_the_path():
 
 # ---- formatting ----------------------------------------------------------------------------
 
+
 def test_stats_table_from_the_seed_shape():
-    table = render.stats_table({"production": {"requests": 30, "accuracy": 90.0, "avg_latency_ms": 4.0},
-                                "canary": {"requests": 10, "accuracy": 70.0, "avg_latency_ms": 5.25},
-                                "canary_percentage": 20})
+    table = render.stats_table(
+        {
+            "production": {"requests": 30, "accuracy": 90.0, "avg_latency_ms": 4.0},
+            "canary": {"requests": 10, "accuracy": 70.0, "avg_latency_ms": 5.25},
+            "canary_percentage": 20,
+        }
+    )
     assert "Canary traffic: 20%" in table
     assert "| production  |       - |       30 |  75.0% |    90.0% |       4.0ms |           - |" in table
     assert "| canary      |       - |       10 |  25.0% |    70.0% |       5.2ms |           - |" in table
 
 
 def test_stats_table_with_models_nested_and_no_traffic():
-    table = render.stats_table({"models": {"production": {"requests": 0, "version": "1"},
-                                           "canary": {"requests": 0, "version": "2"}},
-                                "canary_percentage": 12.5, "fail_closed": True})
+    table = render.stats_table(
+        {
+            "models": {"production": {"requests": 0, "version": "1"}, "canary": {"requests": 0, "version": "2"}},
+            "canary_percentage": 12.5,
+            "fail_closed": True,
+        }
+    )
     assert "Canary traffic: 12.5%" in table and "failing closed" in table
     assert "| production  |       1 |        0 |      - |        - |" in table
 
 
 def test_stats_table_of_a_regression_model_shows_mae_and_labelled_values():
-    stats = {"production": {"requests": 30, "task": "regression", "accuracy": None, "mae": 0.51234,
-                            "labelled_values": 24, "labelled": 0, "avg_latency_ms": 4.0, "version": "1"},
-             "canary": {"requests": 10, "task": "regression", "accuracy": None, "mae": 1.2, "labelled_values": 8,
-                        "labelled": 0, "version": "2"},
-             "canary_percentage": 25}
+    stats = {
+        "production": {
+            "requests": 30,
+            "task": "regression",
+            "accuracy": None,
+            "mae": 0.51234,
+            "labelled_values": 24,
+            "labelled": 0,
+            "avg_latency_ms": 4.0,
+            "version": "1",
+        },
+        "canary": {
+            "requests": 10,
+            "task": "regression",
+            "accuracy": None,
+            "mae": 1.2,
+            "labelled_values": 8,
+            "labelled": 0,
+            "version": "2",
+        },
+        "canary_percentage": 25,
+    }
     table = render.stats_table(stats)
     assert "| Model       | Version | Requests | Share  |      MAE | Avg latency | p95 latency |" in table
     assert "| production  |       1 |       30 |  75.0% |   0.5123 |       4.0ms |           - |" in table
@@ -220,38 +291,82 @@ def test_stats_table_of_a_regression_model_shows_mae_and_labelled_values():
         del stats[arm]["task"]
     assert "|      MAE |" in render.stats_table(stats)
     # No labelled value yet: MAE unknown.
-    assert "|        - |" in render.stats_table({"production": {"requests": 3, "task": "regression", "mae": None},
-                                                 "canary": {"requests": 0, "task": "regression", "mae": None}})
+    assert "|        - |" in render.stats_table(
+        {
+            "production": {"requests": 3, "task": "regression", "mae": None},
+            "canary": {"requests": 0, "task": "regression", "mae": None},
+        }
+    )
 
 
 def test_stats_table_of_a_classifier_counts_labelled_predictions():
-    table = render.stats_table({"production": {"requests": 30, "task": "classification", "accuracy": 90.0,
-                                               "labelled": 20, "labelled_values": 0, "mae": None},
-                                "canary": {"requests": 10, "task": "classification", "accuracy": 70.0,
-                                           "labelled": 6, "labelled_values": 0, "mae": None}})
+    table = render.stats_table(
+        {
+            "production": {
+                "requests": 30,
+                "task": "classification",
+                "accuracy": 90.0,
+                "labelled": 20,
+                "labelled_values": 0,
+                "mae": None,
+            },
+            "canary": {
+                "requests": 10,
+                "task": "classification",
+                "accuracy": 70.0,
+                "labelled": 6,
+                "labelled_values": 0,
+                "mae": None,
+            },
+        }
+    )
     assert "| Accuracy |" in table and "|    90.0% |" in table
     assert "Labelled predictions (actual_label): production 20, canary 6" in table
 
 
 def test_status_text_names_the_model_and_shows_regression_evidence():
-    verdict = {"decision": "hold", "summary": "Holding at 10 %",
-               "metrics": [{"name": "mae", "kind": "mae", "n": {"canary": 40, "production": 160},
-                            "p": {"canary": 0.8, "production": 0.9}, "g_hat": -0.1,
-                            "regression": {"measure": "clipped mean absolute error (errors clipped at 5)", "clip": 5.0,
-                                           "clipped_mae": {"canary": 1.0, "production": 0.5}, "margin_error": 0.1},
-                            "explanation": "mae gate: holding"},
-                           {"name": "within", "kind": "within_tolerance", "n": {"canary": 40, "production": 160},
-                            "p": {"canary": 0.712, "production": 0.803}, "g_hat": -0.091,
-                            "regression": {"measure": "share within 0.5 of the label", "tolerance": 0.5,
-                                           "share_within": {"canary": 0.712, "production": 0.803}},
-                            "explanation": "within gate: holding"}]}
-    lines = render.status_text({"model_name": "house-prices", "phase": "progressing", "canary_percentage": 10,
-                                "last_verdict": verdict}).splitlines()
+    verdict = {
+        "decision": "hold",
+        "summary": "Holding at 10 %",
+        "metrics": [
+            {
+                "name": "mae",
+                "kind": "mae",
+                "n": {"canary": 40, "production": 160},
+                "p": {"canary": 0.8, "production": 0.9},
+                "g_hat": -0.1,
+                "regression": {
+                    "measure": "clipped mean absolute error (errors clipped at 5)",
+                    "clip": 5.0,
+                    "clipped_mae": {"canary": 1.0, "production": 0.5},
+                    "margin_error": 0.1,
+                },
+                "explanation": "mae gate: holding",
+            },
+            {
+                "name": "within",
+                "kind": "within_tolerance",
+                "n": {"canary": 40, "production": 160},
+                "p": {"canary": 0.712, "production": 0.803},
+                "g_hat": -0.091,
+                "regression": {
+                    "measure": "share within 0.5 of the label",
+                    "tolerance": 0.5,
+                    "share_within": {"canary": 0.712, "production": 0.803},
+                },
+                "explanation": "within gate: holding",
+            },
+        ],
+    }
+    lines = render.status_text(
+        {"model_name": "house-prices", "phase": "progressing", "canary_percentage": 10, "last_verdict": verdict}
+    ).splitlines()
     assert lines[0] == "Model:     house-prices"
-    assert ("      n canary=40 production=160; clipped MAE canary=1 production=0.5; clip 5; "
-            "margin 0.1 (label units); g_hat -0.1") in lines
-    assert ("      n canary=40 production=160; share within 0.5 canary=71.2% production=80.3%; "
-            "g_hat -0.091") in lines
+    assert (
+        "      n canary=40 production=160; clipped MAE canary=1 production=0.5; clip 5; "
+        "margin 0.1 (label units); g_hat -0.1"
+    ) in lines
+    assert ("      n canary=40 production=160; share within 0.5 canary=71.2% production=80.3%; g_hat -0.091") in lines
     # The good-scale p of a regression kind is not shown: its own terms are.
     assert not any("p canary=0.8" in line for line in lines)
 
@@ -266,8 +381,7 @@ def test_request_lines():
 
 def test_send_summary_math():
     line = render.send_summary({"production": 6, "canary": 2, "errors": 2}, {"production": 3, "canary": 2})
-    assert line == ("Sent 10: production 6 (75.0%, accuracy 50.0%); canary 2 (25.0%, accuracy 100.0%); "
-                    "errors 2")
+    assert line == ("Sent 10: production 6 (75.0%, accuracy 50.0%); canary 2 (25.0%, accuracy 100.0%); errors 2")
 
 
 def test_progress_bar():
@@ -282,23 +396,46 @@ def test_progress_bar():
 
 
 def test_status_text_from_the_controllers_shape():
-    body = {"phase": "rolled_back", "mode": "auto", "canary_percentage": 0, "production_version": "1",
-            "canary_version": "2", "reason": "accuracy worse", "analysis_mode": "sequential",
-            "steps": [5, 10, 20, 50], "note": None, "metrics_outage_since": None,
-            "last_verdict": {"decision": "rollback", "summary": "canary accuracy 50% < production 90%",
-                             "metrics": [{"name": "accuracy", "kind": "accuracy",
-                                          "n": {"canary": 40, "production": 160},
-                                          "p": {"canary": 0.5, "production": 0.9}, "g_hat": -0.4012345,
-                                          "variance": {"rollback": 0.01},
-                                          "explanation": "accuracy is worse on the canary"}],
-                             "guards": [{"name": "error_burst", "enabled": True, "log_bf": 0.5,
-                                         "explanation": "error_burst: no error burst"},
-                                        {"name": "restarts", "enabled": False, "count": 0}]}}
+    body = {
+        "phase": "rolled_back",
+        "mode": "auto",
+        "canary_percentage": 0,
+        "production_version": "1",
+        "canary_version": "2",
+        "reason": "accuracy worse",
+        "analysis_mode": "sequential",
+        "steps": [5, 10, 20, 50],
+        "note": None,
+        "metrics_outage_since": None,
+        "last_verdict": {
+            "decision": "rollback",
+            "summary": "canary accuracy 50% < production 90%",
+            "metrics": [
+                {
+                    "name": "accuracy",
+                    "kind": "accuracy",
+                    "n": {"canary": 40, "production": 160},
+                    "p": {"canary": 0.5, "production": 0.9},
+                    "g_hat": -0.4012345,
+                    "variance": {"rollback": 0.01},
+                    "explanation": "accuracy is worse on the canary",
+                }
+            ],
+            "guards": [
+                {"name": "error_burst", "enabled": True, "log_bf": 0.5, "explanation": "error_burst: no error burst"},
+                {"name": "restarts", "enabled": False, "count": 0},
+            ],
+        },
+    }
     lines = render.status_text(body).splitlines()
-    assert lines[:6] == ["Phase:     rolled_back (auto)", "Weight:    0% to canary",
-                         "Versions:  production v1, canary v2", "Reason:    accuracy worse",
-                         "Analysis:  sequential, steps 5%, 10%, 20%, 50%",
-                         "Decision:  rollback - canary accuracy 50% < production 90%"]
+    assert lines[:6] == [
+        "Phase:     rolled_back (auto)",
+        "Weight:    0% to canary",
+        "Versions:  production v1, canary v2",
+        "Reason:    accuracy worse",
+        "Analysis:  sequential, steps 5%, 10%, 20%, 50%",
+        "Decision:  rollback - canary accuracy 50% < production 90%",
+    ]
     assert "    accuracy: accuracy is worse on the canary" in lines
     assert "      n canary=40 production=160; p canary=0.5 production=0.9; g_hat -0.4012" in lines
     assert "    error_burst: no error burst" in lines and not any("restarts" in line for line in lines)
@@ -306,45 +443,80 @@ def test_status_text_from_the_controllers_shape():
 
 def test_status_text_says_which_detector_fired_and_since_when():
     since = 1796306520.0  # 14:02:00 UTC
-    verdict = {"decision": "rollback", "summary": "Roll back (change detector): ...", "at": since + 240,
-               "metrics": [{"name": "latency", "rollback": False, "detector": None},
-                           {"name": "accuracy", "rollback": True, "detector": "change", "change_since": since,
-                            "explanation": "accuracy turned worse on the canary about 4 min ago"}]}
+    verdict = {
+        "decision": "rollback",
+        "summary": "Roll back (change detector): ...",
+        "at": since + 240,
+        "metrics": [
+            {"name": "latency", "rollback": False, "detector": None},
+            {
+                "name": "accuracy",
+                "rollback": True,
+                "detector": "change",
+                "change_since": since,
+                "explanation": "accuracy turned worse on the canary about 4 min ago",
+            },
+        ],
+    }
     lines = render.status_text({"phase": "rolled_back", "last_verdict": verdict}).splitlines()
-    assert ("Detector:  accuracy: the change detector (evidence since the change) since 14:02:00 UTC "
-            "(4.0 min before the decision)") in lines
+    assert (
+        "Detector:  accuracy: the change detector (evidence since the change) since 14:02:00 UTC "
+        "(4.0 min before the decision)"
+    ) in lines
     verdict["metrics"][1].update(detector="from_start", change_since=None)
-    assert "Detector:  accuracy: the from-start test (evidence since the rollout began)" in \
-        render.status_text({"last_verdict": verdict}).splitlines()
+    assert (
+        "Detector:  accuracy: the from-start test (evidence since the rollout began)"
+        in render.status_text({"last_verdict": verdict}).splitlines()
+    )
 
 
 def test_status_text_nested_state_unknown_evidence_and_no_decision():
-    text = render.status_text({"state": {"phase": "progressing", "canary_percentage": 5},
-                               "last_decision": {"decision": "continue", "metrics": [{"metric": "x", "z": 1.5}]}})
+    text = render.status_text(
+        {
+            "state": {"phase": "progressing", "canary_percentage": 5},
+            "last_decision": {"decision": "continue", "metrics": [{"metric": "x", "z": 1.5}]},
+        }
+    )
     assert "Weight:    5% to canary" in text and "    x:\n      z=1.5" in text
     assert "Decision:  none yet" in render.status_text({"phase": "idle", "canary_percentage": 0})
 
 
 def test_action_lines():
-    assert (render.action_text("Promote requested", {"status": "promoting", "version": "2"})
-            == "Promote requested - promoting, version 2")
-    assert (render.action_text("Resumed", {"status": "auto", "note": "the controller steps the weight again"})
-            == "Resumed - auto, the controller steps the weight again")
+    assert (
+        render.action_text("Promote requested", {"status": "promoting", "version": "2"})
+        == "Promote requested - promoting, version 2"
+    )
+    assert (
+        render.action_text("Resumed", {"status": "auto", "note": "the controller steps the weight again"})
+        == "Resumed - auto, the controller steps the weight again"
+    )
 
 
 def test_rollback_text_from_the_seed_answer():
     text = render.rollback_text({"status": "rollback", "canary_accuracy": 60.0, "threshold": 85}, 0)
-    assert text.splitlines() == ["ROLLBACK TRIGGERED", "  Why: canary accuracy 60.0% (threshold 85%)",
-                                 "  Canary traffic now: 0%"]
+    assert text.splitlines() == [
+        "ROLLBACK TRIGGERED",
+        "  Why: canary accuracy 60.0% (threshold 85%)",
+        "  Canary traffic now: 0%",
+    ]
     text = render.rollback_text({"status": "waiting", "message": "Not enough data yet"}, 20)
     assert text.startswith("Decision: WAITING") and "Canary traffic now: 20%" in text
     # the router's answer: the controller's /check plus the weight it now serves
-    text = render.rollback_text({"decision": "continue", "summary": "holding at 20%", "rollback": False,
-                                 "status": {"phase": "progressing"}, "canary_percentage": 20}, 20)
+    text = render.rollback_text(
+        {
+            "decision": "continue",
+            "summary": "holding at 20%",
+            "rollback": False,
+            "status": {"phase": "progressing"},
+            "canary_percentage": 20,
+        },
+        20,
+    )
     assert text.splitlines() == ["Decision: CONTINUE", "  Why: holding at 20%", "  Canary traffic now: 20%"]
 
 
 # ---- commands against the stand-in ---------------------------------------------------------
+
 
 def test_send_prints_lines_a_summary_and_the_metrics(stack):
     code, out = ctl(stack, "send", "8", "--delay", "0", "--seed", "1")
@@ -397,11 +569,13 @@ def test_admin_commands(stack):
 
 # ---- errors and exit codes -----------------------------------------------------------------
 
+
 def test_unreachable_router_exits_3(capsys):
     url = f"http://127.0.0.1:{closed_port()}"
     assert main(["--url", url, "metrics"], environ={}) == 3
-    assert capsys.readouterr().err == (f"canaryctl: cannot reach the router at {url}: is the stack up? "
-                                       "try `docker compose up`\n")
+    assert capsys.readouterr().err == (
+        f"canaryctl: cannot reach the router at {url}: is the stack up? try `docker compose up`\n"
+    )
     assert main(["--admin-url", url, "status"], environ={}) == 3
     assert f"cannot reach the admin API at {url}" in capsys.readouterr().err
 
@@ -422,8 +596,9 @@ def test_401_without_and_with_a_wrong_token(stack, capsys):
 
 def test_400_shows_the_servers_message(stack, capsys):
     assert ctl(stack, "deploy", "99")[0] == 1
-    assert capsys.readouterr().err == ("canaryctl: the admin API refused POST /controller/deploy (HTTP 400): "
-                                       "version 99 is not registered\n")
+    assert capsys.readouterr().err == (
+        "canaryctl: the admin API refused POST /controller/deploy (HTTP 400): version 99 is not registered\n"
+    )
 
 
 def test_500_is_a_failure(stack, capsys):

@@ -1,22 +1,50 @@
 """The lab's /check_rollback answer from the controller's verdicts, in every phase."""
+
 from canary_common.registry import RolloutState
 from canary_controller.labcheck import accuracy_figures, lab_answer
 
 
 def state(phase="progressing", weight=20.0, canary="2", reason="", shadow=0.0):
-    return RolloutState(production_version="1", canary_version=canary, weight=weight, mode="manual",
-                        phase=phase, reason=reason, shadow_percentage=shadow)
+    return RolloutState(
+        production_version="1",
+        canary_version=canary,
+        weight=weight,
+        mode="manual",
+        phase=phase,
+        reason=reason,
+        shadow_percentage=shadow,
+    )
 
 
 def sequential(p_canary, p_production, burn_in_ok=True, delta=0.0):
-    return {"decision": "continue", "summary": "Holding at 20 %: ...", "metrics": [
-        {"name": "accuracy", "kind": "accuracy", "p": {"canary": p_canary, "production": p_production},
-         "delta_rollback": delta, "burn_in_ok": burn_in_ok}]}
+    return {
+        "decision": "continue",
+        "summary": "Holding at 20 %: ...",
+        "metrics": [
+            {
+                "name": "accuracy",
+                "kind": "accuracy",
+                "p": {"canary": p_canary, "production": p_production},
+                "delta_rollback": delta,
+                "burn_in_ok": burn_in_ok,
+            }
+        ],
+    }
 
 
 def threshold(value, limit=85, n=10, min_samples=5):
-    return {"metrics": [{"name": "accuracy", "kind": "threshold", "value": value, "threshold": limit,
-                         "n": {"canary": n}, "min_samples": min_samples}]}
+    return {
+        "metrics": [
+            {
+                "name": "accuracy",
+                "kind": "threshold",
+                "value": value,
+                "threshold": limit,
+                "n": {"canary": n},
+                "min_samples": min_samples,
+            }
+        ]
+    }
 
 
 def test_figures_in_both_modes():
@@ -27,21 +55,39 @@ def test_figures_in_both_modes():
 
 
 def test_a_rollback_is_reported_in_the_labs_shape():
-    answer = lab_answer(state(phase="rolled_back", weight=0, reason="Roll back: accuracy is worse"), "rollback",
-                        "Roll back: accuracy is worse", sequential(0.6, 0.9))
-    assert answer == {"status": "rollback", "reason": "Roll back: accuracy is worse", "canary_accuracy": 60.0,
-                      "threshold": 90.0}
+    answer = lab_answer(
+        state(phase="rolled_back", weight=0, reason="Roll back: accuracy is worse"),
+        "rollback",
+        "Roll back: accuracy is worse",
+        sequential(0.6, 0.9),
+    )
+    assert answer == {
+        "status": "rollback",
+        "reason": "Roll back: accuracy is worse",
+        "canary_accuracy": 60.0,
+        "threshold": 90.0,
+    }
 
 
 def test_after_a_rollback_it_stays_rollback_with_the_figures_it_rested_on():
-    answer = lab_answer(state(phase="rolled_back", weight=0, reason="rolled back earlier"), "hold", "idle",
-                        None, rollback_evidence=threshold(0.55))
+    answer = lab_answer(
+        state(phase="rolled_back", weight=0, reason="rolled back earlier"),
+        "hold",
+        "idle",
+        None,
+        rollback_evidence=threshold(0.55),
+    )
     assert (answer["status"], answer["canary_accuracy"], answer["threshold"]) == ("rollback", 55.0, 85)
 
 
 def test_a_rollback_whose_verdict_is_gone_reports_the_tagged_evidence():
-    answer = lab_answer(state(phase="rolled_back", weight=0, reason="Roll back: canary accuracy 51.9 % < 90 %"),
-                        "rollback", "Roll back", None, rollback_evidence=threshold(0.519, limit=90))
+    answer = lab_answer(
+        state(phase="rolled_back", weight=0, reason="Roll back: canary accuracy 51.9 % < 90 %"),
+        "rollback",
+        "Roll back",
+        None,
+        rollback_evidence=threshold(0.519, limit=90),
+    )
     assert (answer["status"], answer["canary_accuracy"], answer["threshold"]) == ("rollback", 51.9, 90)
 
 

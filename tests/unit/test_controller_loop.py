@@ -14,6 +14,7 @@ The analysis is the threshold rule (deterministic and easy to count by hand) fro
 written per test: steps 10 % then 50 %, 20 s minimum dwell, 20 labelled canary requests before
 a check applies, 60 s maximum stage and outage limit, polls every 10 s of the fake clock.
 """
+
 from __future__ import annotations
 
 import json
@@ -57,9 +58,18 @@ class FakeRegistry:
     generation check: another writer getting in between the loop's read and its write."""
 
     def __init__(self, **state):
-        self.state = {"production_version": "1", "canary_version": "2", "weight": 10.0, "mode": "auto",
-                      "phase": "progressing", "reason": "rollout of version 2 started at 10%",
-                      "updated_at": 0.0, "generation": 1, "rollout": "2@900.000", "shadow_percentage": 0.0}
+        self.state = {
+            "production_version": "1",
+            "canary_version": "2",
+            "weight": 10.0,
+            "mode": "auto",
+            "phase": "progressing",
+            "reason": "rollout of version 2 started at 10%",
+            "updated_at": 0.0,
+            "generation": 1,
+            "rollout": "2@900.000",
+            "shadow_percentage": 0.0,
+        }
         self.state.update(state)
         self.writes: list[dict] = []
         self.version_tags: dict[str, dict] = {}
@@ -69,22 +79,43 @@ class FakeRegistry:
     def read_state(self) -> RolloutState:
         return RolloutState(**self.state)
 
-    def write_state(self, *, weight=None, mode=None, phase=None, reason, rollout=None, shadow_percentage=None,
-                    expected_generation=None) -> RolloutState:
+    def write_state(
+        self,
+        *,
+        weight=None,
+        mode=None,
+        phase=None,
+        reason,
+        rollout=None,
+        shadow_percentage=None,
+        expected_generation=None,
+    ) -> RolloutState:
         assert mode is None or mode in MODES, mode
         assert phase is None or phase in PHASES, phase
         if self.before_next_write is not None:
             hook, self.before_next_write = self.before_next_write, None
             hook()
         if expected_generation is not None and expected_generation != self.state["generation"]:
-            raise StateConflict(f"the rollout state moved from generation {expected_generation} to "
-                                f"{self.state['generation']} ({self.state['reason']!r}); not overwriting it")
-        changes = {k: v for k, v in {"weight": weight, "mode": mode, "phase": phase, "reason": reason,
-                                     "rollout": rollout, "shadow_percentage": shadow_percentage}.items()
-                   if v is not None}
+            raise StateConflict(
+                f"the rollout state moved from generation {expected_generation} to "
+                f"{self.state['generation']} ({self.state['reason']!r}); not overwriting it"
+            )
+        changes = {
+            k: v
+            for k, v in {
+                "weight": weight,
+                "mode": mode,
+                "phase": phase,
+                "reason": reason,
+                "rollout": rollout,
+                "shadow_percentage": shadow_percentage,
+            }.items()
+            if v is not None
+        }
         self._apply(changes)
-        self.writes.append({**changes, "expected_generation": expected_generation,
-                            "generation": self.state["generation"]})
+        self.writes.append(
+            {**changes, "expected_generation": expected_generation, "generation": self.state["generation"]}
+        )
         return self.read_state()
 
     def other_write(self, **changes) -> None:
@@ -142,8 +173,9 @@ class FakePrometheus:
 
     def add(self, arm: str, version: str, t: Traffic) -> None:
         c = self.totals.setdefault((arm, version), Counter())
-        c.update({"ok": t.requests - t.errors, "error": t.errors,
-                  "correct": t.correct, "incorrect": t.labelled - t.correct})
+        c.update(
+            {"ok": t.requests - t.errors, "error": t.errors, "correct": t.correct, "incorrect": t.labelled - t.correct}
+        )
 
     def instant(self, query: str) -> list[tuple[dict, float]]:
         self.queries.append(query)
@@ -155,18 +187,28 @@ class FakePrometheus:
             return [({"version": self.canary_serves}, 1.0)]
         if query == f'max by (version) ({LOAD_ERROR}{{alias="canary"}}) == 1':
             return []
-        return [row for (arm, version), c in self.totals.items()
-                for row in self._series(self.field_of[query], {"model": arm, "version": version,
-                                                               "instance": "router:8000"}, c)]
+        return [
+            row
+            for (arm, version), c in self.totals.items()
+            for row in self._series(
+                self.field_of[query], {"model": arm, "version": version, "instance": "router:8000"}, c
+            )
+        ]
 
     @staticmethod
     def _series(name: str, labels: dict, c: Counter) -> list[tuple[dict, float]]:
         by_status = [({**labels, "status": s}, float(c[s])) for s in ("ok", "error")]
         by_outcome = [({**labels, "outcome": o}, float(c[o])) for o in ("correct", "incorrect")]
         buckets = [({**labels, "le": le}, float(c["ok"])) for le in ("0.05", "0.1", "+Inf")]
-        return {"requests": by_status, "errors": by_status[1:], "labelled": by_outcome, "correct": by_outcome[:1],
-                "latency_count": [(labels, float(c["ok"]))], "latency_fast": buckets[1:2],
-                "latency_buckets": buckets}[name]
+        return {
+            "requests": by_status,
+            "errors": by_status[1:],
+            "labelled": by_outcome,
+            "correct": by_outcome[:1],
+            "latency_count": [(labels, float(c["ok"]))],
+            "latency_fast": buckets[1:2],
+            "latency_buckets": buckets,
+        }[name]
 
     def wait_for_scrape(self, job: str, after: float, timeout: float) -> bool:
         return True
@@ -180,8 +222,13 @@ CONFIG = {
     "max_stage_s": 60,
     "on_inconclusive": "rollback",
     "outage_fallback_s": 60,
-    "threshold": {"accuracy_threshold": 85, "latency_threshold_ms": 100, "error_threshold_pct": 5,
-                  "min_samples": 20, "window_s": None},
+    "threshold": {
+        "accuracy_threshold": 85,
+        "latency_threshold_ms": 100,
+        "error_threshold_pct": 5,
+        "min_samples": 20,
+        "window_s": None,
+    },
 }
 
 
@@ -192,8 +239,9 @@ class Lab:
         self.settings = load_settings({"ANALYSIS_CONFIG": str(path), "POLL_INTERVAL_S": str(POLL_S)})
         self.clock = FakeClock()
         self.registry = FakeRegistry(**state)
-        self.prom = FakePrometheus(dict(self.settings.analysis.counters),
-                                   canary_serves=self.registry.state["canary_version"])
+        self.prom = FakePrometheus(
+            dict(self.settings.analysis.counters), canary_serves=self.registry.state["canary_version"]
+        )
         self.actions = Actions(self.registry, production_url=None)
         self.controller = Controller(self.settings, self.registry, self.prom, self.actions, clock=self.clock)
 
@@ -217,6 +265,7 @@ class Lab:
 def make_lab(tmp_path):
     def make(config: dict | None = None, **state) -> Lab:
         return Lab(tmp_path, state, config or {})
+
     return make
 
 
@@ -238,16 +287,21 @@ def test_a_healthy_canary_steps_up_and_is_promoted(make_lab, monkeypatch):
 
     step = lab.poll()  # 20 s, 20 labels at 90 %
     assert step["decision"] == "step_up" and step["summary"].startswith("10% -> 50%")
-    assert reg.writes == [{"weight": 50, "phase": "progressing", "reason": reg.state["reason"],
-                           "expected_generation": 1, "generation": 2}]
+    assert reg.writes == [
+        {"weight": 50, "phase": "progressing", "reason": reg.state["reason"], "expected_generation": 1, "generation": 2}
+    ]
     assert reg.state["reason"].startswith("stepped up 10% -> 50%")
     assert json.loads(reg.version_tags["2"]["canary.decision"])["decision"] == "step_up"
 
     assert [lab.poll()["decision"] for _ in range(2)] == ["continue", "continue"]  # the 50 % stage's dwell
     promote = lab.poll()
     assert promote["decision"] == "promote" and "promote" in promote["summary"]
-    assert reg.writes[-1] == {"phase": "promoting", "reason": promote["summary"],
-                              "expected_generation": 2, "generation": 3}
+    assert reg.writes[-1] == {
+        "phase": "promoting",
+        "reason": promote["summary"],
+        "expected_generation": 2,
+        "generation": 3,
+    }
     assert reg.alias_moves == [("production", "2")] and reg.state["weight"] == 50
     assert "canary.promoted_at" in reg.version_tags["2"]
 
@@ -257,26 +311,35 @@ def test_a_healthy_canary_steps_up_and_is_promoted(make_lab, monkeypatch):
 
     serves["2"] = True
     assert lab.poll()["summary"] == "promotion finished"
-    assert reg.writes[-1] == {"weight": 0, "phase": "promoted",
-                              "reason": "version 2 promoted and serving in production",
-                              "expected_generation": 3, "generation": 4}
+    assert reg.writes[-1] == {
+        "weight": 0,
+        "phase": "promoted",
+        "reason": "version 2 promoted and serving in production",
+        "expected_generation": 3,
+        "generation": 4,
+    }
     assert lab.decisions() == ["step_up", "promote", "promoted"]
     assert lab.poll()["summary"] == "idle: phase promoted, the canary gets no traffic"
     assert len(reg.writes) == 3
 
 
-@pytest.mark.parametrize("canary, why", [
-    (WRONG, "Roll back: canary accuracy 50.0 % < 85 % over this stage (20 labelled canary requests)."),
-    (FAILING, "Roll back: canary error_ratio 50.00 % > 5 % over this stage (20 canary requests)."),
-], ids=["accuracy", "errors"])
+@pytest.mark.parametrize(
+    "canary, why",
+    [
+        (WRONG, "Roll back: canary accuracy 50.0 % < 85 % over this stage (20 labelled canary requests)."),
+        (FAILING, "Roll back: canary error_ratio 50.00 % > 5 % over this stage (20 canary requests)."),
+    ],
+    ids=["accuracy", "errors"],
+)
 def test_a_bad_canary_is_rolled_back(make_lab, canary, why):
     lab = make_lab()
     lab.start()
     assert lab.poll(canary)["decision"] == "continue"  # 10 samples: below min_samples
     record = lab.poll(canary)
     assert record == {"at": T0 + 20, "decision": "rollback", "summary": why}
-    assert lab.registry.writes == [{"weight": 0, "phase": "rolled_back", "reason": why,
-                                    "expected_generation": 1, "generation": 2}]
+    assert lab.registry.writes == [
+        {"weight": 0, "phase": "rolled_back", "reason": why, "expected_generation": 1, "generation": 2}
+    ]
     tags = lab.registry.version_tags["2"]
     assert tags["canary.rollback_reason"] == why
     assert json.loads(tags["canary.decision"])["decision"] == "rollback"
@@ -316,8 +379,9 @@ def test_a_metrics_outage_holds_then_falls_back_to_production(make_lab):
     fallback = lab.poll()  # down for 60 s
     reason = "no metrics for 60s (limit 60s): fell back to production"
     assert fallback["decision"] == "rollback" and fallback["summary"] == reason
-    assert lab.registry.writes == [{"weight": 0, "phase": "rolled_back", "reason": reason,
-                                    "expected_generation": 1, "generation": 2}]
+    assert lab.registry.writes == [
+        {"weight": 0, "phase": "rolled_back", "reason": reason, "expected_generation": 1, "generation": 2}
+    ]
     assert lab.decisions() == ["hold", "rollback"]
 
 
@@ -343,8 +407,10 @@ def test_an_inconclusive_stage_holds_or_rolls_back_by_policy(make_lab, policy):
     # One label per poll: the 20 the accuracy check needs do not come within max_stage_s (60 s).
     assert [lab.poll(FEW_LABELS)["decision"] for _ in range(6)] == ["continue"] * 6  # age 10 .. 60 s
     record = lab.poll(FEW_LABELS)  # age 70 s > 60 s
-    summary = (f"Inconclusive: stage at 10 % ran past max_stage_s (60 s); policy: {policy}: "
-               "accuracy: 7 of 20 labelled canary requests needed before the check applies.")
+    summary = (
+        f"Inconclusive: stage at 10 % ran past max_stage_s (60 s); policy: {policy}: "
+        "accuracy: 7 of 20 labelled canary requests needed before the check applies."
+    )
     if policy == "hold":
         assert record == {"at": T0 + 70, "decision": "hold", "summary": f"inconclusive, holding: {summary}"}
         assert [lab.poll(FEW_LABELS)["decision"] for _ in range(3)] == ["hold"] * 3
@@ -364,8 +430,9 @@ def test_a_new_canary_version_mid_rollout_is_judged_afresh(make_lab):
 
     lab.registry.set_alias("canary", "3")  # someone deploys version 3 over the rollout
     loading = lab.poll(WRONG)  # the canary server still serves version 2
-    assert loading["summary"] == ("holding: the canary model server serves version 2, not yet version 3; "
-                                  "judging from when it does")
+    assert loading["summary"] == (
+        "holding: the canary model server serves version 2, not yet version 3; judging from when it does"
+    )
     assert lab.controller.rollout_key == ("3", "1", "2@900.000") != old_key
     assert lab.controller.analysis is not old_analysis
     assert lab.controller.last_verdict is None
@@ -421,12 +488,18 @@ def test_weight_outside_a_rollout_is_watched_as_a_manual_rollout(make_lab, phase
     lab = make_lab(phase=phase, weight=20.0, reason="set by hand", generation=7)
     record = lab.start()
     assert record["summary"] == "baseline read; judging from the next poll"
-    reason = (f"the canary (version 2) gets 20% of traffic in phase {phase}: "
-              "judged as a manual rollout with a fresh analysis")
+    reason = (
+        f"the canary (version 2) gets 20% of traffic in phase {phase}: judged as a manual rollout with a fresh analysis"
+    )
     (write,) = lab.registry.writes
     new_rollout = write.pop("rollout")
-    assert write == {"phase": "progressing", "mode": "manual", "reason": reason,
-                     "expected_generation": 7, "generation": 8}
+    assert write == {
+        "phase": "progressing",
+        "mode": "manual",
+        "reason": reason,
+        "expected_generation": 7,
+        "generation": 8,
+    }
     assert new_rollout.startswith("2@") and new_rollout != "2@900.000"
     assert lab.decisions() == ["watch"] and lab.controller.history[0]["summary"] == reason
     assert lab.controller.rollout_key == ("2", "1", new_rollout)
@@ -490,8 +563,10 @@ def test_a_registry_that_refuses_a_write_holds_the_poll(make_lab):
 def test_people_are_told_the_state_a_decision_made(make_lab, monkeypatch):
     """The webhook's state is the one after the action: a rollback says weight 0, rolled back."""
     told = []
-    monkeypatch.setattr("canary_controller.loop.notify.publish",
-                        lambda settings, state, entry: told.append((entry["decision"], state.phase, state.weight)))
+    monkeypatch.setattr(
+        "canary_controller.loop.notify.publish",
+        lambda settings, state, entry: told.append((entry["decision"], state.phase, state.weight)),
+    )
     lab = make_lab()
     lab.start()
     lab.poll(WRONG)

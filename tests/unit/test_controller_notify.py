@@ -5,6 +5,7 @@ scripted status codes, or hangs until released, and records every request. Backo
 milliseconds through the Notifier's constructor; the tests wait on events with timeouts, and
 assert only lower bounds on time, so a slow machine cannot fail them.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -14,12 +15,13 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from prometheus_client import REGISTRY
+
 from canary_common.registry import RolloutState
 from canary_controller import notify
 from canary_controller.analysis.config import ConfigError
 from canary_controller.loop import Controller
 from canary_controller.settings import DEFAULT_CONFIG, load_settings
-from prometheus_client import REGISTRY
 
 WAIT_S = 10.0  # upper bound for anything that should take milliseconds
 
@@ -59,8 +61,9 @@ class Receiver:
 
     def wait_for(self, n: int, timeout: float = WAIT_S) -> list[dict]:
         with self.cond:
-            assert self.cond.wait_for(lambda: len(self.requests) >= n, timeout), \
+            assert self.cond.wait_for(lambda: len(self.requests) >= n, timeout), (
                 f"expected {n} requests, got {len(self.requests)}"
+            )
             return list(self.requests)
 
     def stop(self):
@@ -118,10 +121,23 @@ def test_the_payload_carries_the_decision_the_state_and_an_id(receiver, notifier
     n.send(sent)
     (got,) = r.wait_for(1)
     assert n.wait_idle(WAIT_S)
-    assert got["body"] == sent == {
-        "delivery_id": sent["delivery_id"], "decision": "step_up", "model_name": "sentiment",
-        "production_version": "1", "canary_version": "2", "weight": 10.0, "phase": "progressing", "mode": "auto",
-        "summary": "10% -> 20%: accuracy holds", "at": 1_700_000_000.0, "time": "2023-11-14T22:13:20Z"}
+    assert (
+        got["body"]
+        == sent
+        == {
+            "delivery_id": sent["delivery_id"],
+            "decision": "step_up",
+            "model_name": "sentiment",
+            "production_version": "1",
+            "canary_version": "2",
+            "weight": 10.0,
+            "phase": "progressing",
+            "mode": "auto",
+            "summary": "10% -> 20%: accuracy holds",
+            "at": 1_700_000_000.0,
+            "time": "2023-11-14T22:13:20Z",
+        }
+    )
     assert len(sent["delivery_id"]) == 32 and payload()["delivery_id"] != sent["delivery_id"]
     assert got["headers"]["Authorization"] == "Bearer s3cret"
     assert got["headers"]["X-Canary-Delivery"] == sent["delivery_id"]
@@ -207,8 +223,14 @@ class _Registry:
 
 
 def controller(url: str, **env) -> Controller:
-    settings = load_settings({"ANALYSIS_CONFIG": str(DEFAULT_CONFIG), "DECISION_WEBHOOK_URL": url,
-                              "DECISION_WEBHOOK_MAX_ATTEMPTS": "1", **env})
+    settings = load_settings(
+        {
+            "ANALYSIS_CONFIG": str(DEFAULT_CONFIG),
+            "DECISION_WEBHOOK_URL": url,
+            "DECISION_WEBHOOK_MAX_ATTEMPTS": "1",
+            **env,
+        }
+    )
     c = Controller(settings, registry=_Registry(), prometheus=None, actions=None, clock=lambda: 1_700_000_000.0)
     c.last_state = state()
     return c
@@ -225,7 +247,12 @@ def test_every_recorded_decision_but_hold_is_sent(receiver):
     assert [g["body"]["decision"] for g in r.requests] == [d for d in decisions if d != "hold"]
     body = got[0]["body"]
     assert (body["summary"], body["model_name"], body["canary_version"], body["weight"], body["at"]) == (
-        "why step_up", "sentiment", "2", 10.0, 1_700_000_000.0)
+        "why step_up",
+        "sentiment",
+        "2",
+        10.0,
+        1_700_000_000.0,
+    )
     assert got[0]["headers"]["Authorization"] == "Bearer t0k"
     assert len({g["body"]["delivery_id"] for g in got}) == 6
 
@@ -250,21 +277,34 @@ def test_record_returns_at_once_while_the_receiver_hangs(receiver):
     assert len(r.requests) == 1
 
 
-@pytest.mark.parametrize("env, message", [
-    ({"DECISION_WEBHOOK_URL": "hooks.example.com"}, "DECISION_WEBHOOK_URL"),
-    ({"DECISION_WEBHOOK_MAX_ATTEMPTS": "0"}, "DECISION_WEBHOOK_MAX_ATTEMPTS"),
-    ({"DECISION_WEBHOOK_TIMEOUT_S": "soon"}, "DECISION_WEBHOOK_TIMEOUT_S"),
-])
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"DECISION_WEBHOOK_URL": "hooks.example.com"}, "DECISION_WEBHOOK_URL"),
+        ({"DECISION_WEBHOOK_MAX_ATTEMPTS": "0"}, "DECISION_WEBHOOK_MAX_ATTEMPTS"),
+        ({"DECISION_WEBHOOK_TIMEOUT_S": "soon"}, "DECISION_WEBHOOK_TIMEOUT_S"),
+    ],
+)
 def test_bad_webhook_settings_stop_the_controller_with_a_message(env, message):
     with pytest.raises(ConfigError, match=message):
         load_settings({"ANALYSIS_CONFIG": str(DEFAULT_CONFIG), **env})
 
 
 def test_webhook_settings_from_the_environment():
-    s = load_settings({"ANALYSIS_CONFIG": str(DEFAULT_CONFIG), "DECISION_WEBHOOK_URL": "https://hooks.example/x",
-                       "DECISION_WEBHOOK_TOKEN": "abc", "DECISION_WEBHOOK_MAX_ATTEMPTS": "7",
-                       "DECISION_WEBHOOK_TIMEOUT_S": "2.5"})
-    assert (s.decision_webhook_url, s.decision_webhook_token, s.decision_webhook_max_attempts,
-            s.decision_webhook_timeout_s) == ("https://hooks.example/x", "abc", 7, 2.5)
+    s = load_settings(
+        {
+            "ANALYSIS_CONFIG": str(DEFAULT_CONFIG),
+            "DECISION_WEBHOOK_URL": "https://hooks.example/x",
+            "DECISION_WEBHOOK_TOKEN": "abc",
+            "DECISION_WEBHOOK_MAX_ATTEMPTS": "7",
+            "DECISION_WEBHOOK_TIMEOUT_S": "2.5",
+        }
+    )
+    assert (
+        s.decision_webhook_url,
+        s.decision_webhook_token,
+        s.decision_webhook_max_attempts,
+        s.decision_webhook_timeout_s,
+    ) == ("https://hooks.example/x", "abc", 7, 2.5)
     off = load_settings({"ANALYSIS_CONFIG": str(DEFAULT_CONFIG), "DECISION_WEBHOOK_MAX_ATTEMPTS": ""})
     assert (off.decision_webhook_url, off.decision_webhook_max_attempts) == ("", 5)

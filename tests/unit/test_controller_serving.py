@@ -1,6 +1,7 @@
 """Whether the canary server serves the canary version, from its gauges: serving, still loading,
 failed to load, or no gauges at all. A stand-in HTTP server answers Prometheus's query API here
 (the real gauges, from real model servers and a real Prometheus, are in the integration suite)."""
+
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,8 +27,13 @@ class StandIn:
                 query = parse_qs(urlparse(self.path).query)["query"][0]
                 stand_in.queries.append(query)
                 rows = next((v for k, v in stand_in.answers.items() if k in query), [])
-                body = {"status": "success", "data": {"resultType": "vector", "result": [
-                    {"metric": labels, "value": [0, str(value)]} for labels, value in rows]}}
+                body = {
+                    "status": "success",
+                    "data": {
+                        "resultType": "vector",
+                        "result": [{"metric": labels, "value": [0, str(value)]} for labels, value in rows],
+                    },
+                }
                 if stand_in.status != 200:
                     body = {"status": "error", "error": "stand-in failure"}
                 data = json.dumps(body).encode()

@@ -1,9 +1,9 @@
 """The controller's timeline (what each poll saw, for the live page): the points, their bounds,
 stale verdicts, the since filter; the control loop adding a point per poll; GET /timeline."""
+
 import math
 
 from canary_common.registry import RolloutState
-
 from canary_controller.analysis.base import Decision, Verdict
 from canary_controller.app import create_app
 from canary_controller.loop import Controller
@@ -11,13 +11,30 @@ from canary_controller.settings import DEFAULT_CONFIG, load_settings
 from canary_controller.timeline import Timeline, metric_point
 
 SEQUENTIAL = {
-    "name": "accuracy", "kind": "accuracy", "promotion_gate": True, "n": {"canary": 120.0, "production": 480.0},
-    "p": {"canary": 0.9166666666, "production": 0.93125}, "g_hat": -0.0145833333, "margin": 0.02,
-    "delta_rollback": 0.0, "bounds": {"lower": -0.1123456789, "upper": 0.0834567891, "kind": "..."},
-    "rollback": False, "non_inferior": False, "explanation": "accuracy gate: ...",
+    "name": "accuracy",
+    "kind": "accuracy",
+    "promotion_gate": True,
+    "n": {"canary": 120.0, "production": 480.0},
+    "p": {"canary": 0.9166666666, "production": 0.93125},
+    "g_hat": -0.0145833333,
+    "margin": 0.02,
+    "delta_rollback": 0.0,
+    "bounds": {"lower": -0.1123456789, "upper": 0.0834567891, "kind": "..."},
+    "rollback": False,
+    "non_inferior": False,
+    "explanation": "accuracy gate: ...",
 }
-THRESHOLD = {"name": "latency_p95", "kind": "threshold", "scope": "last 30 s", "threshold": 1000,
-             "value": 0.0123, "n": {"canary": 40.0}, "min_samples": 30, "failed": True, "explanation": "..."}
+THRESHOLD = {
+    "name": "latency_p95",
+    "kind": "threshold",
+    "scope": "last 30 s",
+    "threshold": 1000,
+    "value": 0.0123,
+    "n": {"canary": 40.0},
+    "min_samples": 30,
+    "failed": True,
+    "explanation": "...",
+}
 
 
 def state(weight=20.0, phase="progressing", canary="2"):
@@ -30,12 +47,29 @@ def verdict(*metrics, decision=Decision.CONTINUE):
 
 def test_metric_point_keeps_what_the_charts_need():
     p = metric_point(SEQUENTIAL)
-    assert p == {"name": "accuracy", "kind": "accuracy", "p_canary": 0.91667, "p_production": 0.93125,
-                 "g_hat": -0.01458, "lower": -0.11235, "upper": 0.08346, "margin": 0.02, "delta_rollback": 0.0,
-                 "rollback": False, "non_inferior": False}
+    assert p == {
+        "name": "accuracy",
+        "kind": "accuracy",
+        "p_canary": 0.91667,
+        "p_production": 0.93125,
+        "g_hat": -0.01458,
+        "lower": -0.11235,
+        "upper": 0.08346,
+        "margin": 0.02,
+        "delta_rollback": 0.0,
+        "rollback": False,
+        "non_inferior": False,
+    }
     # Nothing yet (no samples): None, never NaN (the page reads JSON).
-    empty = metric_point({"name": "latency", "kind": "latency", "p": {"canary": None, "production": None},
-                          "g_hat": float("nan"), "bounds": {"lower": float("-inf"), "upper": None}})
+    empty = metric_point(
+        {
+            "name": "latency",
+            "kind": "latency",
+            "p": {"canary": None, "production": None},
+            "g_hat": float("nan"),
+            "bounds": {"lower": float("-inf"), "upper": None},
+        }
+    )
     assert empty["p_canary"] is None and empty["g_hat"] is None and empty["lower"] is None
     # Threshold mode: the canary's value against a fixed number; "failed" is its rollback.
     t = metric_point(THRESHOLD)
@@ -43,8 +77,12 @@ def test_metric_point_keeps_what_the_charts_need():
 
 
 def test_metric_point_keeps_a_regression_kinds_scale():
-    mae = {"name": "mae", "kind": "mae", "p": {"canary": 0.8, "production": 0.82},
-           "regression": {"clip": 250.0, "measure": "..."}}
+    mae = {
+        "name": "mae",
+        "kind": "mae",
+        "p": {"canary": 0.8, "production": 0.82},
+        "regression": {"clip": 250.0, "measure": "..."},
+    }
     assert metric_point(mae)["clip"] == 250.0 and "tolerance" not in metric_point(mae)
     within = {"name": "within_50", "kind": "within_tolerance", "regression": {"tolerance": 50.0}}
     assert metric_point(within)["tolerance"] == 50.0
@@ -61,8 +99,17 @@ def test_every_poll_is_a_point_and_a_verdict_counts_once():
     clock = iter(range(100, 200)).__next__
     tl = Timeline(clock=lambda: 0.0)
     idle = tl.add(state(0.0, "idle", canary=None), None, None, {"decision": "hold"}, at=clock())
-    assert idle == {"at": 100.0, "weight": 0.0, "phase": "idle", "mode": "auto", "production_version": "1",
-                    "canary_version": None, "decision": "hold", "verdict": None, "metrics": None}
+    assert idle == {
+        "at": 100.0,
+        "weight": 0.0,
+        "phase": "idle",
+        "mode": "auto",
+        "production_version": "1",
+        "canary_version": None,
+        "decision": "hold",
+        "verdict": None,
+        "metrics": None,
+    }
     v = verdict(SEQUENTIAL)
     first = tl.add(state(), v, 101.0, {"decision": "continue"}, at=clock())
     assert first["weight"] == 20.0 and first["verdict"] == "continue"
@@ -103,8 +150,8 @@ class FakeRegistry:
 
 class FakePrometheus:
     """Counters that grow by the same amount every poll on both arms (a healthy canary)."""
-    PER_POLL = {"requests": 100, "errors": 0, "labelled": 50, "correct": 46, "latency_count": 100,
-                "latency_fast": 97}
+
+    PER_POLL = {"requests": 100, "errors": 0, "labelled": 50, "correct": 46, "latency_count": 100, "latency_fast": 97}
 
     def __init__(self, counters):
         self.field_of = {query: name for name, query in counters.items()}
@@ -115,8 +162,10 @@ class FakePrometheus:
         if name not in self.PER_POLL:
             return []  # latency buckets, the canary's up{}: nothing
         n = self.polls[query] = self.polls.get(query, 0) + 1
-        return [({"model": arm, "version": version, "instance": "r1"}, float(self.PER_POLL[name] * n))
-                for arm, version in (("production", "1"), ("canary", "2"))]
+        return [
+            ({"model": arm, "version": version, "instance": "r1"}, float(self.PER_POLL[name] * n))
+            for arm, version in (("production", "1"), ("canary", "2"))
+        ]
 
     def wait_for_scrape(self, *args):
         return True

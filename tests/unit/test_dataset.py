@@ -59,6 +59,7 @@ def test_reviews_cover_every_domain_and_vary_in_form():
 
 def test_typo_changes_one_longer_word_only():
     import random
+
     rng = random.Random(1)
     text = "The delivery was amazingly quick."
     for _ in range(50):
@@ -77,6 +78,7 @@ def test_label_noise_is_a_few_percent():
 
 def test_events_are_told_both_ways_without_sentiment_words():
     import random
+
     rng, domain = random.Random(2), dataset.DOMAINS["service"]
     told = {y: {dataset._event(rng, y, domain, "order") for _ in range(200)} for y in (0, 1)}
     assert len(told[0]) > 60 and len(told[1]) > 60 and not told[0] & told[1]
@@ -86,6 +88,7 @@ def test_events_are_told_both_ways_without_sentiment_words():
 
 def test_negated_verbs_mean_the_opposite_of_their_verb():
     import random
+
     rng, domain = random.Random(4), dataset.DOMAINS["gadgets"]
     praise = dataset._negated_verb(rng, 1, domain, "kettle")
     assert any(n in praise for n in dataset.NEGATORS)

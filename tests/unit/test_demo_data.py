@@ -1,4 +1,5 @@
 """The tabular demos' split: deterministic, disjoint, the documented shapes and JSON-ready rows."""
+
 import json
 
 import numpy as np

@@ -11,6 +11,7 @@ The target is 90 % on unseen everyday reviews. The improved model (the canary on
 production once promoted) reaches it on every unseen set: 0.927 holdout, 0.902 final, 0.96 fresh.
 The baseline, a unigram model that misreads negations on purpose, reaches 0.877, 0.89 and 0.91.
 """
+
 import json
 from pathlib import Path
 
@@ -50,7 +51,7 @@ def test_sets_are_sizeable_balanced_and_disjoint():
     texts = [{normal(r.text) for r in rows} for rows in (holdout, final, fresh, main, dev)]
     texts.append({normal(r.text) for r in written_reviews.load()})
     for i, one in enumerate(texts):
-        for other in texts[i + 1:]:
+        for other in texts[i + 1 :]:
             assert not one & other
 
 

@@ -1,5 +1,6 @@
 """Grafana provisioning files and the canary dashboard: they load, are consistent, and every query
 is valid PromQL (checked by the real promtool, each expression as a recording rule)."""
+
 from __future__ import annotations
 
 import configparser
@@ -9,10 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-
-from support.binaries import require
 import yaml
 
+from support.binaries import require
 from support.grafana import annotation_queries, as_promql, iter_panels, panel_queries, panel_targets
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,16 +21,24 @@ DASHBOARD = GRAFANA / "dashboards" / "canary.json"
 sys.path.insert(0, str(GRAFANA))
 
 import build_dashboard  # noqa: E402
+
 from canary_common.regression import ABS_ERROR_METRIC, FINITE_BOUNDS  # noqa: E402
 
 WITHIN_TOLERANCE = "Share within tolerance (${tolerance}) by model"
 # Panels that put production and canary side by side: at least one query of each must be
 # labelled by `model` (checked against real Prometheus in test_grafana_queries.py).
-COMPARISON_PANELS = {"Canary weight over time", "Requests per second by model", "Accuracy by model",
-                     "Mean absolute error by model", WITHIN_TOLERANCE,
-                     "Latency p50 / p95 / p99 by model", "Error ratio by model",
-                     "Observed traffic share by model", "Samples per arm in the analysis",
-                     "Analysed metric value by model"}
+COMPARISON_PANELS = {
+    "Canary weight over time",
+    "Requests per second by model",
+    "Accuracy by model",
+    "Mean absolute error by model",
+    WITHIN_TOLERANCE,
+    "Latency p50 / p95 / p99 by model",
+    "Error ratio by model",
+    "Observed traffic share by model",
+    "Samples per arm in the analysis",
+    "Analysed metric value by model",
+}
 
 
 def _promtool() -> str:
@@ -63,8 +71,9 @@ def test_grafana_ini_anonymous_viewer_and_admin_password_from_env():
 
 
 def test_dashboard_json_is_what_the_builder_produces():
-    assert DASHBOARD.read_text() == build_dashboard.render(), \
+    assert DASHBOARD.read_text() == build_dashboard.render(), (
         "grafana/dashboards/canary.json is stale: run `python grafana/build_dashboard.py`"
+    )
 
 
 def test_dashboard_identity():
@@ -84,20 +93,30 @@ def test_panel_ids_unique_and_layout_sane():
         assert 0 <= pos["x"] and pos["x"] + pos["w"] <= 24, p["title"]
     titles = {p["title"] for p in panels}
     assert COMPARISON_PANELS <= titles
-    assert {"Rollout analysis", "Fallbacks to production", "Last decision",
-            "Evidence against the canary (log e-value)", "Estimated difference ĝ by metric"} <= titles
+    assert {
+        "Rollout analysis",
+        "Fallbacks to production",
+        "Last decision",
+        "Evidence against the canary (log e-value)",
+        "Estimated difference ĝ by metric",
+    } <= titles
 
 
 def test_rollout_analysis_row_uses_the_controller_evidence_metrics():
     dash = json.loads(DASHBOARD.read_text())
     panels = list(iter_panels(dash))
     start = next(i for i, p in enumerate(panels) if p["type"] == "row" and p["title"] == "Rollout analysis")
-    after = [p for p in panels[start + 1:]]
+    after = [p for p in panels[start + 1 :]]
     exprs = " ".join(t["expr"] for p in after for t in p.get("targets", []))
-    for metric in ("canary_controller_evidence_log_e_value", "canary_controller_evidence_log_threshold",
-                   "canary_controller_evidence_estimate", "canary_controller_evidence_bound",
-                   "canary_controller_evidence_n", "canary_controller_evidence_value",
-                   "canary_controller_decision_info"):
+    for metric in (
+        "canary_controller_evidence_log_e_value",
+        "canary_controller_evidence_log_threshold",
+        "canary_controller_evidence_estimate",
+        "canary_controller_evidence_bound",
+        "canary_controller_evidence_n",
+        "canary_controller_evidence_value",
+        "canary_controller_decision_info",
+    ):
         assert metric in exprs
 
 
@@ -129,21 +148,28 @@ def test_controller_decisions_are_annotations():
 
 def test_every_query_is_valid_promql(tmp_path):
     queries = panel_queries(DASHBOARD) + annotation_queries(DASHBOARD)
-    rules = [{"record": f"dashboard:query_{i}", "expr": as_promql(build_dashboard.with_defaults(expr))}
-             for i, (_, expr) in enumerate(queries)]
+    rules = [
+        {"record": f"dashboard:query_{i}", "expr": as_promql(build_dashboard.with_defaults(expr))}
+        for i, (_, expr) in enumerate(queries)
+    ]
     rule_file = tmp_path / "dashboard_queries.yml"
     rule_file.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
-    proc = subprocess.run([_promtool(), "check", "rules", str(rule_file)], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run([_promtool(), "check", "rules", str(rule_file)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"SUCCESS: {len(rules)} rules found" in proc.stdout
 
 
 def test_recorded_series_used_by_the_dashboard_exist_in_the_rules():
-    recorded = {r["record"] for f in (ROOT / "prometheus" / "rules").glob("*.yml")
-                for g in yaml.safe_load(f.read_text())["groups"] for r in g["rules"] if "record" in r}
-    used = {name for _, expr in panel_queries(DASHBOARD)
-            for name in re.findall(r"\b[a-z_]+:[a-z0-9_]+:[a-z0-9_]+\b", expr)}
+    recorded = {
+        r["record"]
+        for f in (ROOT / "prometheus" / "rules").glob("*.yml")
+        for g in yaml.safe_load(f.read_text())["groups"]
+        for r in g["rules"]
+        if "record" in r
+    }
+    used = {
+        name for _, expr in panel_queries(DASHBOARD) for name in re.findall(r"\b[a-z_]+:[a-z0-9_]+:[a-z0-9_]+\b", expr)
+    }
     assert used and used <= recorded, used - recorded
 
 
@@ -157,10 +183,15 @@ def test_regression_panels_read_the_abs_error_histogram_next_to_accuracy():
     panels = list(iter_panels(dash))
     titles = [p["title"] for p in panels]
     accuracy = titles.index("Accuracy by model")
-    assert titles[accuracy + 1:accuracy + 3] == ["Mean absolute error by model", WITHIN_TOLERANCE]
-    rules = {r["record"]: r["expr"] for f in (ROOT / "prometheus" / "rules").glob("*.yml")
-             for g in yaml.safe_load(f.read_text())["groups"] for r in g["rules"] if "record" in r}
-    for panel in panels[accuracy + 1:accuracy + 3]:
+    assert titles[accuracy + 1 : accuracy + 3] == ["Mean absolute error by model", WITHIN_TOLERANCE]
+    rules = {
+        r["record"]: r["expr"]
+        for f in (ROOT / "prometheus" / "rules").glob("*.yml")
+        for g in yaml.safe_load(f.read_text())["groups"]
+        for r in g["rules"]
+        if "record" in r
+    }
+    for panel in panels[accuracy + 1 : accuracy + 3]:
         for t in panel["targets"]:
             recorded = re.findall(r"\b[a-z_]+:[a-z0-9_]+:[a-z0-9_]+\b", t["expr"])
             assert recorded and all(ABS_ERROR_METRIC + "_" in rules[name] for name in recorded), t["expr"]

@@ -7,6 +7,7 @@ The exporters are STAND-INS (stdlib http.server in threads) serving Prometheus t
 counters grow with time; metric names follow docs/contracts.md, and the controller's evidence
 metrics follow the names this dashboard assumes.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -17,10 +18,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
-from support.binaries import require
 import requests
 
+from support.binaries import require
 from support.grafana import annotation_queries, as_promql, panel_targets
 from support.procs import free_port
 
@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT / "prometheus"))
 sys.path.insert(0, str(ROOT / "grafana"))
 import build_dashboard  # noqa: E402
 import render_config  # noqa: E402
+
 from canary_common.regression import ABS_ERROR_BUCKETS, ABS_ERROR_METRIC  # noqa: E402
 
 DASHBOARD = ROOT / "grafana" / "dashboards" / "canary.json"
@@ -71,39 +72,46 @@ def _router_metrics(t: float, fail_closed: int) -> str:
             share = 0.0 if le < latency / 2 else (0.6 if le < latency * 2 else 1.0)
             lines.append(f'canary_router_request_duration_seconds_bucket{{{lab},le="{le}"}} {ok_rate * share * t}')
         lines.append(f'canary_router_request_duration_seconds_bucket{{{lab},le="+Inf"}} {ok_rate * t}')
-        lines.append(f'canary_router_request_duration_seconds_count{{{lab}}} {ok_rate * t}')
-        lines.append(f'canary_router_request_duration_seconds_sum{{{lab}}} {ok_rate * latency * t}')
+        lines.append(f"canary_router_request_duration_seconds_count{{{lab}}} {ok_rate * t}")
+        lines.append(f"canary_router_request_duration_seconds_sum{{{lab}}} {ok_rate * latency * t}")
     lines += _abs_error_lines(t)
-    lines += [f"canary_router_fallbacks_total {0.1 * t}",
-              f'canary_router_ejected_requests_total{{model="canary",version="2"}} {0.05 * t}',
-              f'canary_router_responses_total{{code="200"}} {5 * t}',
-              "canary_router_canary_weight_ratio 0.2",
-              f"canary_router_fail_closed {fail_closed}"]
+    lines += [
+        f"canary_router_fallbacks_total {0.1 * t}",
+        f'canary_router_ejected_requests_total{{model="canary",version="2"}} {0.05 * t}',
+        f'canary_router_responses_total{{code="200"}} {5 * t}',
+        "canary_router_canary_weight_ratio 0.2",
+        f"canary_router_fail_closed {fail_closed}",
+    ]
     return "\n".join(lines) + "\n"
 
 
 def _controller_metrics(t: float) -> str:
-    return "\n".join([
-        "canary_controller_weight_ratio 0.2",
-        f'canary_controller_decisions_total{{decision="step"}} {int(t // 2)}',
-        f'canary_controller_decisions_total{{decision="hold"}} {int(t // 3)}',
-        "canary_controller_prometheus_up 1",
-        'canary_controller_phase{phase="progressing"} 1',
-        'canary_controller_phase{phase="idle"} 0',
-        f'canary_controller_evidence_log_e_value{{metric="accuracy",test="msprt"}} {min(t / 10, 4)}',
-        f'canary_controller_evidence_log_e_value{{metric="latency",test="msprt"}} {-t / 20}',
-        'canary_controller_evidence_log_threshold{metric="accuracy",test="msprt"} 2.9957',
-        'canary_controller_evidence_log_threshold{metric="latency",test="msprt"} 2.9957',
-        'canary_controller_evidence_estimate{metric="accuracy"} -0.1',
-        'canary_controller_evidence_bound{metric="accuracy",side="lower"} -0.15',
-        'canary_controller_evidence_bound{metric="accuracy",side="upper"} -0.05',
-        'canary_controller_evidence_value{metric="accuracy",arm="production"} 0.9',
-        'canary_controller_evidence_value{metric="accuracy",arm="canary"} 0.8',
-        'canary_controller_evidence_estimate{metric="latency"} 0.026',
-        f'canary_controller_evidence_n{{metric="accuracy",arm="production"}} {int(4 * t)}',
-        f'canary_controller_evidence_n{{metric="accuracy",arm="canary"}} {int(t)}',
-        'canary_controller_decision_info{decision="step"} 1',
-    ]) + "\n"
+    return (
+        "\n".join(
+            [
+                "canary_controller_weight_ratio 0.2",
+                f'canary_controller_decisions_total{{decision="step"}} {int(t // 2)}',
+                f'canary_controller_decisions_total{{decision="hold"}} {int(t // 3)}',
+                "canary_controller_prometheus_up 1",
+                'canary_controller_phase{phase="progressing"} 1',
+                'canary_controller_phase{phase="idle"} 0',
+                f'canary_controller_evidence_log_e_value{{metric="accuracy",test="msprt"}} {min(t / 10, 4)}',
+                f'canary_controller_evidence_log_e_value{{metric="latency",test="msprt"}} {-t / 20}',
+                'canary_controller_evidence_log_threshold{metric="accuracy",test="msprt"} 2.9957',
+                'canary_controller_evidence_log_threshold{metric="latency",test="msprt"} 2.9957',
+                'canary_controller_evidence_estimate{metric="accuracy"} -0.1',
+                'canary_controller_evidence_bound{metric="accuracy",side="lower"} -0.15',
+                'canary_controller_evidence_bound{metric="accuracy",side="upper"} -0.05',
+                'canary_controller_evidence_value{metric="accuracy",arm="production"} 0.9',
+                'canary_controller_evidence_value{metric="accuracy",arm="canary"} 0.8',
+                'canary_controller_evidence_estimate{metric="latency"} 0.026',
+                f'canary_controller_evidence_n{{metric="accuracy",arm="production"}} {int(4 * t)}',
+                f'canary_controller_evidence_n{{metric="accuracy",arm="canary"}} {int(t)}',
+                'canary_controller_decision_info{decision="step"} 1',
+            ]
+        )
+        + "\n"
+    )
 
 
 class Exporter:
@@ -142,18 +150,33 @@ def _prometheus() -> str:
 def prom(tmp_path_factory):
     binary = _prometheus()
     tmp = tmp_path_factory.mktemp("prom")
-    exporters = {"r1": Exporter(lambda t: _router_metrics(t, 0)), "r2": Exporter(lambda t: _router_metrics(t, 1)),
-                 "controller": Exporter(_controller_metrics)}
+    exporters = {
+        "r1": Exporter(lambda t: _router_metrics(t, 0)),
+        "r2": Exporter(lambda t: _router_metrics(t, 1)),
+        "controller": Exporter(_controller_metrics),
+    }
     port = free_port()
-    cfg = render_config.render({"router": [exporters["r1"].address, exporters["r2"].address],
-                                "controller": [exporters["controller"].address],
-                                "prometheus": [f"127.0.0.1:{port}"]},
-                               rules_dir=str(ROOT / "prometheus" / "rules"))
+    cfg = render_config.render(
+        {
+            "router": [exporters["r1"].address, exporters["r2"].address],
+            "controller": [exporters["controller"].address],
+            "prometheus": [f"127.0.0.1:{port}"],
+        },
+        rules_dir=str(ROOT / "prometheus" / "rules"),
+    )
     (tmp / "prometheus.yml").write_text(cfg)
     log = open(tmp / "prometheus.log", "wb")
-    proc = subprocess.Popen([binary, f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'data'}",
-                             f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={tmp / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -224,8 +247,13 @@ def test_comparison_queries_return_production_and_canary_by_model(prom):
 
 
 def test_recorded_values_are_what_the_exporters_imply(prom):
-    _wait_for_all(prom, [("acc", "model:canary_router_accuracy:ratio_rate1m"),
-                         ("err", 'model:canary_router_request_errors:ratio_rate1m{model="canary"}')])
+    _wait_for_all(
+        prom,
+        [
+            ("acc", "model:canary_router_accuracy:ratio_rate1m"),
+            ("err", 'model:canary_router_request_errors:ratio_rate1m{model="canary"}'),
+        ],
+    )
 
     def values(expr):
         return {r["metric"].get("model"): float(r["value"][1]) for r in _query(prom, expr)}
@@ -245,17 +273,27 @@ def test_recorded_values_are_what_the_exporters_imply(prom):
 def test_regression_panels_show_mae_and_share_within_tolerance(prom):
     mae_expr = "model:canary_router_prediction_abs_error:mean_rate1m"
     within_expr = build_dashboard.within_tolerance_expr()
-    _wait_for_all(prom, [("mae", mae_expr), ("within", within_expr),
-                         ("by version", "model_version:canary_router_prediction_abs_error:mean_rate1m")])
+    _wait_for_all(
+        prom,
+        [
+            ("mae", mae_expr),
+            ("within", within_expr),
+            ("by version", "model_version:canary_router_prediction_abs_error:mean_rate1m"),
+        ],
+    )
 
     def values(expr):
         return {r["metric"].get("model"): float(r["value"][1]) for r in _query(prom, expr)}
 
     assert values(mae_expr) == {"production": pytest.approx(0.5, rel=0.01), "canary": pytest.approx(1.2, rel=0.01)}
-    assert values(within_expr) == {"production": pytest.approx(1.0, abs=0.01),
-                                   "canary": pytest.approx(1 / 2.4, abs=0.01)}
-    by_version = {(r["metric"]["model"], r["metric"]["version"]) for r in
-                  _query(prom, "model_version:canary_router_prediction_abs_error:mean_rate1m")}
+    assert values(within_expr) == {
+        "production": pytest.approx(1.0, abs=0.01),
+        "canary": pytest.approx(1 / 2.4, abs=0.01),
+    }
+    by_version = {
+        (r["metric"]["model"], r["metric"]["version"])
+        for r in _query(prom, "model_version:canary_router_prediction_abs_error:mean_rate1m")
+    }
     assert by_version == {("production", "1"), ("canary", "2")}
     labelled = values("model:canary_router_labelled_values:rate1m")
     assert labelled["production"] / labelled["canary"] == pytest.approx(3.0 / 0.8, rel=0.05)

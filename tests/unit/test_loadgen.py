@@ -4,6 +4,7 @@ The router is being written elsewhere, so these tests talk to a tiny real Flask 
 router on a loopback port: it answers /ready and /predict in the contract's shape (optionally
 slowly) and records when each request arrived. The lead runs loadgen against the real stack.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -60,8 +61,13 @@ class StandInRouter(ServedApp):
             arm = "canary" if n % 5 == 0 else "production"
             label = body.get("actual_label", 0)
             prediction = 1 - label if arm == "canary" else label
-            return jsonify(prediction=prediction, model_version=arm, version="2" if arm == "canary" else "1",
-                           latency_ms=1.0, request_id=str(n))
+            return jsonify(
+                prediction=prediction,
+                model_version=arm,
+                version="2" if arm == "canary" else "1",
+                latency_ms=1.0,
+                request_id=str(n),
+            )
 
         @app.post("/feedback")
         def feedback():
@@ -79,6 +85,7 @@ class StandInRouter(ServedApp):
 
 # ---- settings and arrivals ----------------------------------------------------------------
 
+
 def test_defaults_match_the_brief():
     config = from_env({})
     assert config.target_url == "http://nginx:8080"
@@ -87,13 +94,16 @@ def test_defaults_match_the_brief():
     assert config.pool_size == 50  # enough for 10 req/s each taking the whole 5 s timeout
 
 
-@pytest.mark.parametrize("env, words", [
-    ({"RATE": "0"}, "RATE must be > 0"),
-    ({"RATE": "fast"}, "RATE must be a number"),
-    ({"SCENARIO": "chaos"}, "SCENARIO must be one of none, bad-canary"),
-    ({"ARRIVALS": "bursty"}, "ARRIVALS must be one of fixed, poisson"),
-    ({"LABEL_FRACTION": "1.5"}, "LABEL_FRACTION must be >= 0 and <= 1"),
-])
+@pytest.mark.parametrize(
+    "env, words",
+    [
+        ({"RATE": "0"}, "RATE must be > 0"),
+        ({"RATE": "fast"}, "RATE must be a number"),
+        ({"SCENARIO": "chaos"}, "SCENARIO must be one of none, bad-canary"),
+        ({"ARRIVALS": "bursty"}, "ARRIVALS must be one of fixed, poisson"),
+        ({"LABEL_FRACTION": "1.5"}, "LABEL_FRACTION must be >= 0 and <= 1"),
+    ],
+)
 def test_bad_settings_are_named(env, words):
     with pytest.raises(ConfigError, match=words):
         from_env(env)
@@ -120,6 +130,7 @@ def test_sample_stream_cycles_through_every_sample_and_respects_the_label_fracti
 
 
 # ---- progress and summary math ------------------------------------------------------------
+
 
 def test_reservoir_percentiles_are_nearest_rank():
     r = Reservoir()
@@ -188,6 +199,7 @@ def test_unlabelled_answers_count_in_the_split_but_not_in_accuracy():
 
 # ---- sending and the open-loop scheduler ---------------------------------------------------
 
+
 def test_sender_posts_text_and_label_and_reads_the_answer():
     with StandInRouter() as router:
         send = PredictSender(router.url, timeout_s=2)
@@ -244,8 +256,14 @@ def test_progress_lines_come_every_progress_interval():
     with StandInRouter() as router:
         tally = Tally(started_at=time.monotonic())
         runner = OpenLoopRunner(PredictSender(router.url, timeout_s=2), tally, pool_size=4)
-        runner.run(arrivals.offsets(20), sample_stream(SAMPLES, 1.0, 0), 1.05, threading.Event(),
-                   progress_s=0.25, on_progress=lambda now: lines.append(tally.progress_line(now)))
+        runner.run(
+            arrivals.offsets(20),
+            sample_stream(SAMPLES, 1.0, 0),
+            1.05,
+            threading.Event(),
+            progress_s=0.25,
+            on_progress=lambda now: lines.append(tally.progress_line(now)),
+        )
         runner.drain(2)
     assert len(lines) == 4
     assert all(" | last 0s: production" in line for line in lines)
@@ -275,9 +293,18 @@ def test_wait_ready_gives_up_after_its_bound():
 
 def test_bad_canary_scenario_enables_the_failure_simulation_with_the_token(capsys):
     with StandInRouter() as router:
-        config = from_env({"TARGET_URL": router.url, "ADMIN_URL": router.url, "ADMIN_TOKEN": "s3cret",
-                           "RATE": "20", "DURATION": "1", "SCENARIO": "bad-canary",
-                           "SCENARIO_DELAY_S": "0.3", "PROGRESS_S": "0.5"})
+        config = from_env(
+            {
+                "TARGET_URL": router.url,
+                "ADMIN_URL": router.url,
+                "ADMIN_TOKEN": "s3cret",
+                "RATE": "20",
+                "DURATION": "1",
+                "SCENARIO": "bad-canary",
+                "SCENARIO_DELAY_S": "0.3",
+                "PROGRESS_S": "0.5",
+            }
+        )
         summary = run(config, SAMPLES, threading.Event())
     assert router.admin_calls == [("/simulate_failure/1", "Bearer s3cret")]
     assert summary["events"][0]["result"] == "ok" and summary["scenario"] == "bad-canary"
@@ -288,10 +315,15 @@ def test_bad_canary_scenario_enables_the_failure_simulation_with_the_token(capsy
 
 def test_sigterm_prints_the_summary_and_exits_0():
     with StandInRouter() as router:
-        env = dict(os.environ, TARGET_URL=router.url, RATE="20", DURATION="0", PROGRESS_S="0.5",
-                   PYTHONPATH=os.pathsep.join(str(ROOT / d) for d in ("loadgen", "common")))
-        code = ("import sys; from loadgen.main import main; "
-                f"sys.exit(main(samples={SAMPLES!r}))")
+        env = dict(
+            os.environ,
+            TARGET_URL=router.url,
+            RATE="20",
+            DURATION="0",
+            PROGRESS_S="0.5",
+            PYTHONPATH=os.pathsep.join(str(ROOT / d) for d in ("loadgen", "common")),
+        )
+        code = f"import sys; from loadgen.main import main; sys.exit(main(samples={SAMPLES!r}))"
         proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
         lines: list[str] = []
         reader = threading.Thread(target=lambda: lines.extend(line.rstrip("\n") for line in proc.stdout), daemon=True)
@@ -318,6 +350,7 @@ def test_sigterm_prints_the_summary_and_exits_0():
 
 def test_late_labels_go_to_feedback_after_the_delay():
     from loadgen.late import LateLabeller
+
     with StandInRouter() as router:
         late = LateLabeller(router.url, delay_s=0.3)
         send = PredictSender(router.url, timeout_s=2, late=late)

@@ -5,6 +5,7 @@ The router's payload support is being written at the same time, so these tests t
 Flask stand-in on a loopback port that answers in the contract's shape (docs/contracts.md):
 `predictions` and `request_ids` per row, plus `prediction` and `request_id` for one row.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -63,8 +64,14 @@ class TabularStandIn(ServedApp):
                 predictions = [1 - y if arm == "canary" else y for y in labels]
                 task = "classification"
             ids = [f"{n}.{i}" for i in range(len(rows))]
-            answer = {"predictions": predictions, "request_ids": ids, "model_version": arm,
-                      "version": "2" if arm == "canary" else "1", "latency_ms": 1.0, "task": task}
+            answer = {
+                "predictions": predictions,
+                "request_ids": ids,
+                "model_version": arm,
+                "version": "2" if arm == "canary" else "1",
+                "latency_ms": 1.0,
+                "task": task,
+            }
             if len(rows) == 1:
                 answer.update(prediction=predictions[0], request_id=ids[0])
             return jsonify(answer)
@@ -79,6 +86,7 @@ class TabularStandIn(ServedApp):
 
 
 # ---- the data and the bodies ---------------------------------------------------------------
+
 
 def test_bundled_data_sets_match_the_demos():
     assert payloads.DATA_SETS == ("sentiment", *demo_data.NAMES)
@@ -107,8 +115,10 @@ def test_sentiment_keeps_the_labs_body_and_batches_texts_as_a_frame():
     data = payloads.sentiment([("good", 1)])
     assert payloads.body(data, Sample("good", 1), True) == {"text": "good", "actual_label": 1}
     batch = Batch((Sample("good", 1), Sample("bad", 0)))
-    assert payloads.body(data, batch, True) == {"dataframe_split": {"columns": ["text"], "data": [["good"], ["bad"]]},
-                                                "actual_label": [1, 0]}
+    assert payloads.body(data, batch, True) == {
+        "dataframe_split": {"columns": ["text"], "data": [["good"], ["bad"]]},
+        "actual_label": [1, 0],
+    }
 
 
 def test_answers_one_row_or_k_rows():
@@ -121,6 +131,7 @@ def test_answers_one_row_or_k_rows():
 
 # ---- settings ------------------------------------------------------------------------------
 
+
 def test_data_follows_model_name_unless_loadgen_data_says_otherwise():
     assert (from_env({}).data, from_env({}).rows) == ("sentiment", 1)
     assert from_env({"MODEL_NAME": "breast-cancer"}).data == "breast-cancer"
@@ -130,11 +141,14 @@ def test_data_follows_model_name_unless_loadgen_data_says_otherwise():
     assert from_env({"LOADGEN_ROWS": "8"}).rows == 8
 
 
-@pytest.mark.parametrize("env, words", [
-    ({"LOADGEN_DATA": "iris"}, "LOADGEN_DATA must be one of sentiment, breast-cancer, diabetes, none"),
-    ({"LOADGEN_ROWS": "0"}, "LOADGEN_ROWS must be >= 1 and <= 1000"),
-    ({"LOADGEN_ROWS": "2.5"}, "LOADGEN_ROWS must be a whole number"),
-])
+@pytest.mark.parametrize(
+    "env, words",
+    [
+        ({"LOADGEN_DATA": "iris"}, "LOADGEN_DATA must be one of sentiment, breast-cancer, diabetes, none"),
+        ({"LOADGEN_ROWS": "0"}, "LOADGEN_ROWS must be >= 1 and <= 1000"),
+        ({"LOADGEN_ROWS": "2.5"}, "LOADGEN_ROWS must be a whole number"),
+    ],
+)
 def test_bad_data_settings_are_named(env, words):
     with pytest.raises(ConfigError, match=words):
         from_env(env)
@@ -151,6 +165,7 @@ def test_k_row_stream_cycles_through_every_row_and_labels_whole_batches():
 
 
 # ---- sending -------------------------------------------------------------------------------
+
 
 def test_classifier_rows_are_judged_one_or_k_per_request():
     with TabularStandIn() as router:
@@ -193,8 +208,16 @@ def test_late_labels_go_to_feedback_one_per_row(data, key):
 
 def test_a_run_sends_held_out_rows_with_their_labels(capsys):
     with TabularStandIn() as router:
-        config = from_env({"TARGET_URL": router.url, "RATE": "40", "DURATION": "0.5", "PROGRESS_S": "5",
-                           "MODEL_NAME": "breast-cancer", "LOADGEN_ROWS": "3"})
+        config = from_env(
+            {
+                "TARGET_URL": router.url,
+                "RATE": "40",
+                "DURATION": "0.5",
+                "PROGRESS_S": "5",
+                "MODEL_NAME": "breast-cancer",
+                "LOADGEN_ROWS": "3",
+            }
+        )
         summary = run(config, CANCER, threading.Event())
     assert summary["sent"] == 20 and summary["ok"] == 20 and summary["errors"] == 0
     assert (summary["data"], summary["task"], summary["rows_per_request"]) == ("breast-cancer", "classification", 3)
@@ -209,8 +232,9 @@ def test_a_users_model_without_bundled_data_gets_nothing_sent(capsys, monkeypatc
     monkeypatch.setattr(loadgen_main, "HEARTBEAT_FILE", str(tmp_path / "heartbeat"))
     with TabularStandIn() as router:
         started = time.monotonic()
-        code = loadgen_main.main({"TARGET_URL": router.url, "MODEL_NAME": "their-model", "DURATION": "0.3",
-                                  "PROGRESS_S": "0.1"})
+        code = loadgen_main.main(
+            {"TARGET_URL": router.url, "MODEL_NAME": "their-model", "DURATION": "0.3", "PROGRESS_S": "0.1"}
+        )
         assert code == 0 and time.monotonic() - started < 3
         assert router.bodies == []
     out = capsys.readouterr().out

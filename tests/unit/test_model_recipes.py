@@ -1,4 +1,5 @@
 """The three recipes land in the accuracy bands the rollout relies on (threshold 85 %)."""
+
 import pytest
 
 from model_setup import recipes

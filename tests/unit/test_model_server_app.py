@@ -3,6 +3,7 @@
 The stand-in is a real `mlflow.pyfunc.PyFuncModel` with a `text: string` signature, so the
 MLflow parsing and schema enforcement of /invocations are MLflow's own.
 """
+
 import dataclasses
 import datetime
 import json
@@ -15,10 +16,10 @@ from mlflow.models import Model, ModelSignature
 from mlflow.pyfunc import PyFuncModel
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
+from canary_common.registry import NotFound
 from model_server import metrics
 from model_server.app import create_app
 from model_server.config import Settings
-from canary_common.registry import NotFound
 from model_server.follower import LoadedModel, ModelFollower
 
 
@@ -31,8 +32,11 @@ class KeywordModel:
 
 def pyfunc(impl, inputs, outputs=None, params=None) -> PyFuncModel:
     """An in-memory PyFuncModel: MLflow's own predict (schema enforcement) around `impl`."""
-    signature = ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs) if outputs else None,
-                               params=ParamSchema(params) if params else None)
+    signature = ModelSignature(
+        inputs=Schema(inputs),
+        outputs=Schema(outputs) if outputs else None,
+        params=ParamSchema(params) if params else None,
+    )
     return PyFuncModel(model_meta=Model(signature=signature), model_impl=impl)
 
 
@@ -51,14 +55,22 @@ class StubRegistry:
 def make_app(tmp_path, loaded=True, model=None, **overrides):
     options = dict(max_body_bytes=2048, max_texts=5, max_rows=8, max_invocation_bytes=8192)
     options.update(overrides)
-    settings = Settings(tracking_uri="http://127.0.0.1:9", alias="canary", follow_alias=False,
-                        faults_file=str(tmp_path / "faults.json"), **options)
+    settings = Settings(
+        tracking_uri="http://127.0.0.1:9",
+        alias="canary",
+        follow_alias=False,
+        faults_file=str(tmp_path / "faults.json"),
+        **options,
+    )
     if model is None:
+
         def make(v):
             return LoadedModel(v, keyword_model(), (0, 1), time.time())
     else:
+
         def make(v):
             return LoadedModel.inspect(v, model)
+
     follower = ModelFollower(settings, registry=StubRegistry(), loader=make)
     if loaded:
         follower.check_once()
@@ -74,8 +86,14 @@ def client(tmp_path):
 def test_predict_one_and_many(client):
     resp = client.post("/predict", json={"text": "a bad kettle"})
     assert resp.status_code == 200
-    assert resp.json == {"prediction": 0, "version": "2", "model": "sentiment", "alias": "canary", "classes": [0, 1],
-                         "task": "classification"}
+    assert resp.json == {
+        "prediction": 0,
+        "version": "2",
+        "model": "sentiment",
+        "alias": "canary",
+        "classes": [0, 1],
+        "task": "classification",
+    }
     assert resp.headers["X-Model-Version"] == "2"
     resp = client.post("/predict", json={"texts": ["good", "bad"]})
     assert resp.json["predictions"] == [1, 0]
@@ -89,23 +107,26 @@ def test_blank_means_what_the_router_schema_says(client):
     assert resp.status_code == 400 and "must not be empty" in resp.json["error"]
 
 
-@pytest.mark.parametrize("body, words", [
-    (b"{not json", "not valid JSON"),
-    (b"", "empty"),
-    (b"[1, 2]", "JSON object"),
-    (b"{}", "missing"),
-    (b'{"text": ""}', "must not be empty"),
-    (b'{"text": "   "}', "must not be empty"),
-    (b'{"text": 5}', "must be a string"),
-    (b'{"text": null}', "must be a string"),
-    (b'{"texts": []}', "must not be empty"),
-    (b'{"texts": "one"}', "list of strings"),
-    (b'{"texts": ["ok", 3]}', "texts[1] must be a string"),
-    (b'{"texts": ["ok", ""]}', "texts[1] must not be empty"),
-    (b'{"texts": ["a", "b", "c", "d", "e", "f"]}', "too many texts"),
-    (b'{"text": "a", "texts": ["b"]}', "not both"),
-    (b"\xff\xfe", "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        (b"{not json", "not valid JSON"),
+        (b"", "empty"),
+        (b"[1, 2]", "JSON object"),
+        (b"{}", "missing"),
+        (b'{"text": ""}', "must not be empty"),
+        (b'{"text": "   "}', "must not be empty"),
+        (b'{"text": 5}', "must be a string"),
+        (b'{"text": null}', "must be a string"),
+        (b'{"texts": []}', "must not be empty"),
+        (b'{"texts": "one"}', "list of strings"),
+        (b'{"texts": ["ok", 3]}', "texts[1] must be a string"),
+        (b'{"texts": ["ok", ""]}', "texts[1] must not be empty"),
+        (b'{"texts": ["a", "b", "c", "d", "e", "f"]}', "too many texts"),
+        (b'{"text": "a", "texts": ["b"]}', "not both"),
+        (b"\xff\xfe", "not valid JSON"),
+    ],
+)
 def test_predict_bad_input_is_400_with_message(client, body, words):
     resp = client.post("/predict", data=body, content_type="application/json")
     assert resp.status_code == 400
@@ -124,46 +145,58 @@ def test_unknown_path_and_method_are_json(client):
     assert resp.status_code == 405 and "error" in resp.json
 
 
-@pytest.mark.parametrize("body", [
-    {"dataframe_split": {"columns": ["text"], "data": [["good"], ["bad"]]}},
-    {"dataframe_split": {"index": [0, 1], "columns": ["id", "text"], "data": [[1, "good"], [2, "bad"]]}},
-    {"dataframe_records": [{"text": "good"}, {"text": "bad"}]},
-    {"instances": [{"text": "good"}, {"text": "bad"}]},
-    {"instances": ["good", "bad"]},
-    {"inputs": {"text": ["good", "bad"]}},
-    {"inputs": ["good", "bad"]},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"dataframe_split": {"columns": ["text"], "data": [["good"], ["bad"]]}},
+        {"dataframe_split": {"index": [0, 1], "columns": ["id", "text"], "data": [[1, "good"], [2, "bad"]]}},
+        {"dataframe_records": [{"text": "good"}, {"text": "bad"}]},
+        {"instances": [{"text": "good"}, {"text": "bad"}]},
+        {"instances": ["good", "bad"]},
+        {"inputs": {"text": ["good", "bad"]}},
+        {"inputs": ["good", "bad"]},
+    ],
+)
 def test_invocations_formats(client, body):
     resp = client.post("/invocations", json=body)
     assert resp.status_code == 200, resp.json
-    assert resp.json == {"predictions": [1, 0], "version": "2", "model": "sentiment", "alias": "canary",
-                         "classes": [0, 1], "task": "classification"}
+    assert resp.json == {
+        "predictions": [1, 0],
+        "version": "2",
+        "model": "sentiment",
+        "alias": "canary",
+        "classes": [0, 1],
+        "task": "classification",
+    }
     assert resp.headers["X-Model-Version"] == "2"
 
 
-@pytest.mark.parametrize("body, words", [
-    ({"text": "good"}, "exactly one of"),
-    ({"instances": ["a"], "inputs": ["b"]}, "exactly one of"),
-    ({"instances": ["a"], "extra": 1}, "unexpected key(s) ['extra']"),
-    ({"params": {}}, "exactly one of"),
-    ({"dataframe_split": {"columns": ["review"], "data": [["good"]]}}, "missing inputs ['text']"),
-    ({"dataframe_split": {"columns": ["review"], "data": [["good"]]}}, "Expected: 'text': string"),
-    ({"dataframe_split": {"columns": ["text"], "data": [["good", 1]]}}, "'split' format"),
-    ({"dataframe_split": ["good"]}, "split format must be a dictionary"),
-    ({"dataframe_split": {"columns": ["text"], "rows": [["good"]]}}, "must have 'data' field"),
-    ({"dataframe_records": [{"review": "good"}]}, "missing inputs ['text']"),
-    ({"dataframe_records": ["good"]}, "missing inputs ['text']"),
-    ({"dataframe_records": {"text": "good"}}, "must be a list of records"),
-    ({"dataframe_records": [{"text": 5}]}, "column 'text' must hold strings"),
-    ({"dataframe_records": [{"text": "ok"}, {"text": None}]}, "row 1 has null"),
-    ({"instances": []}, "no rows"),
-    ({"dataframe_records": []}, "no rows"),
-    ({"dataframe_split": {"columns": ["text"], "data": []}}, "no rows"),
-    ({"inputs": {"review": ["x"]}}, "missing inputs ['text']"),
-    ({"inputs": "good"}, "missing inputs ['text']"),
-    ({"inputs": ["a"], "params": [1]}, '"params" must be a JSON object'),
-    ({"inputs": ["a"], "params": {"threshold": 1}}, "takes no params"),
-])
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        ({"text": "good"}, "exactly one of"),
+        ({"instances": ["a"], "inputs": ["b"]}, "exactly one of"),
+        ({"instances": ["a"], "extra": 1}, "unexpected key(s) ['extra']"),
+        ({"params": {}}, "exactly one of"),
+        ({"dataframe_split": {"columns": ["review"], "data": [["good"]]}}, "missing inputs ['text']"),
+        ({"dataframe_split": {"columns": ["review"], "data": [["good"]]}}, "Expected: 'text': string"),
+        ({"dataframe_split": {"columns": ["text"], "data": [["good", 1]]}}, "'split' format"),
+        ({"dataframe_split": ["good"]}, "split format must be a dictionary"),
+        ({"dataframe_split": {"columns": ["text"], "rows": [["good"]]}}, "must have 'data' field"),
+        ({"dataframe_records": [{"review": "good"}]}, "missing inputs ['text']"),
+        ({"dataframe_records": ["good"]}, "missing inputs ['text']"),
+        ({"dataframe_records": {"text": "good"}}, "must be a list of records"),
+        ({"dataframe_records": [{"text": 5}]}, "column 'text' must hold strings"),
+        ({"dataframe_records": [{"text": "ok"}, {"text": None}]}, "row 1 has null"),
+        ({"instances": []}, "no rows"),
+        ({"dataframe_records": []}, "no rows"),
+        ({"dataframe_split": {"columns": ["text"], "data": []}}, "no rows"),
+        ({"inputs": {"review": ["x"]}}, "missing inputs ['text']"),
+        ({"inputs": "good"}, "missing inputs ['text']"),
+        ({"inputs": ["a"], "params": [1]}, '"params" must be a JSON object'),
+        ({"inputs": ["a"], "params": {"threshold": 1}}, "takes no params"),
+    ],
+)
 def test_invocations_bad_input(client, body, words):
     resp = client.post("/invocations", data=json.dumps(body), content_type="application/json")
     assert resp.status_code == 400, resp.json
@@ -199,8 +232,7 @@ class NumericModel:
 
 
 def numeric_model():
-    return pyfunc(NumericModel(), [ColSpec("double", "x"), ColSpec("double", "y", required=False)],
-                  [ColSpec("double")])
+    return pyfunc(NumericModel(), [ColSpec("double", "x"), ColSpec("double", "y", required=False)], [ColSpec("double")])
 
 
 def test_predict_text_on_a_tabular_model_says_what_to_send(tmp_path):
@@ -219,8 +251,14 @@ def test_regression_answers_and_wrong_rate_scales_the_value(tmp_path):
     app, _ = make_app(tmp_path, model=numeric_model())
     client = app.test_client()
     resp = client.post("/invocations", json={"dataframe_split": {"columns": ["x"], "data": [[1.5], [0], [-2]]}})
-    assert resp.json == {"predictions": [3.0, 0.0, -4.0], "version": "2", "model": "sentiment",
-                         "alias": "canary", "classes": None, "task": "regression"}
+    assert resp.json == {
+        "predictions": [3.0, 0.0, -4.0],
+        "version": "2",
+        "model": "sentiment",
+        "alias": "canary",
+        "classes": None,
+        "task": "regression",
+    }
     resp = client.post("/invocations", json={"dataframe_records": [{"x": "abc"}]})
     assert resp.status_code == 400 and "column x" in resp.json["error"] and "float64" in resp.json["error"]
     client.post("/faults", json={"wrong_rate": 1.0})
@@ -233,17 +271,23 @@ class OddOutputs:
         import pandas as pd
 
         n = len(frame)
-        return pd.DataFrame({"score": [float("nan")] + [1.0] * (n - 1),
-                             "when": [datetime.datetime(2024, 5, 1, 12, 30)] * n,
-                             "label": np.array(["a"] * n)})
+        return pd.DataFrame(
+            {
+                "score": [float("nan")] + [1.0] * (n - 1),
+                "when": [datetime.datetime(2024, 5, 1, 12, 30)] * n,
+                "label": np.array(["a"] * n),
+            }
+        )
 
 
 def test_predictions_are_json_safe(tmp_path):
     app, _ = make_app(tmp_path, model=pyfunc(OddOutputs(), [ColSpec("double", "x")]))
     resp = app.test_client().post("/invocations", json={"dataframe_records": [{"x": 1}, {"x": 2}]})
     assert resp.status_code == 200, resp.json
-    assert resp.json["predictions"] == [{"score": None, "when": "2024-05-01T12:30:00", "label": "a"},
-                                        {"score": 1.0, "when": "2024-05-01T12:30:00", "label": "a"}]
+    assert resp.json["predictions"] == [
+        {"score": None, "when": "2024-05-01T12:30:00", "label": "a"},
+        {"score": 1.0, "when": "2024-05-01T12:30:00", "label": "a"},
+    ]
     assert resp.json["notes"] == ["1 prediction value(s) were NaN or infinite and are sent as null"]
 
 
@@ -277,8 +321,9 @@ class WithParams:
 
 
 def test_params_are_checked_against_the_params_schema(tmp_path):
-    model = pyfunc(WithParams(), [ColSpec("string", "text")], [ColSpec("double")],
-                   params=[ParamSpec("scale", "double", 1.0)])
+    model = pyfunc(
+        WithParams(), [ColSpec("string", "text")], [ColSpec("double")], params=[ParamSpec("scale", "double", 1.0)]
+    )
     app, _ = make_app(tmp_path, model=model)
     client = app.test_client()
     assert client.post("/invocations", json={"inputs": ["ab"]}).json["predictions"] == [2.0]
@@ -287,8 +332,13 @@ def test_params_are_checked_against_the_params_schema(tmp_path):
     assert resp.status_code == 400 and "scale" in resp.json["error"]
     # a one-string-input model answers the text API too (a regression: no classes)
     assert client.post("/predict", json={"texts": ["abc"]}).json == {
-        "predictions": [3.0], "version": "2", "model": "sentiment", "alias": "canary", "classes": None,
-        "task": "regression"}
+        "predictions": [3.0],
+        "version": "2",
+        "model": "sentiment",
+        "alias": "canary",
+        "classes": None,
+        "task": "regression",
+    }
 
 
 class Labeller:
@@ -320,10 +370,12 @@ def test_an_unnamed_string_input_takes_texts(tmp_path):
 
 
 def test_a_plain_object_without_signature_still_serves_text(tmp_path):
-    settings = Settings(tracking_uri="http://127.0.0.1:9", alias="canary", follow_alias=False,
-                        faults_file=str(tmp_path / "faults.json"))
-    follower = ModelFollower(settings, registry=StubRegistry(),
-                             loader=lambda v: LoadedModel(v, KeywordModel(), (0, 1), time.time()))
+    settings = Settings(
+        tracking_uri="http://127.0.0.1:9", alias="canary", follow_alias=False, faults_file=str(tmp_path / "faults.json")
+    )
+    follower = ModelFollower(
+        settings, registry=StubRegistry(), loader=lambda v: LoadedModel(v, KeywordModel(), (0, 1), time.time())
+    )
     follower.check_once()
     client = create_app(settings, follower=follower).test_client()
     assert client.post("/predict", json={"texts": ["good", "bad"]}).json["predictions"] == [1, 0]
@@ -339,8 +391,14 @@ def test_not_ready_before_a_model_is_loaded(tmp_path):
     assert resp.status_code == 503 and "not loaded" in resp.json["error"]
     follower.check_once()
     ready = client.get("/ready").json
-    before = {"ready": True, "model": "sentiment", "version": "2", "alias": "canary",
-              "classes": [0, 1], "loaded_at": follower.current.loaded_at}
+    before = {
+        "ready": True,
+        "model": "sentiment",
+        "version": "2",
+        "alias": "canary",
+        "classes": [0, 1],
+        "loaded_at": follower.current.loaded_at,
+    }
     assert {k: ready[k] for k in before} == before
     assert ready["task"] == "classification" and ready["text_input"] is True and ready["load_error"] is None
     assert ready["signature"]["inputs"] == [{"type": "string", "name": "text", "required": True}]
@@ -380,8 +438,13 @@ def test_failed_reload_keeps_the_old_model(tmp_path):
 
 
 def test_the_background_loop_retries_a_failed_version_with_back_off(tmp_path):
-    settings = Settings(tracking_uri="http://127.0.0.1:9", alias="canary", alias_poll_s=0.02,
-                        faults_file=str(tmp_path / "faults.json"), load_retry_max_s=0.2)
+    settings = Settings(
+        tracking_uri="http://127.0.0.1:9",
+        alias="canary",
+        alias_poll_s=0.02,
+        faults_file=str(tmp_path / "faults.json"),
+        load_retry_max_s=0.2,
+    )
     attempts = []
 
     def loader(version):
@@ -425,15 +488,18 @@ def test_a_failed_first_load_is_reported_while_not_ready(tmp_path):
     assert resp.json["load_error"]["error"] == "ModuleNotFoundError: No module named 'xgboost'"
 
 
-@pytest.mark.parametrize("body, words", [
-    ({"wrong_rate": 1.5}, "from 0 to 1"),
-    ({"error_rate": -0.1}, "from 0 to 1"),
-    ({"latency_ms": 20000}, "from 0 to 10000"),
-    ({"wrong_rate": "0.5"}, "must be a number"),
-    ({"wrong_rate": True}, "must be a number"),
-    ({"slow": 1}, "unknown fault"),
-    ([0.4], "JSON object"),
-])
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        ({"wrong_rate": 1.5}, "from 0 to 1"),
+        ({"error_rate": -0.1}, "from 0 to 1"),
+        ({"latency_ms": 20000}, "from 0 to 10000"),
+        ({"wrong_rate": "0.5"}, "must be a number"),
+        ({"wrong_rate": True}, "must be a number"),
+        ({"slow": 1}, "unknown fault"),
+        ([0.4], "JSON object"),
+    ],
+)
 def test_faults_validation(client, body, words):
     resp = client.post("/faults", json=body)
     assert resp.status_code == 400 and words in resp.json["error"]
@@ -442,8 +508,11 @@ def test_faults_validation(client, body, words):
 def test_faults_apply_and_clear(tmp_path):
     app, _ = make_app(tmp_path)
     client = app.test_client()
-    assert client.post("/faults", json={"wrong_rate": 1}).json == {"wrong_rate": 1.0, "error_rate": 0.0,
-                                                                    "latency_ms": 0.0}
+    assert client.post("/faults", json={"wrong_rate": 1}).json == {
+        "wrong_rate": 1.0,
+        "error_rate": 0.0,
+        "latency_ms": 0.0,
+    }
     assert client.post("/predict", json={"texts": ["good", "bad"]}).json["predictions"] == [0, 1]
     client.post("/faults", json={"error_rate": 1.0, "latency_ms": 50})
     started = time.perf_counter()
@@ -468,9 +537,15 @@ def test_metrics_exposes_contract_names(client):
     client.post("/predict", json={"text": "good"})
     client.post("/faults", json={"wrong_rate": 0.25})
     text = client.get("/metrics").get_data(as_text=True)
-    for name in ("model_server_requests_total", "model_server_request_duration_seconds_bucket",
-                 "model_server_model_info", "model_server_model_reloads_total", "model_server_fault_setting",
-                 "model_server_model_load_failures_total", "model_server_model_load_error"):
+    for name in (
+        "model_server_requests_total",
+        "model_server_request_duration_seconds_bucket",
+        "model_server_model_info",
+        "model_server_model_reloads_total",
+        "model_server_fault_setting",
+        "model_server_model_load_failures_total",
+        "model_server_model_load_error",
+    ):
         assert name in text
     assert 'model_server_fault_setting{alias="canary",kind="wrong_rate"} 0.25' in text
 
@@ -517,4 +592,3 @@ def test_no_version_with_the_alias_is_reported_and_healthy_for_a_canary(tmp_path
             server.shutdown()
     finally:
         follower.stop()
-

@@ -1,6 +1,7 @@
 """The model server with real MLflow models, logged in-process to a file store in a tmp dir:
 loading (skops, cloudpickle, custom PythonModel, tensors), task and class inference, every
 scoring format, signature errors, and versions that fail to load."""
+
 import shutil
 import time
 
@@ -40,8 +41,14 @@ def _log_models(uri):
 
 
 def serve(tmp_path, uri, name, alias="production", **overrides):
-    settings = Settings(tracking_uri=uri, model_name=name, alias=alias, follow_alias=False,
-                        faults_file=str(tmp_path / f"faults-{name}.json"), **overrides)
+    settings = Settings(
+        tracking_uri=uri,
+        model_name=name,
+        alias=alias,
+        follow_alias=False,
+        faults_file=str(tmp_path / f"faults-{name}.json"),
+        **overrides,
+    )
     follower = ModelFollower(settings, registry=byo.MlflowAliasRegistry(uri, name))
     return create_app(settings, follower=follower).test_client(), follower
 
@@ -57,8 +64,7 @@ def test_task_and_classes_are_inferred(store):
     diabetes = load_from_registry(uri, "diabetes", v["diabetes"].version)
     assert (diabetes.task, diabetes.classes, diabetes.task_source) == ("regression", None, "estimator")
     keyword = load_from_registry(uri, "keyword", v["keyword"].version)
-    assert (keyword.task, keyword.classes, keyword.task_source) == ("classification", ("negative", "positive"),
-                                                                   "tags")
+    assert (keyword.task, keyword.classes, keyword.task_source) == ("classification", ("negative", "positive"), "tags")
     tensor = load_from_registry(uri, "tensor", v["tensor"].version)
     assert (tensor.task, tensor.classes, tensor.task_source) == ("regression", None, "signature")
     assert cancer.path and diabetes.model.loader_module == "mlflow.sklearn"
@@ -78,8 +84,14 @@ def test_tabular_classifier_every_format(store, tmp_path, fmt):
     assert sorted(set(expected)) == [0, 1]
     resp = client.post("/invocations", json=byo.all_formats(rows)[fmt])
     assert resp.status_code == 200, resp.json
-    assert resp.json == {"predictions": expected, "version": v["cancer"].version, "model": "cancer",
-                         "alias": "production", "classes": [0, 1], "task": "classification"}
+    assert resp.json == {
+        "predictions": expected,
+        "version": v["cancer"].version,
+        "model": "cancer",
+        "alias": "production",
+        "classes": [0, 1],
+        "task": "classification",
+    }
 
 
 def test_tabular_classifier_signature_errors_name_the_column(store, tmp_path):
@@ -149,11 +161,15 @@ def test_custom_python_model_with_params_and_string_labels(store, tmp_path):
     assert resp.status_code == 400 and "threshold" in resp.json["error"]
     # one string input: the text API works, with the model's labels
     assert client.post("/predict", json={"text": "love it"}).json == {
-        "prediction": "positive", "version": v["keyword"].version, "model": "keyword", "alias": "production",
-        "classes": ["negative", "positive"], "task": "classification"}
+        "prediction": "positive",
+        "version": v["keyword"].version,
+        "model": "keyword",
+        "alias": "production",
+        "classes": ["negative", "positive"],
+        "task": "classification",
+    }
     client.post("/faults", json={"wrong_rate": 1.0})
-    assert client.post("/predict", json={"texts": ["love it", "awful"]}).json["predictions"] == [
-        "negative", "positive"]
+    assert client.post("/predict", json={"texts": ["love it", "awful"]}).json["predictions"] == ["negative", "positive"]
 
 
 def test_tensor_model(store, tmp_path):
@@ -189,12 +205,15 @@ def test_type_hinted_python_model(store, tmp_path):
     assert client.get("/ready").json["signature"]["from_type_hints"] is True
 
 
-@pytest.mark.parametrize("which, stage, words", [
-    ("missing", "load", "ModuleNotFoundError: No module named 'canary_missing_dep_"),
-    ("untrusted", "load", "UntrustedTypesFoundException"),
-    ("corrupt", "load", "UnpicklingError"),
-    ("untrusted", "load", "ClipTransformer"),
-])
+@pytest.mark.parametrize(
+    "which, stage, words",
+    [
+        ("missing", "load", "ModuleNotFoundError: No module named 'canary_missing_dep_"),
+        ("untrusted", "load", "UntrustedTypesFoundException"),
+        ("corrupt", "load", "UnpicklingError"),
+        ("untrusted", "load", "ClipTransformer"),
+    ],
+)
 def test_versions_that_fail_to_load(store, which, stage, words):
     uri, v, module = store
     with pytest.raises(LoadFailed) as info:

@@ -4,6 +4,7 @@ Runs Debian's real nginx on free loopback ports. The routers and the controller 
 STAND-INS: tiny stdlib http.server servers in threads that echo what they received, so the tests
 can see which replica answered, what path and headers arrived, and can stop a replica.
 """
+
 from __future__ import annotations
 
 import json
@@ -59,9 +60,14 @@ class StandIn:
             def _answer(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                record = {"server": stand_in.name, "method": self.command, "path": self.path,
-                          "authorization": self.headers.get("Authorization"),
-                          "request_id": self.headers.get("X-Request-ID"), "body_bytes": len(body)}
+                record = {
+                    "server": stand_in.name,
+                    "method": self.command,
+                    "path": self.path,
+                    "authorization": self.headers.get("Authorization"),
+                    "request_id": self.headers.get("X-Request-ID"),
+                    "body_bytes": len(body),
+                }
                 stand_in.seen.append(record)
                 payload = json.dumps(record).encode()
                 self.send_response(stand_in.status)
@@ -79,8 +85,7 @@ class StandIn:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.address = f"127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
     def stop(self):
@@ -95,8 +100,12 @@ class Nginx:
         self.prefix = prefix
         self.conf = prefix / "nginx.conf"
         self.conf.write_text(nginx_render.render(routers, controller, self.public, token, None))
-        self.proc = subprocess.Popen([_nginx(), "-p", f"{prefix}/", "-c", str(self.conf)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [_nginx(), "-p", f"{prefix}/", "-c", str(self.conf)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -147,13 +156,14 @@ def _json(resp: requests.Response) -> dict:
 
 # ---- the config itself ---------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("token,resolver", [(TOKEN, None), ("", None), (TOKEN, "127.0.0.53")])
 def test_rendered_config_passes_nginx_t(tmp_path, token, resolver):
     conf = tmp_path / "nginx.conf"
-    conf.write_text(nginx_render.render(["127.0.0.1:1", "127.0.0.1:2"], "127.0.0.1:3", _free_port(),
-                                        token, resolver))
-    proc = subprocess.run([_nginx(), "-t", "-p", f"{tmp_path}/", "-c", str(conf)],
-                          capture_output=True, text=True, timeout=30)
+    conf.write_text(nginx_render.render(["127.0.0.1:1", "127.0.0.1:2"], "127.0.0.1:3", _free_port(), token, resolver))
+    proc = subprocess.run(
+        [_nginx(), "-t", "-p", f"{tmp_path}/", "-c", str(conf)], capture_output=True, text=True, timeout=30
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "syntax is ok" in proc.stderr
 
@@ -178,29 +188,51 @@ def test_entrypoint_names_every_template_placeholder():
 def test_entrypoint_renders_the_same_config_as_render_py():
     if shutil.which("envsubst") is None:
         pytest.skip("envsubst (gettext-base) is not installed")
-    env = {"PATH": os.environ["PATH"], "ROUTER_UPSTREAM": "127.0.0.1:9001,127.0.0.1:9002",
-           "CONTROLLER_UPSTREAM": "controller:8000", "ADMIN_TOKEN": TOKEN, "NGINX_RESOLVER": "127.0.0.11",
-           "NGINX_PUBLIC_PORT": "18080", "NGINX_LISTEN_HOST": "0.0.0.0",
-           "NGINX_ACCESS_LOG": "/dev/stdout", "NGINX_ERROR_LOG": "stderr", "NGINX_WORKER_PROCESSES": "auto"}
+    env = {
+        "PATH": os.environ["PATH"],
+        "ROUTER_UPSTREAM": "127.0.0.1:9001,127.0.0.1:9002",
+        "CONTROLLER_UPSTREAM": "controller:8000",
+        "ADMIN_TOKEN": TOKEN,
+        "NGINX_RESOLVER": "127.0.0.11",
+        "NGINX_PUBLIC_PORT": "18080",
+        "NGINX_LISTEN_HOST": "0.0.0.0",
+        "NGINX_ACCESS_LOG": "/dev/stdout",
+        "NGINX_ERROR_LOG": "stderr",
+        "NGINX_WORKER_PROCESSES": "auto",
+    }
     if os.geteuid() == 0:
         env["NGINX_USER"] = "root"
-    out = subprocess.run(["sh", str(NGINX_DIR / "entrypoint.sh"), "render"], env=env, capture_output=True,
-                         text=True, timeout=30)
+    out = subprocess.run(
+        ["sh", str(NGINX_DIR / "entrypoint.sh"), "render"], env=env, capture_output=True, text=True, timeout=30
+    )
     assert out.returncode == 0, out.stderr
-    expected = nginx_render.render(["127.0.0.1:9001", "127.0.0.1:9002"], "controller:8000", 18080, TOKEN,
-                                   "127.0.0.11", listen_host="0.0.0.0", access_log="/dev/stdout",
-                                   error_log="stderr", worker_processes="auto")
+    expected = nginx_render.render(
+        ["127.0.0.1:9001", "127.0.0.1:9002"],
+        "controller:8000",
+        18080,
+        TOKEN,
+        "127.0.0.11",
+        listen_host="0.0.0.0",
+        access_log="/dev/stdout",
+        error_log="stderr",
+        worker_processes="auto",
+    )
     assert out.stdout == expected
 
 
 def test_entrypoint_rejects_a_token_that_could_break_the_config():
-    out = subprocess.run(["sh", str(NGINX_DIR / "entrypoint.sh"), "render"],
-                         env={"PATH": os.environ["PATH"], "ADMIN_TOKEN": 'x"; deny all; #'},
-                         capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        ["sh", str(NGINX_DIR / "entrypoint.sh"), "render"],
+        env={"PATH": os.environ["PATH"], "ADMIN_TOKEN": 'x"; deny all; #'},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert out.returncode != 0 and "ADMIN_TOKEN" in out.stderr
 
 
 # ---- behaviour, with real nginx in front of stand-ins ----------------------------------------
+
 
 def test_public_paths_reach_the_routers_and_traffic_spreads(stack):
     nginx, (a, b), _ = stack
@@ -222,10 +254,19 @@ def test_wrong_method_on_public_path_is_405_json(stack):
     assert requests.post(nginx.url("/stats"), timeout=5).status_code == 405
 
 
-@pytest.mark.parametrize("method,path", [("GET", "/metrics/prometheus"), ("GET", "/stats/local"),
-                                         ("POST", "/stats/reset_local"), ("POST", "/feedback/owner"),
-                                         ("POST", "/set_canary"), ("POST", "/controller"), ("GET", "/nope"),
-                                         ("GET", "/predict/../stats/local")])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("GET", "/metrics/prometheus"),
+        ("GET", "/stats/local"),
+        ("POST", "/stats/reset_local"),
+        ("POST", "/feedback/owner"),
+        ("POST", "/set_canary"),
+        ("POST", "/controller"),
+        ("GET", "/nope"),
+        ("GET", "/predict/../stats/local"),
+    ],
+)
 def test_internal_and_unknown_paths_are_404_at_the_edge(stack, method, path):
     nginx, routers, controller = stack
     resp = requests.request(method, nginx.url(path), headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
@@ -234,9 +275,16 @@ def test_internal_and_unknown_paths_are_404_at_the_edge(stack, method, path):
     assert not any(s.seen for s in (*routers, controller))
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"},
-                                     {"Authorization": f"Bearer {TOKEN.lower()}"},
-                                     {"Authorization": TOKEN}, {"Authorization": f"Basic {TOKEN}"}])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": f"Bearer {TOKEN.lower()}"},
+        {"Authorization": TOKEN},
+        {"Authorization": f"Basic {TOKEN}"},
+    ],
+)
 def test_admin_without_the_right_token_is_401(stack, headers):
     nginx, routers, controller = stack
     for path in ("/set_canary/50", "/controller/status", "/reset", "/simulate_failure/1", "/check_rollback"):
@@ -250,16 +298,22 @@ def test_admin_without_the_right_token_is_401(stack, headers):
 def test_admin_with_the_right_token_reaches_router_and_controller(stack):
     nginx, routers, controller = stack
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    for method, path in [("POST", "/set_canary/50"), ("POST", "/simulate_failure/1"), ("POST", "/reset"),
-                         ("POST", "/check_rollback"), ("POST", "/shadow/10")]:
+    for method, path in [
+        ("POST", "/set_canary/50"),
+        ("POST", "/simulate_failure/1"),
+        ("POST", "/reset"),
+        ("POST", "/check_rollback"),
+        ("POST", "/shadow/10"),
+    ]:
         resp = requests.request(method, nginx.url(path, admin=True), headers=auth, timeout=5)
         assert resp.status_code == 200, (path, resp.text)
         body = resp.json()
         assert body["server"].startswith("router-") and body["path"] == path
         assert body["authorization"] == f"Bearer {TOKEN}"  # passed on: routers check it too
         assert "WWW-Authenticate" not in resp.headers
-    resp = requests.post(nginx.url("/controller/deploy?dry=1", admin=True), headers=auth,
-                         json={"version": "3"}, timeout=5)
+    resp = requests.post(
+        nginx.url("/controller/deploy?dry=1", admin=True), headers=auth, json={"version": "3"}, timeout=5
+    )
     assert resp.status_code == 200
     assert resp.json() == {**resp.json(), "server": "controller", "path": "/deploy?dry=1", "method": "POST"}
     assert controller.seen[-1]["authorization"] == f"Bearer {TOKEN}"
@@ -279,14 +333,25 @@ def test_the_labs_read_only_paths_need_no_token(stack):
     assert requests.post(nginx.url("/metrics"), timeout=5).status_code == 405
 
 
-@pytest.mark.parametrize("env,ok", [({}, True), ({"CANARY_BIND": "127.0.0.1"}, True),
-                                    ({"CANARY_BIND": "0.0.0.0"}, False),
-                                    ({"CANARY_BIND": "0.0.0.0", "ADMIN_TOKEN": TOKEN}, True),
-                                    ({"CANARY_TOOLS_BIND": "192.0.2.7"}, False),
-                                    ({"CANARY_BIND": "::1"}, True)])
+@pytest.mark.parametrize(
+    "env,ok",
+    [
+        ({}, True),
+        ({"CANARY_BIND": "127.0.0.1"}, True),
+        ({"CANARY_BIND": "0.0.0.0"}, False),
+        ({"CANARY_BIND": "0.0.0.0", "ADMIN_TOKEN": TOKEN}, True),
+        ({"CANARY_TOOLS_BIND": "192.0.2.7"}, False),
+        ({"CANARY_BIND": "::1"}, True),
+    ],
+)
 def test_entrypoint_refuses_an_open_admin_beyond_loopback(env, ok):
-    out = subprocess.run(["sh", str(NGINX_DIR / "entrypoint.sh"), "check"],
-                         env={"PATH": os.environ["PATH"], **env}, capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        ["sh", str(NGINX_DIR / "entrypoint.sh"), "check"],
+        env={"PATH": os.environ["PATH"], **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert (out.returncode == 0) == ok, out.stderr
     if not ok:
         assert "ADMIN_TOKEN is not set" in out.stderr and "beyond loopback" in out.stderr
@@ -312,8 +377,7 @@ def test_request_id_is_generated_passed_on_and_returned(stack):
     assert re.fullmatch(r"[0-9a-f]{32}", rid)
     assert resp.json()["request_id"] == rid
 
-    resp = requests.post(nginx.url("/predict"), json={"text": "x"}, headers={"X-Request-ID": "client-42.a"},
-                         timeout=5)
+    resp = requests.post(nginx.url("/predict"), json={"text": "x"}, headers={"X-Request-ID": "client-42.a"}, timeout=5)
     assert resp.headers["X-Request-ID"] == "client-42.a"
     assert resp.json()["request_id"] == "client-42.a"
     assert resp.raw.headers.getlist("X-Request-ID") == ["client-42.a"]  # exactly one
@@ -328,14 +392,16 @@ def test_request_id_is_generated_passed_on_and_returned(stack):
 
 def test_body_over_4m_is_413_json_and_under_passes(stack):
     nginx, routers, _ = stack
-    resp = requests.post(nginx.url("/predict"), data=b"x" * 4_200_000,
-                         headers={"Content-Type": "application/json"}, timeout=5)
+    resp = requests.post(
+        nginx.url("/predict"), data=b"x" * 4_200_000, headers={"Content-Type": "application/json"}, timeout=5
+    )
     assert resp.status_code == 413
     assert _json(resp)["error"] == "request body too large"
     assert not any(r.seen for r in routers)
     # Below the limit but above nginx's in-memory buffer: goes through its temp file.
-    resp = requests.post(nginx.url("/predict"), data=b"x" * 500_000,
-                         headers={"Content-Type": "application/json"}, timeout=5)
+    resp = requests.post(
+        nginx.url("/predict"), data=b"x" * 500_000, headers={"Content-Type": "application/json"}, timeout=5
+    )
     assert resp.status_code == 200 and resp.json()["body_bytes"] == 500_000
 
 
@@ -387,14 +453,27 @@ def test_entrypoint_starts_nginx_with_a_host_name_upstream(tmp_path):
         pytest.skip("envsubst or getent is not installed")
     router, controller = StandIn("router-a"), StandIn("controller")
     public = _free_port()
-    env = {"PATH": os.environ["PATH"] + ":/usr/sbin", "ROUTER_UPSTREAM": f"localhost:{router.address.split(':')[1]}",
-           "CONTROLLER_UPSTREAM": controller.address, "ADMIN_TOKEN": TOKEN, "NGINX_RESOLVER": "127.0.0.1",
-           "NGINX_PUBLIC_PORT": str(public), "NGINX_LISTEN_HOST": "127.0.0.1",
-           "NGINX_RUN_DIR": str(tmp_path / "run"), "NGINX_DNS_WATCH_S": "1", "NGINX_WORKER_PROCESSES": "1"}
+    env = {
+        "PATH": os.environ["PATH"] + ":/usr/sbin",
+        "ROUTER_UPSTREAM": f"localhost:{router.address.split(':')[1]}",
+        "CONTROLLER_UPSTREAM": controller.address,
+        "ADMIN_TOKEN": TOKEN,
+        "NGINX_RESOLVER": "127.0.0.1",
+        "NGINX_PUBLIC_PORT": str(public),
+        "NGINX_LISTEN_HOST": "127.0.0.1",
+        "NGINX_RUN_DIR": str(tmp_path / "run"),
+        "NGINX_DNS_WATCH_S": "1",
+        "NGINX_WORKER_PROCESSES": "1",
+    }
     if os.geteuid() == 0:
         env["NGINX_USER"] = "root"
-    proc = subprocess.Popen(["sh", str(NGINX_DIR / "entrypoint.sh")], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        ["sh", str(NGINX_DIR / "entrypoint.sh")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 10
         while True:
@@ -406,8 +485,9 @@ def test_entrypoint_starts_nginx_with_a_host_name_upstream(tmp_path):
                 assert time.monotonic() < deadline
                 time.sleep(0.1)
         assert resp.status_code == 200 and resp.json()["server"] == "router-a"
-        resp = requests.get(f"http://127.0.0.1:{public}/controller/status",
-                            headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
+        resp = requests.get(
+            f"http://127.0.0.1:{public}/controller/status", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5
+        )
         assert resp.status_code == 200 and resp.json()["path"] == "/status"
         assert (tmp_path / "run" / "nginx.conf").exists()
     finally:

@@ -1,5 +1,6 @@
 """The fault suite's client (tests/support/openloop.py): its figures and its retry rule, against
 real sockets on loopback."""
+
 import socket
 import threading
 import time
@@ -9,8 +10,10 @@ from support.openloop import Client, Result, summary
 
 
 def test_percentiles_are_nearest_rank_and_errors_are_counted_by_kind():
-    results = [Result(scheduled=i, latency_s=(i + 1) / 1000, status=200, error=None, retries=0, arm="production")
-               for i in range(100)]
+    results = [
+        Result(scheduled=i, latency_s=(i + 1) / 1000, status=200, error=None, retries=0, arm="production")
+        for i in range(100)
+    ]
     results[0].error, results[1].error, results[2].retries = "http_503", "connection", 2
     s = summary(results)
     assert (s["p50_ms"], s["p99_ms"], s["max_ms"]) == (50.0, 99.0, 100.0)

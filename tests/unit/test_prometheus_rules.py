@@ -4,6 +4,7 @@
 /etc/prometheus/rules, where compose mounts them) is checked as a temporary copy whose only change
 is that path, pointed at this repository's prometheus/rules.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -11,15 +12,16 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from support.binaries import require
-import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 PROM = ROOT / "prometheus"
 sys.path.insert(0, str(PROM))
 
 import render_config  # noqa: E402
+
 from canary_common.regression import ABS_ERROR_METRIC  # noqa: E402
 
 
@@ -42,7 +44,8 @@ def _rule_files() -> list[Path]:
 def test_compose_config_is_what_render_compose_produces():
     committed = yaml.safe_load((PROM / "prometheus.yml").read_text())
     assert committed == yaml.safe_load(render_config.render_compose()), (
-        "prometheus/prometheus.yml is stale: run `python prometheus/render_config.py > prometheus/prometheus.yml`")
+        "prometheus/prometheus.yml is stale: run `python prometheus/render_config.py > prometheus/prometheus.yml`"
+    )
 
 
 def test_compose_config_has_the_contract_jobs():
@@ -52,7 +55,8 @@ def test_compose_config_has_the_contract_jobs():
     jobs = {j["job_name"]: j for j in cfg["scrape_configs"]}
     assert set(jobs) == {"prometheus", "router", "model-server", "controller", "mlflow"}
     assert jobs["router"]["dns_sd_configs"] == [
-        {"names": ["router"], "type": "A", "port": 8000, "refresh_interval": "5s"}]
+        {"names": ["router"], "type": "A", "port": 8000, "refresh_interval": "5s"}
+    ]
     arms = {g["targets"][0]: g["labels"]["arm"] for g in jobs["model-server"]["static_configs"]}
     assert arms == {"model-server-production:8000": "production", "model-server-canary:8000": "canary"}
     assert jobs["controller"]["static_configs"] == [{"targets": ["controller:8000"]}]
@@ -63,8 +67,7 @@ def test_compose_config_has_the_contract_jobs():
 def test_promtool_check_config_on_compose_file(tmp_path):
     text = (PROM / "prometheus.yml").read_text()
     assert "/etc/prometheus/rules/*.yml" in text
-    (tmp_path / "prometheus.yml").write_text(
-        text.replace("/etc/prometheus/rules/*.yml", str(PROM / "rules" / "*.yml")))
+    (tmp_path / "prometheus.yml").write_text(text.replace("/etc/prometheus/rules/*.yml", str(PROM / "rules" / "*.yml")))
     out = _run("check", "config", str(tmp_path / "prometheus.yml"))
     # The rule files really were loaded and checked along with the config.
     for rule_file in _rule_files():
@@ -83,11 +86,22 @@ def test_promtool_unit_tests():
 
 
 def test_every_alert_has_firing_and_quiet_unit_tests():
-    alerts = {rule["alert"] for group in yaml.safe_load((PROM / "rules" / "canary.alerts.yml").read_text())["groups"]
-              for rule in group["rules"]}
-    assert alerts == {"CanaryAccuracyBelowProduction", "CanaryMaeAboveProduction", "CanaryErrorRatioHigh",
-                      "CanaryLatencyHigh", "TargetDown", "RouterFailClosed", "CanaryEjected", "ProductionEjected",
-                      "ControllerMetricsOutage"}
+    alerts = {
+        rule["alert"]
+        for group in yaml.safe_load((PROM / "rules" / "canary.alerts.yml").read_text())["groups"]
+        for rule in group["rules"]
+    }
+    assert alerts == {
+        "CanaryAccuracyBelowProduction",
+        "CanaryMaeAboveProduction",
+        "CanaryErrorRatioHigh",
+        "CanaryLatencyHigh",
+        "TargetDown",
+        "RouterFailClosed",
+        "CanaryEjected",
+        "ProductionEjected",
+        "ControllerMetricsOutage",
+    }
     firing, quiet = set(), set()
     for case in yaml.safe_load((PROM / "tests" / "alerts_test.yml").read_text())["tests"]:
         for check in case.get("alert_rule_test", []):
@@ -104,10 +118,16 @@ def test_every_alert_has_severity_and_annotations():
 
 def test_rendered_process_mode_config_passes_check_config(tmp_path):
     text = render_config.render(
-        {"router": ["127.0.0.1:34567", "127.0.0.1:34568"], "model-server-production": ["127.0.0.1:34569"],
-         "model-server-canary": ["127.0.0.1:34570"], "controller": ["127.0.0.1:34571"],
-         "mlflow": ["127.0.0.1:34572"], "prometheus": ["127.0.0.1:34573"]},
-        rules_dir=str(PROM / "rules"))
+        {
+            "router": ["127.0.0.1:34567", "127.0.0.1:34568"],
+            "model-server-production": ["127.0.0.1:34569"],
+            "model-server-canary": ["127.0.0.1:34570"],
+            "controller": ["127.0.0.1:34571"],
+            "mlflow": ["127.0.0.1:34572"],
+            "prometheus": ["127.0.0.1:34573"],
+        },
+        rules_dir=str(PROM / "rules"),
+    )
     (tmp_path / "prometheus.yml").write_text(text)
     out = _run("check", "config", str(tmp_path / "prometheus.yml"))
     for rule_file in _rule_files():
@@ -137,12 +157,17 @@ def test_render_leaves_out_services_not_given():
 
 def test_alerts_go_to_alertmanager_in_compose_and_where_process_mode_says(tmp_path):
     compose = yaml.safe_load((PROM / "prometheus.yml").read_text())
-    assert compose["alerting"] == {"alertmanagers": [
-        {"scheme": "http", "static_configs": [{"targets": ["alertmanager:9093"]}]}]}
-    text = render_config.render({"router": ["127.0.0.1:1"]}, rules_dir=str(PROM / "rules"),
-                                alertmanager_url="https://127.0.0.1:19093/am/")
-    assert yaml.safe_load(text)["alerting"] == {"alertmanagers": [
-        {"scheme": "https", "path_prefix": "/am/", "static_configs": [{"targets": ["127.0.0.1:19093"]}]}]}
+    assert compose["alerting"] == {
+        "alertmanagers": [{"scheme": "http", "static_configs": [{"targets": ["alertmanager:9093"]}]}]
+    }
+    text = render_config.render(
+        {"router": ["127.0.0.1:1"]}, rules_dir=str(PROM / "rules"), alertmanager_url="https://127.0.0.1:19093/am/"
+    )
+    assert yaml.safe_load(text)["alerting"] == {
+        "alertmanagers": [
+            {"scheme": "https", "path_prefix": "/am/", "static_configs": [{"targets": ["127.0.0.1:19093"]}]}
+        ]
+    }
     (tmp_path / "prometheus.yml").write_text(text)
     _run("check", "config", str(tmp_path / "prometheus.yml"))
     with pytest.raises(ValueError):
@@ -158,9 +183,12 @@ def test_rules_name_no_model_and_read_the_contracts_abs_error_histogram():
     for f in _rule_files():
         assert "sentiment" not in f.read_text().lower(), f.name
     by_name = {rule.get("record") or rule.get("alert"): rule["expr"] for rule in _rules()}
-    for name in ("model:canary_router_labelled_values:rate1m", "model:canary_router_labelled_values:increase1m",
-                 "model:canary_router_prediction_abs_error:mean_rate1m",
-                 "model_version:canary_router_prediction_abs_error:mean_rate1m",
-                 "model:canary_router_prediction_abs_error_bucket:rate1m"):
+    for name in (
+        "model:canary_router_labelled_values:rate1m",
+        "model:canary_router_labelled_values:increase1m",
+        "model:canary_router_prediction_abs_error:mean_rate1m",
+        "model_version:canary_router_prediction_abs_error:mean_rate1m",
+        "model:canary_router_prediction_abs_error_bucket:rate1m",
+    ):
         assert ABS_ERROR_METRIC + "_" in by_name[name], name
     assert "prediction_abs_error:mean_rate1m" in by_name["CanaryMaeAboveProduction"]

@@ -1,5 +1,6 @@
 """The Flask app through its test client, with nothing listening behind it: every error is JSON
 with the right status (no registry and no model servers are reachable here)."""
+
 import pytest
 
 from canary_router import create_app
@@ -10,8 +11,14 @@ DEAD = "http://127.0.0.1:9"  # discard port: connection refused at once
 
 @pytest.fixture()
 def client():
-    settings = Settings(production_url=DEAD, canary_url=DEAD, tracking_uri=DEAD, admin_token="tok",
-                        max_body_bytes=1000, backend_timeout_s=0.5)
+    settings = Settings(
+        production_url=DEAD,
+        canary_url=DEAD,
+        tracking_uri=DEAD,
+        admin_token="tok",
+        max_body_bytes=1000,
+        backend_timeout_s=0.5,
+    )
     app = create_app(settings)
     yield app.test_client()
     app.extensions["canary_router"].follower.stop()
@@ -57,7 +64,10 @@ def test_health_ready_metrics(client):
     lab = client.get("/metrics").get_json()
     assert set(lab) >= {"canary_percentage", "production", "canary"}
     for arm in ("production", "canary"):
-        assert {k: type(lab[arm][k]) for k in ("requests", "accuracy", "avg_latency_ms")} == \
-            {"requests": int, "accuracy": int, "avg_latency_ms": int}
+        assert {k: type(lab[arm][k]) for k in ("requests", "accuracy", "avg_latency_ms")} == {
+            "requests": int,
+            "accuracy": int,
+            "avg_latency_ms": int,
+        }
     assert client.get("/stats").get_json()["production"]["requests"] >= 0
     assert client.get("/").status_code == 200

@@ -1,4 +1,5 @@
 """Outlier ejection of the canary: a fake clock and a scripted probe, the probe run inline."""
+
 import threading
 
 import pytest
@@ -39,8 +40,7 @@ def test_consecutive_failures_eject_and_a_success_in_between_resets_the_count():
     assert ejector.allow() and ejector.describe()["state"] == CLOSED
     ejector.failure()
     assert not ejector.allow()
-    assert ejector.describe() == {"state": EJECTED, "ejections": 1, "consecutive_failures": 0,
-                                  "ejected_for_s": 2.0}
+    assert ejector.describe() == {"state": EJECTED, "ejections": 1, "consecutive_failures": 0, "ejected_for_s": 2.0}
 
 
 def test_a_refused_connection_or_timeout_ejects_at_once():

@@ -1,6 +1,7 @@
 """The WSGI fast path for POST /predict, called with hand-made WSGI environs: bodies with and
 without Content-Length (gunicorn decodes chunked requests and gives no length), the body limit,
 and the JSON 500 for a bug. Nothing listens behind it: a parsed prediction ends in a 503."""
+
 import io
 import json
 
@@ -14,17 +15,25 @@ DEAD = "http://127.0.0.1:9"
 
 @pytest.fixture()
 def app():
-    settings = Settings(production_url=DEAD, canary_url=DEAD, tracking_uri=DEAD, max_body_bytes=100,
-                        backend_timeout_s=0.5)
+    settings = Settings(
+        production_url=DEAD, canary_url=DEAD, tracking_uri=DEAD, max_body_bytes=100, backend_timeout_s=0.5
+    )
     app = create_app(settings)
     yield app
     app.extensions["canary_router"].follower.stop()
 
 
 def call(app, body: bytes, length: str | None = "auto", path="/predict", method="POST", **headers):
-    environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "SERVER_NAME": "t", "SERVER_PORT": "80",
-               "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body), "wsgi.errors": io.StringIO(),
-               "SERVER_PROTOCOL": "HTTP/1.1"}
+    environ = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "SERVER_NAME": "t",
+        "SERVER_PORT": "80",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": io.StringIO(),
+        "SERVER_PROTOCOL": "HTTP/1.1",
+    }
     if length == "auto":
         environ["CONTENT_LENGTH"] = str(len(body))
     elif length is not None:

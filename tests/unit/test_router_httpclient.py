@@ -1,5 +1,6 @@
 """The router's keep-alive client against real sockets: a scripted TCP server in a thread answers
 each request with the bytes a test gives it (the edge cases a real server produces rarely)."""
+
 from __future__ import annotations
 
 import socket
@@ -49,8 +50,11 @@ class ScriptedServer:
                         return
                     buf += data
                 head, _, rest = buf.partition(b"\r\n\r\n")
-                length = int([line.split(b":")[1] for line in head.split(b"\r\n")
-                              if line.lower().startswith(b"content-length")][0])
+                length = int(
+                    [line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")][
+                        0
+                    ]
+                )
                 while len(rest) < length:
                     rest += conn.recv(65536)
                 self.requests.append(head + b"\r\n\r\n" + rest[:length])
@@ -138,8 +142,9 @@ def test_a_fresh_connection_closed_before_answering_is_an_error_not_a_retry(serv
 
 
 def test_chunked_answers_and_connection_close(serve):
-    chunked = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-               b"4\r\n{\"a\"\r\n3;ext=1\r\n:1}\r\n0\r\nX-Trailer: y\r\n\r\n")
+    chunked = (
+        b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{"a"\r\n3;ext=1\r\n:1}\r\n0\r\nX-Trailer: y\r\n\r\n'
+    )
     closing = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     server = serve([chunked, closing, OK])
     p = pool(server.url)
@@ -150,19 +155,22 @@ def test_chunked_answers_and_connection_close(serve):
 
 
 def test_an_answer_delimited_by_close(serve):
-    server = serve([b"HTTP/1.0 200 OK\r\n\r\n{\"b\": 2}"], close_after_each=True)
+    server = serve([b'HTTP/1.0 200 OK\r\n\r\n{"b": 2}'], close_after_each=True)
     assert pool(server.url).post_json("/predict", b"{}").body == b'{"b": 2}'
 
 
-@pytest.mark.parametrize("answer, words", [
-    (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{}", "cut off"),
-    (b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n", "limit"),
-    (b"SMTP ready\r\n\r\n", "status line"),
-    (b"HTTP/1.1 200 OK\r\nContent-Length: -3\r\n\r\n", "Content-Length"),
-    (b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", "header"),
-    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "chunk size"),
-    (b"HTTP/1.1 200 OK\r\nContent-Le", "cut off"),
-])
+@pytest.mark.parametrize(
+    "answer, words",
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{}", "cut off"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n", "limit"),
+        (b"SMTP ready\r\n\r\n", "status line"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: -3\r\n\r\n", "Content-Length"),
+        (b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", "header"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "chunk size"),
+        (b"HTTP/1.1 200 OK\r\nContent-Le", "cut off"),
+    ],
+)
 def test_malformed_answers_are_protocol_errors(serve, answer, words):
     def send_and_close(conn):
         try:

@@ -1,4 +1,5 @@
 """Signed request ids and the labelled-id store."""
+
 import base64
 import json
 

@@ -1,4 +1,5 @@
 """The OpenAPI description stays true to the app's routes (the fuzz test checks the answers)."""
+
 import re
 
 from canary_router import create_app

@@ -1,6 +1,7 @@
 """The live rollout page's blueprint: GET / is the self-contained HTML page, GET /rollout.json
 what it polls, answering 200 with "errors" when the controller cannot be asked. The page
 drawing real data in a browser is tested in tests/integration/test_live_page.py."""
+
 import json
 import re
 import threading
@@ -32,8 +33,17 @@ def test_page_is_self_contained_html_with_the_chart_containers(client):
     assert resp.status_code == 200
     assert resp.content_type == "text/html; charset=utf-8"
     html = resp.get_data(as_text=True)
-    for marker in ('id="weight-chart"', 'id="metrics"', 'id="decision-log"', 'id="versions"',
-                   'id="status-badge"', 'id="note"', 'id="rollback-box"', "metric-chart", "rollout.json"):
+    for marker in (
+        'id="weight-chart"',
+        'id="metrics"',
+        'id="decision-log"',
+        'id="versions"',
+        'id="status-badge"',
+        'id="note"',
+        'id="rollback-box"',
+        "metric-chart",
+        "rollout.json",
+    ):
         assert marker in html, marker
     # Nothing from elsewhere: no CDN, fonts or scripts by URL (the machines have no internet).
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
@@ -65,7 +75,8 @@ def test_rollout_json_without_a_controller_configured():
     try:
         body = c.get("/rollout.json").get_json()
         assert body["errors"] == [
-            "controller: not configured (CONTROLLER_URL is empty); showing the router's view only"]
+            "controller: not configured (CONTROLLER_URL is empty); showing the router's view only"
+        ]
     finally:
         app.extensions["canary_router"].follower.stop()
 
@@ -107,8 +118,7 @@ class FakeController(BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802
         FakeController.seen.append(self.path)
         if self.path.startswith("/status"):
-            body = {"phase": "progressing", "canary_percentage": 10, "analysis_file": "/etc/secret.yaml",
-                    "history": []}
+            body = {"phase": "progressing", "canary_percentage": 10, "analysis_file": "/etc/secret.yaml", "history": []}
         elif self.path.startswith("/timeline"):
             body = {"points": [{"at": 5.0, "weight": 10, "metrics": None}], "history": [], "started_at": 1}
         else:

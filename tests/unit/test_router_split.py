@@ -1,4 +1,5 @@
 """The per-request random split."""
+
 import math
 import random
 

@@ -1,4 +1,5 @@
 """Following the registry and failing closed, with a fake registry client and a fake clock."""
+
 from canary_common.registry import RegistryError, RolloutState
 from canary_router.state import StateFollower
 
@@ -58,5 +59,6 @@ def test_a_crashing_client_does_not_kill_the_poll():
     class Broken:
         def read_state(self, default_weight=0.0):
             raise KeyError("registered_model")
+
     f = StateFollower(Broken(), clock=FakeClock())
     assert f.refresh() is False and "KeyError" in f.last_error

@@ -1,4 +1,5 @@
 """The /stats arithmetic: percentiles from buckets, baselines, merging replicas, the summary."""
+
 import math
 
 import pytest
@@ -26,8 +27,7 @@ def _families(ok_prod=0, ok_canary=0, err_canary=0, latencies=(), correct=0, inc
     reg = CollectorRegistry()
     req = Counter("canary_router_requests_total", "", ["model", "version", "status"], registry=reg)
     lab = Counter("canary_router_labelled_predictions_total", "", ["model", "version", "outcome"], registry=reg)
-    dur = Histogram("canary_router_request_duration_seconds", "", ["model", "version"], buckets=BUCKETS,
-                    registry=reg)
+    dur = Histogram("canary_router_request_duration_seconds", "", ["model", "version"], buckets=BUCKETS, registry=reg)
     fb = Counter("canary_router_fallbacks_total", "", registry=reg)
     req.labels("production", "1", "ok").inc(ok_prod)
     req.labels("canary", "2", "ok").inc(ok_canary)
@@ -41,8 +41,9 @@ def _families(ok_prod=0, ok_canary=0, err_canary=0, latencies=(), correct=0, inc
 
 
 def test_summary_from_counters():
-    counts = stats.raw_counts(_families(ok_prod=80, ok_canary=20, err_canary=5,
-                                        latencies=[0.004] * 19 + [0.2], correct=15, incorrect=5))
+    counts = stats.raw_counts(
+        _families(ok_prod=80, ok_canary=20, err_canary=5, latencies=[0.004] * 19 + [0.2], correct=15, incorrect=5)
+    )
     s = stats.summarize(counts, {"production_version": "1", "canary_version": "2", "canary_percentage": 20.0})
     assert s["production"]["requests"] == 80 and s["production"]["version"] == "1"
     assert s["canary"]["requests"] == 20 and s["canary"]["errors"] == 5 and s["canary"]["error_rate"] == 20.0
@@ -74,8 +75,10 @@ def test_empty_summary():
 def test_peers():
     assert resolve_peers("") is None
     assert resolve_peers("http://a:8000/, http://b:8000") == ["http://a:8000", "http://b:8000"]
-    fake = lambda name, port, *a: [(2, 1, 6, "", ("10.0.0.3", port)), (2, 1, 6, "", ("10.0.0.2", port)),
-                                   (2, 1, 6, "", ("10.0.0.3", port))]
+
+    def fake(name, port, *a):
+        return [(2, 1, 6, "", ("10.0.0.3", port)), (2, 1, 6, "", ("10.0.0.2", port)), (2, 1, 6, "", ("10.0.0.3", port))]
+
     assert resolve_peers("dns:router:8000", resolver=fake) == ["http://10.0.0.2:8000", "http://10.0.0.3:8000"]
     with pytest.raises(ValueError):
         resolve_peers("dns:router")

@@ -1,4 +1,5 @@
 """Sticky assignment: properties of the split by key (hypothesis)."""
+
 import math
 import subprocess
 import sys
@@ -51,6 +52,11 @@ def test_a_new_rollout_reshuffles_the_keys():
 def test_stable_across_processes():
     """Another interpreter (another hash seed) puts the key in the same bucket."""
     code = "from canary_router.split import sticky_bucket; print(repr(sticky_bucket('alice', '2')))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={"PYTHONPATH": ":".join(sys.path), "PYTHONHASHSEED": "123"}).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": ":".join(sys.path), "PYTHONHASHSEED": "123"},
+    ).stdout.strip()
     assert float(out) == sticky_bucket("alice", "2")

@@ -1,5 +1,6 @@
 """The tabular demos' versions: improved >= baseline, degraded clearly worse, on held-out rows;
 and every version takes the full row, so one signature and one payload fit all three."""
+
 import json
 
 import pytest
@@ -9,8 +10,11 @@ from model_setup import demos, tabular
 
 @pytest.fixture(scope="module")
 def trained():
-    return {(name, role): tabular.train(name, role) for name in ("breast-cancer", "diabetes")
-            for role in ("baseline", "improved", "degraded")}
+    return {
+        (name, role): tabular.train(name, role)
+        for name in ("breast-cancer", "diabetes")
+        for role in ("baseline", "improved", "degraded")
+    }
 
 
 def _figures(trained, name, key):

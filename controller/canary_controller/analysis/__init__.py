@@ -1,5 +1,6 @@
 """Rollout analysis: decides from counter increments whether a canary rolls back, steps up,
 is promoted, or holds. See base.py for the interface and sequential.py for the method."""
+
 from __future__ import annotations
 
 from .base import Analysis, ArmIncrement, Decision, Poll, Verdict
@@ -8,9 +9,20 @@ from .sequential import SequentialAnalysis, SequentialEngine
 from .threshold import ThresholdAnalysis, ThresholdEngine
 
 __all__ = [
-    "Analysis", "AnalysisConfig", "ArmIncrement", "ConfigError", "Decision", "MetricConfig", "Poll",
-    "SequentialAnalysis", "SequentialEngine", "ThresholdAnalysis", "ThresholdEngine", "Verdict",
-    "build_analysis", "load_config",
+    "Analysis",
+    "AnalysisConfig",
+    "ArmIncrement",
+    "ConfigError",
+    "Decision",
+    "MetricConfig",
+    "Poll",
+    "SequentialAnalysis",
+    "SequentialEngine",
+    "ThresholdAnalysis",
+    "ThresholdEngine",
+    "Verdict",
+    "build_analysis",
+    "load_config",
 ]
 
 

@@ -8,13 +8,20 @@ per bound of ABS_ERROR_BUCKETS (ABS_ERROR_FIELDS, +Inf last): the engine's array
 `metric_matrices` is the one place where every kind's (good, total) is defined, as linear
 combinations of the columns.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
+from canary_common.regression import (
+    ABS_ERROR_BUCKETS,
+    REGRESSION_KINDS,
+    dense_counts,
+    mae_coefficients,
+    within_coefficients,
+)
+
 from .base import ArmIncrement
-from canary_common.regression import (ABS_ERROR_BUCKETS, REGRESSION_KINDS, dense_counts, mae_coefficients,
-                         within_coefficients)
 
 # Column order of the (B, 6) increment arrays.
 FIELDS = ("requests", "errors", "labelled", "correct", "latency_count", "latency_fast")

@@ -4,6 +4,7 @@ The controller reads raw counters from Prometheus, takes the increments itself a
 analysis one `Poll` per poll interval. The analysis knows statistics, not Prometheus, HTTP or
 MLflow: it never does I/O.
 """
+
 from __future__ import annotations
 
 import enum
@@ -29,7 +30,7 @@ class ArmIncrement:
     # is configured. Upper bounds in the label's unit.
     abs_error_buckets: tuple[tuple[float, float], ...] = ()
 
-    def __add__(self, other: "ArmIncrement") -> "ArmIncrement":
+    def __add__(self, other: ArmIncrement) -> ArmIncrement:
         def merge(a, b):
             merged: dict[float, float] = {}
             for le, n in a + b:

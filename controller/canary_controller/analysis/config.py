@@ -4,6 +4,7 @@ Every problem raises ConfigError naming the field path, e.g.
 "metrics[1].margin: must be > 0, got -0.1". Unknown keys are errors too, so a typo never
 silently falls back to a default.
 """
+
 from __future__ import annotations
 
 import math
@@ -13,9 +14,17 @@ from typing import Any
 
 import yaml
 
+from canary_common.regression import (
+    ABS_ERROR_BUCKET_SERIES,
+    ABS_ERROR_COUNTER,
+    ABS_ERROR_METRIC,
+    FINITE_BOUNDS,
+    REGRESSION_KINDS,
+    allowed_bounds_text,
+    bound_index,
+)
+
 from .base import ArmIncrement
-from canary_common.regression import (ABS_ERROR_BUCKET_SERIES, ABS_ERROR_COUNTER, ABS_ERROR_METRIC, FINITE_BOUNDS,
-                         REGRESSION_KINDS, allowed_bounds_text, bound_index)
 
 
 class ConfigError(ValueError):
@@ -152,6 +161,7 @@ DEFAULT_METRICS = (
 
 # ---------------------------------------------------------------- validation helpers
 
+
 def _fail(path: str, msg: str) -> ConfigError:
     return ConfigError(f"{path}: {msg}")
 
@@ -168,15 +178,23 @@ def _mapping(value: Any, path: str, allowed: set[str]) -> dict:
     return value
 
 
-def _number(value: Any, path: str, *, gt: float | None = None, ge: float | None = None,
-            le: float | None = None, lt: float | None = None, allow_none: bool = False,
-            allow_auto: bool = False) -> float | str | None:
+def _number(
+    value: Any,
+    path: str,
+    *,
+    gt: float | None = None,
+    ge: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    allow_none: bool = False,
+    allow_auto: bool = False,
+) -> float | str | None:
     if value is None and allow_none:
         return None
     if allow_auto and value == AUTO:
         return AUTO
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        hint = " or \"auto\"" if allow_auto else ""
+        hint = ' or "auto"' if allow_auto else ""
         hint += " or null" if allow_none else ""
         raise _fail(path, f"must be a number{hint}, got {value!r}")
     value = float(value)
@@ -192,8 +210,12 @@ def _number(value: Any, path: str, *, gt: float | None = None, ge: float | None 
 
 
 def _integer(value: Any, path: str, *, ge: int, le: int | None = None) -> int:
-    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
-            or value != int(value)):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value != int(value)
+    ):
         raise _fail(path, f"must be an integer, got {value!r}")
     if value < ge:
         raise _fail(path, f"must be >= {ge}, got {int(value)}")
@@ -220,6 +242,7 @@ def _alpha(value: Any, path: str) -> float:
 
 # ---------------------------------------------------------------- sections
 
+
 def _steps(value: Any) -> tuple[float, ...]:
     if not isinstance(value, (list, tuple)) or not value:
         raise _fail("steps", f"must be a non-empty list of percentages, got {value!r}")
@@ -244,8 +267,19 @@ def _counters(value: Any, regression: bool = False) -> dict:
 
 def _metric(value: Any, i: int) -> MetricConfig:
     path = f"metrics[{i}]"
-    allowed = {"name", "kind", "margin", "tau_rollback", "tau_promote", "tau_change", "delta_rollback",
-               "weight", "promotion_gate", "tolerance", "clip"}
+    allowed = {
+        "name",
+        "kind",
+        "margin",
+        "tau_rollback",
+        "tau_promote",
+        "tau_change",
+        "delta_rollback",
+        "weight",
+        "promotion_gate",
+        "tolerance",
+        "clip",
+    }
     raw = _mapping(value, path, allowed)
     kind = _choice(raw.get("kind"), f"{path}.kind", KINDS)
     name = raw.get("name", kind)
@@ -257,8 +291,9 @@ def _metric(value: Any, i: int) -> MetricConfig:
     for key in ("margin", "tau_rollback", "tau_promote", "tau_change"):
         v = raw.get(key, defaults[key])
         if v == AUTO and not auto_ok:
-            raise _fail(f"{path}.{key}", f"\"auto\" is only for availability; omit it for the "
-                                         f"{kind} default ({defaults[key]:g})")
+            raise _fail(
+                f"{path}.{key}", f'"auto" is only for availability; omit it for the {kind} default ({defaults[key]:g})'
+            )
         values[key] = _number(v, f"{path}.{key}", gt=0, lt=1, allow_auto=auto_ok)
     delta = _number(raw.get("delta_rollback", 0.0), f"{path}.delta_rollback", ge=0, lt=1)
     weight = raw.get("weight")
@@ -266,12 +301,21 @@ def _metric(value: Any, i: int) -> MetricConfig:
         weight = _number(weight, f"{path}.weight", gt=0, le=1)
     gate = _boolean(raw.get("promotion_gate", True), f"{path}.promotion_gate")
     bounds = {key: _bucket_bound(raw, path, kind, key) for key in ("tolerance", "clip")}
-    return MetricConfig(name=name.strip(), kind=kind, delta_rollback=delta, weight=weight or 0.0,
-                        promotion_gate=gate, **values, **bounds)
+    return MetricConfig(
+        name=name.strip(),
+        kind=kind,
+        delta_rollback=delta,
+        weight=weight or 0.0,
+        promotion_gate=gate,
+        **values,
+        **bounds,
+    )
 
 
-_BOUND_WORDS = {"tolerance": "the absolute error at or under which a prediction counts as within tolerance",
-                "clip": "the absolute error at which errors are clipped; margins are fractions of it"}
+_BOUND_WORDS = {
+    "tolerance": "the absolute error at or under which a prediction counts as within tolerance",
+    "clip": "the absolute error at which errors are clipped; margins are fractions of it",
+}
 
 
 def _bucket_bound(raw: dict, path: str, kind: str, key: str) -> float | None:
@@ -285,14 +329,19 @@ def _bucket_bound(raw: dict, path: str, kind: str, key: str) -> float | None:
         return None
     allowed = allowed_bounds_text()
     if raw.get(key) is None:
-        raise _fail(where, f"required for kind {kind} ({_BOUND_WORDS[key]}): one of the bucket bounds of "
-                           f"{ABS_ERROR_METRIC}: {allowed}")
+        raise _fail(
+            where,
+            f"required for kind {kind} ({_BOUND_WORDS[key]}): one of the bucket bounds of "
+            f"{ABS_ERROR_METRIC}: {allowed}",
+        )
     value = _number(raw[key], where)
     i = bound_index(value)
     if value <= 0 or i is None or i >= len(FINITE_BOUNDS):
         first = "must be > 0 and" if value <= 0 else "must be"
-        raise _fail(where, f"{first} one of the bucket bounds of {ABS_ERROR_METRIC} (so the count is exact): "
-                           f"{allowed}; got {value:g}")
+        raise _fail(
+            where,
+            f"{first} one of the bucket bounds of {ABS_ERROR_METRIC} (so the count is exact): {allowed}; got {value:g}",
+        )
     return FINITE_BOUNDS[i]
 
 
@@ -313,8 +362,10 @@ def _metrics(value: Any) -> tuple[MetricConfig, ...]:
         rest = 1.0 - given
         if rest <= 1e-9:
             raise _fail(f"metrics[{unset[0]}].weight", f"nothing left to share: the given weights sum to {given:g}")
-        metrics = [MetricConfig(**{**m.__dict__, "weight": rest / len(unset)}) if i in unset else m
-                   for i, m in enumerate(metrics)]
+        metrics = [
+            MetricConfig(**{**m.__dict__, "weight": rest / len(unset)}) if i in unset else m
+            for i, m in enumerate(metrics)
+        ]
     total = sum(m.weight for m in metrics)
     if abs(total - 1.0) > 1e-6:
         raise _fail("metrics", f"weights must sum to 1 (Bonferroni split of alpha_rollback), got {total:g}")
@@ -353,8 +404,7 @@ def _change_detection(value: Any) -> ChangeDetectionConfig:
     return ChangeDetectionConfig(
         enabled=_boolean(raw.get("enabled", d.enabled), f"{path}.enabled"),
         alpha_share=_number(raw.get("alpha_share", d.alpha_share), f"{path}.alpha_share", gt=0, lt=1),
-        start_interval_s=_number(raw.get("start_interval_s", d.start_interval_s), f"{path}.start_interval_s",
-                                 gt=0),
+        start_interval_s=_number(raw.get("start_interval_s", d.start_interval_s), f"{path}.start_interval_s", gt=0),
         max_starts=_integer(raw.get("max_starts", d.max_starts), f"{path}.max_starts", ge=2, le=1000),
     )
 
@@ -364,21 +414,50 @@ def _threshold(value: Any) -> ThresholdConfig:
     raw = _mapping(value, "threshold", keys)
     d = ThresholdConfig()
     return ThresholdConfig(
-        accuracy_threshold=_number(raw.get("accuracy_threshold", d.accuracy_threshold),
-                                   "threshold.accuracy_threshold", ge=0, le=100, allow_none=True),
-        latency_threshold_ms=_number(raw.get("latency_threshold_ms", d.latency_threshold_ms),
-                                     "threshold.latency_threshold_ms", gt=0, allow_none=True),
-        error_threshold_pct=_number(raw.get("error_threshold_pct", d.error_threshold_pct),
-                                    "threshold.error_threshold_pct", ge=0, le=100, allow_none=True),
+        accuracy_threshold=_number(
+            raw.get("accuracy_threshold", d.accuracy_threshold),
+            "threshold.accuracy_threshold",
+            ge=0,
+            le=100,
+            allow_none=True,
+        ),
+        latency_threshold_ms=_number(
+            raw.get("latency_threshold_ms", d.latency_threshold_ms),
+            "threshold.latency_threshold_ms",
+            gt=0,
+            allow_none=True,
+        ),
+        error_threshold_pct=_number(
+            raw.get("error_threshold_pct", d.error_threshold_pct),
+            "threshold.error_threshold_pct",
+            ge=0,
+            le=100,
+            allow_none=True,
+        ),
         min_samples=_integer(raw.get("min_samples", d.min_samples), "threshold.min_samples", ge=1),
         window_s=_number(raw.get("window_s", d.window_s), "threshold.window_s", gt=0, allow_none=True),
     )
 
 
-TOP_KEYS = {"mode", "steps", "min_dwell_s", "max_stage_s", "on_inconclusive", "step_margin", "step_margin_cap",
-            "alpha_rollback",
-            "alpha_step", "alpha_promote", "burn_in", "outage_fallback_s", "counters", "metrics",
-            "guards", "change_detection", "threshold"}
+TOP_KEYS = {
+    "mode",
+    "steps",
+    "min_dwell_s",
+    "max_stage_s",
+    "on_inconclusive",
+    "step_margin",
+    "step_margin_cap",
+    "alpha_rollback",
+    "alpha_step",
+    "alpha_promote",
+    "burn_in",
+    "outage_fallback_s",
+    "counters",
+    "metrics",
+    "guards",
+    "change_detection",
+    "threshold",
+}
 
 
 def load_config(source: str | Path | dict | None = None) -> AnalysisConfig:
@@ -400,8 +479,7 @@ def load_config(source: str | Path | dict | None = None) -> AnalysisConfig:
         steps=_steps(raw.get("steps", list(d.steps))),
         min_dwell_s=_number(raw.get("min_dwell_s", d.min_dwell_s), "min_dwell_s", ge=0),
         max_stage_s=_number(raw.get("max_stage_s", d.max_stage_s), "max_stage_s", gt=0, allow_none=True),
-        on_inconclusive=_choice(raw.get("on_inconclusive", d.on_inconclusive), "on_inconclusive",
-                                ("rollback", "hold")),
+        on_inconclusive=_choice(raw.get("on_inconclusive", d.on_inconclusive), "on_inconclusive", ("rollback", "hold")),
         step_margin=_choice(raw.get("step_margin", d.step_margin), "step_margin", ("exposure", "fixed")),
         step_margin_cap=_number(raw.get("step_margin_cap", d.step_margin_cap), "step_margin_cap", ge=1),
         alpha_rollback=_alpha(raw.get("alpha_rollback", d.alpha_rollback), "alpha_rollback"),
@@ -420,9 +498,12 @@ def load_config(source: str | Path | dict | None = None) -> AnalysisConfig:
         return config
     i = regression[0]
     if config.mode == "threshold":
-        raise _fail(f"metrics[{i}].kind", f"{config.metrics[i].kind} is a regression metric of the sequential "
-                                          f"analysis; mode: threshold (the seed lab's fixed thresholds on "
-                                          f"accuracy, p95 latency and errors) ignores the metrics list and has no "
-                                          f"regression check: use mode: sequential")
+        raise _fail(
+            f"metrics[{i}].kind",
+            f"{config.metrics[i].kind} is a regression metric of the sequential "
+            f"analysis; mode: threshold (the seed lab's fixed thresholds on "
+            f"accuracy, p95 latency and errors) ignores the metrics list and has no "
+            f"regression check: use mode: sequential",
+        )
     # The abs-error histogram is read only when a regression metric needs it.
     return replace(config, counters=_counters(raw.get("counters"), regression=True))

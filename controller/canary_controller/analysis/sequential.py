@@ -70,6 +70,7 @@ above applies unchanged. mae's good is fractional (total minus the summed clippe
 of clip); the binomial variance used here bounds the variance of any [0, 1] variable with the
 same mean, so its tests keep their error bounds (the argument is in regression.py).
 """
+
 from __future__ import annotations
 
 import math
@@ -77,15 +78,21 @@ import time
 
 import numpy as np
 
+from canary_common.regression import REGRESSION_KINDS, describe
+
 from .arms import FIELDS, UNIT, columns_for, metric_matrices, to_row
 from .base import Decision, Poll, Verdict
 from .config import AUTO, AnalysisConfig, MetricConfig
-from canary_common.regression import REGRESSION_KINDS, describe
 from .stats import LOG2, evidence_radius, lindon_malek_log_bf, log_e_value
 
 CONTINUE, STEP_UP, PROMOTE, ROLLBACK, INCONCLUSIVE = 0, 1, 2, 3, 4
-CODE_TO_DECISION = {CONTINUE: Decision.CONTINUE, STEP_UP: Decision.STEP_UP, PROMOTE: Decision.PROMOTE,
-                    ROLLBACK: Decision.ROLLBACK, INCONCLUSIVE: Decision.INCONCLUSIVE}
+CODE_TO_DECISION = {
+    CONTINUE: Decision.CONTINUE,
+    STEP_UP: Decision.STEP_UP,
+    PROMOTE: Decision.PROMOTE,
+    ROLLBACK: Decision.ROLLBACK,
+    INCONCLUSIVE: Decision.INCONCLUSIVE,
+}
 _EPS = 1e-9
 # The change detector's spending sequence: start j (1, 2, ...) of a rollout gets the share
 # w_j = ln(A) / ((j + A) ln^2(j + A)) of the detector's budget; these sum to at most 1 over
@@ -165,8 +172,9 @@ class SequentialEngine:
         # Metric k rolls back at log(1/(w_k alpha_fs)); its start j alarms at
         # log(1/(w_k alpha_cd)) + log(1/w_j).
         self.log_thr_rollback = np.log(1.0 / (self.weights * self.alpha_from_start))
-        self.log_thr_change = (np.log(1.0 / (self.weights * self.alpha_change)) if self.change_enabled
-                               else np.full(len(ms), np.inf))
+        self.log_thr_change = (
+            np.log(1.0 / (self.weights * self.alpha_change)) if self.change_enabled else np.full(len(ms), np.inf)
+        )
         self.slots = int(cd.max_starts) if self.change_enabled else 0
         self.start_interval = float(cd.start_interval_s)
         self.reset()
@@ -205,8 +213,7 @@ class SequentialEngine:
             a[:, m] = 0.0
         for a in (self.err_c, self.err_p, self.req_c, self.req_p, self.restarts):
             a[m] = 0.0
-        for a in (self.stage_start, self.stage_weight, self.prev_at, self.span_start, self.rollout_start,
-                  self.c_last):
+        for a in (self.stage_start, self.stage_weight, self.prev_at, self.span_start, self.rollout_start, self.c_last):
             a[m] = np.nan
         self.final[m] = False
         self.next_share[m] = 1.0
@@ -241,9 +248,11 @@ class SequentialEngine:
         production = np.maximum(np.asarray(production, float), 0.0)
         for a in (canary, production):
             if a.shape[-1] != len(self.columns):
-                raise ValueError(f"increments need {len(self.columns)} columns ({', '.join(self.columns[:6])}"
-                                 f"{', then the abs-error buckets' if len(self.columns) > 6 else ''}), "
-                                 f"got {a.shape[-1]}")
+                raise ValueError(
+                    f"increments need {len(self.columns)} columns ({', '.join(self.columns[:6])}"
+                    f"{', then the abs-error buckets' if len(self.columns) > 6 else ''}), "
+                    f"got {a.shape[-1]}"
+                )
         weight = np.broadcast_to(_share(weight), (self.size,))
         gc, tc = (canary @ self.good_m).T, (canary @ self.total_m).T  # (K, B)
         gp, tp = (production @ self.good_m).T, (production @ self.total_m).T
@@ -273,9 +282,9 @@ class SequentialEngine:
         self.req_c += np.where(clean, canary[:, r], 0.0)
         self.req_p += np.where(clean, production[:, r], 0.0)
         self.restarts += np.broadcast_to(np.asarray(restarts, float), (self.size,))
-        self.span_start = np.where(np.isnan(self.span_start),
-                                   np.where(np.isnan(self.prev_at), self.stage_start, self.prev_at),
-                                   self.span_start)
+        self.span_start = np.where(
+            np.isnan(self.span_start), np.where(np.isnan(self.prev_at), self.stage_start, self.prev_at), self.span_start
+        )
         self.prev_at = np.full(self.size, float(at)) if np.ndim(at) == 0 else np.asarray(at, float)
         if self.change_enabled:
             self._add_starts(self.prev_at)
@@ -401,8 +410,9 @@ class SequentialEngine:
         m_auto = np.maximum(0.002, base_err)
         shape = self.W.shape
         m = np.broadcast_to(np.where(np.isnan(self.margin_fixed), m_auto, self.margin_fixed), shape)
-        tau_r = np.broadcast_to(np.where(np.isnan(self.tau_r_fixed), np.maximum(0.01, 2.0 * base_err),
-                                         self.tau_r_fixed), shape)
+        tau_r = np.broadcast_to(
+            np.where(np.isnan(self.tau_r_fixed), np.maximum(0.01, 2.0 * base_err), self.tau_r_fixed), shape
+        )
         if self.config.step_margin == "exposure":
             factor = np.minimum(self.config.step_margin_cap, 1.0 / np.maximum(self.next_share, _EPS))
             m = m * np.where(self.final, 1.0, factor)[None, :]
@@ -428,8 +438,12 @@ class SequentialEngine:
             ch = self._change_scan(tau_c)
         else:
             none = np.full(self.W.shape, np.nan)
-            ch = {"fired": np.zeros(self.W.shape, bool), "best": np.full(self.W.shape, -1), "log_e": none,
-                  "log_thr": none}
+            ch = {
+                "fired": np.zeros(self.W.shape, bool),
+                "best": np.full(self.W.shape, -1),
+                "log_e": none,
+                "log_thr": none,
+            }
         rollback_metric = from_start | ch["fired"]
         noninf = burn & (log_e_p >= thr_p[None, :])
 
@@ -437,8 +451,11 @@ class SequentialEngine:
         rho = self.stage_weight
         burst_bf = lindon_malek_log_bf(self.err_c, self.err_p, rho, g.error_burst.k)
         tot_err = self.err_c + self.err_p
-        burst = (g.error_burst.enabled & (burst_bf >= guard_log_threshold(cfg, g.error_burst.alpha))
-                 & (self.err_c > rho * tot_err))
+        burst = (
+            g.error_burst.enabled
+            & (burst_bf >= guard_log_threshold(cfg, g.error_burst.alpha))
+            & (self.err_c > rho * tot_err)
+        )
         srm_bf = lindon_malek_log_bf(self.req_c, self.req_p, rho, g.sample_ratio.k)
         srm = g.sample_ratio.enabled & (srm_bf >= guard_log_threshold(cfg, g.sample_ratio.alpha))
         restarts = g.restarts.enabled & (self.restarts > g.restarts.max)
@@ -454,20 +471,42 @@ class SequentialEngine:
         decision = np.where(ready, np.where(self.final, PROMOTE, STEP_UP), decision)
         decision = np.where(rollback, ROLLBACK, decision)
         return {
-            "g_hat": g_hat, "margin": m, "tau_rollback": tau_r, "tau_promote": tau_p,
-            "var_rollback": var_r, "var_promote": var_p, "var_wald": wald,
-            "log_e_rollback": log_e_r, "log_e_promote": log_e_p,
-            "log_thr_rollback": np.broadcast_to(thr_r, self.W.shape), "log_thr_promote": thr_p,
-            "burn_in_ok": burn, "rollback_metric": rollback_metric, "non_inferior": noninf,
-            "rollback_from_start": from_start, "rollback_change": ch["fired"], "change_best": ch["best"],
-            "log_e_change": ch["log_e"], "log_thr_change": ch["log_thr"], "tau_change": tau_c,
-            "burst_log_bf": burst_bf, "burst": burst, "srm_log_bf": srm_bf, "srm": srm,
-            "restarts": restarts, "age": age, "dwell_ok": dwell_ok, "over_max": over_max,
-            "gates_ok": gates_ok, "rollback": rollback, "decision": decision,
+            "g_hat": g_hat,
+            "margin": m,
+            "tau_rollback": tau_r,
+            "tau_promote": tau_p,
+            "var_rollback": var_r,
+            "var_promote": var_p,
+            "var_wald": wald,
+            "log_e_rollback": log_e_r,
+            "log_e_promote": log_e_p,
+            "log_thr_rollback": np.broadcast_to(thr_r, self.W.shape),
+            "log_thr_promote": thr_p,
+            "burn_in_ok": burn,
+            "rollback_metric": rollback_metric,
+            "non_inferior": noninf,
+            "rollback_from_start": from_start,
+            "rollback_change": ch["fired"],
+            "change_best": ch["best"],
+            "log_e_change": ch["log_e"],
+            "log_thr_change": ch["log_thr"],
+            "tau_change": tau_c,
+            "burst_log_bf": burst_bf,
+            "burst": burst,
+            "srm_log_bf": srm_bf,
+            "srm": srm,
+            "restarts": restarts,
+            "age": age,
+            "dwell_ok": dwell_ok,
+            "over_max": over_max,
+            "gates_ok": gates_ok,
+            "rollback": rollback,
+            "decision": decision,
         }
 
 
 # ---------------------------------------------------------------------- the controller's view
+
 
 def _f(x, digits: int = 6):
     """A JSON-friendly float (None for NaN or infinity)."""
@@ -484,12 +523,18 @@ def _duration(seconds: float) -> str:
 
 
 _DETECTOR_WORDS = {"from_start": "from-start test", "change": "change detector"}
-_GUARD_WORDS = {"error_burst": "guard: error burst", "sample_ratio": "guard: sample ratio",
-                "restarts": "guard: restarts"}
+_GUARD_WORDS = {
+    "error_burst": "guard: error burst",
+    "sample_ratio": "guard: sample ratio",
+    "restarts": "guard: restarts",
+}
 # How the change detector's words name the counts since a start, per kind: (what the canary's
 # proportion is of, the unit).
-_SINCE_WORDS = {"accuracy": ("", "labels"), "availability": (" succeeded", "requests"),
-                "latency": (" within the SLO", "successful requests")}
+_SINCE_WORDS = {
+    "accuracy": ("", "labels"),
+    "availability": (" succeeded", "requests"),
+    "latency": (" within the SLO", "successful requests"),
+}
 
 
 def _ago(seconds: float) -> str:
@@ -521,8 +566,10 @@ def _regression_values(mc: MetricConfig, pc, pp) -> str:
 def _regression_margin(mc: MetricConfig, m: float) -> str:
     """What the margin means for a regression kind, in the label's unit for mae."""
     if mc.kind == "mae":
-        return (f"margin {m:.4g} of clip: the canary's clipped mean absolute error may exceed production's by "
-                f"at most {m * mc.clip:.4g}")
+        return (
+            f"margin {m:.4g} of clip: the canary's clipped mean absolute error may exceed production's by "
+            f"at most {m * mc.clip:.4g}"
+        )
     return f"margin {100 * m:.4g} points of the share within {mc.tolerance:g} of the label"
 
 
@@ -539,8 +586,10 @@ def _change_words(name: str, kind: str, since: dict | None, at: float, mc: Metri
     pc, pp, nc = since["p"]["canary"], since["p"]["production"], since["n"]["canary"] or 0.0
     head = f"{name} turned worse on the canary about {_ago(at - start)} ago (since {clock} UTC: "
     if kind == "mae" and mc is not None:
-        return (head + f"clipped mean absolute error canary {_mae(pc, mc.clip)} on {nc:,.0f} labelled predictions, "
-                f"production {_mae(pp, mc.clip)}; errors clipped at {mc.clip:g})")
+        return (
+            head + f"clipped mean absolute error canary {_mae(pc, mc.clip)} on {nc:,.0f} labelled predictions, "
+            f"production {_mae(pp, mc.clip)}; errors clipped at {mc.clip:g})"
+        )
     if kind == "within_tolerance" and mc is not None:
         what, unit = f" within {mc.tolerance:g} of the label", "labelled predictions"
     else:
@@ -590,8 +639,13 @@ class SequentialAnalysis:
         if self.stage_weight is None:  # the controller forgot start_stage: use the poll's weight
             self.start_stage(poll.weight, poll.at, False)
         cols = self.engine.columns
-        self.engine.observe(poll.at, to_row(poll.canary, cols), to_row(poll.production, cols), poll.weight,
-                            max(0, int(poll.canary_restarts)))
+        self.engine.observe(
+            poll.at,
+            to_row(poll.canary, cols),
+            to_row(poll.production, cols),
+            poll.weight,
+            max(0, int(poll.canary_restarts)),
+        )
 
     # ------------------------------------------------------------------ verdict
     def verdict(self, at: float) -> Verdict:
@@ -615,16 +669,18 @@ class SequentialAnalysis:
         elif decision in (Decision.STEP_UP, Decision.PROMOTE):
             act = "promote" if decision is Decision.PROMOTE else "step up"
             gated = [m["name"] for m in metrics if m["promotion_gate"]]
-            summary = (f"All gates ({', '.join(gated)}) show non-inferiority after "
-                       f"{_duration(age)} at {pct}: {act}.")
+            summary = f"All gates ({', '.join(gated)}) show non-inferiority after {_duration(age)} at {pct}: {act}."
         else:
             waiting = [m["explanation"] for m in metrics if m["promotion_gate"] and not m["non_inferior"]]
             if not waiting and not ev["dwell_ok"][0]:
                 waiting = [f"all gates passed; minimum dwell, {_duration(cfg.min_dwell_s - age)} left"]
             if decision is Decision.INCONCLUSIVE:
-                summary = (f"Inconclusive: stage at {pct} ran {_duration(age)}, past max_stage_s "
-                           f"({cfg.max_stage_s:g} s), without showing non-inferiority ("
-                           + "; ".join(waiting) + f"); policy: {cfg.on_inconclusive}.")
+                summary = (
+                    f"Inconclusive: stage at {pct} ran {_duration(age)}, past max_stage_s "
+                    f"({cfg.max_stage_s:g} s), without showing non-inferiority ("
+                    + "; ".join(waiting)
+                    + f"); policy: {cfg.on_inconclusive}."
+                )
             else:
                 summary = f"Holding at {pct}: " + "; ".join(waiting) + "."
         return Verdict(decision, summary, metrics, guards, detector)
@@ -656,17 +712,22 @@ class SequentialAnalysis:
         if detector == "from_start":
             values = f"{_regression_values(mc, pc, pp)}; " if regression else ""
             scale = " of clip" if mc.kind == "mae" else ""
-            cause = text = (f"{name} is worse on the canary ({values}g = {g_hat:+.4f}{scale}, upper bound "
-                            f"{upper:+.4f} < {-mc.delta_rollback + 0.0:+g}; log e {log_e_r:.2f} >= {c_r:.2f})")
+            cause = text = (
+                f"{name} is worse on the canary ({values}g = {g_hat:+.4f}{scale}, upper bound "
+                f"{upper:+.4f} < {-mc.delta_rollback + 0.0:+g}; log e {log_e_r:.2f} >= {c_r:.2f})"
+            )
         elif detector == "change":
             cause = _change_words(name, mc.kind, since, at, mc)
             text = cause + ": roll back"
         elif not burn:
-            text = (f"{name} gate: burn-in, {cfg.burn_in} {unit.replace('canary ', '')} per arm needed "
-                    f"(canary {nc:.0f}, production {np_:.0f})")
+            text = (
+                f"{name} gate: burn-in, {cfg.burn_in} {unit.replace('canary ', '')} per arm needed "
+                f"(canary {nc:.0f}, production {np_:.0f})"
+            )
         elif noninf:
-            text = (f"{name} gate: non-inferior within {m:.4g} (lower bound {lower:+.4f}; "
-                    f"log e {log_e_p:.2f} >= {c_p:.2f})")
+            text = (
+                f"{name} gate: non-inferior within {m:.4g} (lower bound {lower:+.4f}; log e {log_e_p:.2f} >= {c_p:.2f})"
+            )
         else:
             text = self._holding_words(k, g_hat, m, var_p, tau_p, c_p, at)
         if regression and detector is None and burn:
@@ -674,36 +735,53 @@ class SequentialAnalysis:
         alpha_r = mc.weight * eng.alpha_from_start
         alpha_p = cfg.alpha_promote if self.final else cfg.alpha_step
         return {
-            "name": name, "kind": mc.kind, "promotion_gate": mc.promotion_gate,
+            "name": name,
+            "kind": mc.kind,
+            "promotion_gate": mc.promotion_gate,
             "n": {"canary": _f(nc, 3), "production": _f(np_, 3)},
             "p": {"canary": _f(xc / nc) if nc > 0 else None, "production": _f(xp / np_) if np_ > 0 else None},
             "g_hat": _f(g_hat),
-            "margin": _f(m), "delta_rollback": _f(mc.delta_rollback),
-            "tau_rollback": _f(tau_r), "tau_promote": _f(tau_p),
+            "margin": _f(m),
+            "delta_rollback": _f(mc.delta_rollback),
+            "tau_rollback": _f(tau_r),
+            "tau_promote": _f(tau_p),
             "variance": {"rollback": _f(var_r, 12), "promote": _f(var_p, 12)},
             "bounds": {
-                "lower": _f(lower), "upper": _f(upper),
-                "kind": (f"anytime-valid one-sided bounds on g from the normal-mixture e-process: "
-                         f"lower at alpha {alpha_p:g} (tau {tau_p:.4g}), upper at alpha {alpha_r:.4g} "
-                         f"(tau {tau_r:.4g})"),
+                "lower": _f(lower),
+                "upper": _f(upper),
+                "kind": (
+                    f"anytime-valid one-sided bounds on g from the normal-mixture e-process: "
+                    f"lower at alpha {alpha_p:g} (tau {tau_p:.4g}), upper at alpha {alpha_r:.4g} "
+                    f"(tau {tau_r:.4g})"
+                ),
             },
-            "log_e_rollback": _f(log_e_r), "log_e_promote": _f(log_e_p),
-            "threshold_rollback": _f(c_r), "threshold_promote": _f(c_p),
-            "alpha_rollback": _f(alpha_r), "alpha_promote": _f(alpha_p),
-            "burn_in_ok": burn, "rollback": rollback, "non_inferior": noninf,
+            "log_e_rollback": _f(log_e_r),
+            "log_e_promote": _f(log_e_p),
+            "threshold_rollback": _f(c_r),
+            "threshold_promote": _f(c_p),
+            "alpha_rollback": _f(alpha_r),
+            "alpha_promote": _f(alpha_p),
+            "burn_in_ok": burn,
+            "rollback": rollback,
+            "non_inferior": noninf,
             # Which rollback detector fired (from_start wins when both did), and since when the
             # change detector's fired (or, if none fired, strongest) start-indexed test counts.
             "detector": detector,
             "change_since": since["at"] if since else None,
             "since": since,
             "change": {
-                "enabled": eng.change_enabled, "fired": change,
-                "log_e": _f(ev["log_e_change"][k, 0]), "threshold": _f(ev["log_thr_change"][k, 0]),
-                "alpha": _f(mc.weight * eng.alpha_change), "tau": _f(ev["tau_change"][k, 0]),
+                "enabled": eng.change_enabled,
+                "fired": change,
+                "log_e": _f(ev["log_e_change"][k, 0]),
+                "threshold": _f(ev["log_thr_change"][k, 0]),
+                "alpha": _f(mc.weight * eng.alpha_change),
+                "tau": _f(ev["tau_change"][k, 0]),
                 "starts": int(np.isfinite(eng.c_at[:, 0]).sum()) if eng.change_enabled else 0,
             },
-            "rollback_from_start": from_start, "rollback_change": change,
-            "explanation": text, "cause": cause,
+            "rollback_from_start": from_start,
+            "rollback_change": change,
+            "explanation": text,
+            "cause": cause,
             **({"regression": self._regression_evidence(mc, pc, pp, m)} if regression else {}),
         }
 
@@ -714,12 +792,20 @@ class SequentialAnalysis:
         out = {"measure": describe(mc.kind, mc.tolerance, mc.clip)}
         if mc.kind == "mae":
             mae = lambda p: None if p is None else _f(mc.clip * (1.0 - p))  # noqa: E731
-            out.update(clip=mc.clip, clipped_mae={"canary": mae(pc), "production": mae(pp)},
-                       margin_error=_f(m * mc.clip),
-                       counted_as="each error at its histogram bucket's upper bound (never below the true error)")
+            out.update(
+                clip=mc.clip,
+                clipped_mae={"canary": mae(pc), "production": mae(pp)},
+                margin_error=_f(m * mc.clip),
+                counted_as="each error at its histogram bucket's upper bound (never below the true error)",
+            )
         else:
-            out.update(tolerance=mc.tolerance, share_within={"canary": _f(pc) if pc is not None else None,
-                                                             "production": _f(pp) if pp is not None else None})
+            out.update(
+                tolerance=mc.tolerance,
+                share_within={
+                    "canary": _f(pc) if pc is not None else None,
+                    "production": _f(pp) if pp is not None else None,
+                },
+            )
         return out
 
     def _since(self, slot: int, k: int) -> dict:
@@ -727,19 +813,23 @@ class SequentialAnalysis:
         d = self.engine.since(slot, k)
         nc, np_ = d["nc"], d["np_"]
         g = d["G"] / d["W"] if d["W"] > 0 else math.nan
-        return {"at": _f(d["at"], 3), "start": int(d["j"]),
-                "n": {"canary": _f(nc, 3), "production": _f(np_, 3)},
-                "p": {"canary": _f(d["xc"] / nc) if nc > 0 else None,
-                      "production": _f(d["xp"] / np_) if np_ > 0 else None},
-                "g_hat": _f(g)}
+        return {
+            "at": _f(d["at"], 3),
+            "start": int(d["j"]),
+            "n": {"canary": _f(nc, 3), "production": _f(np_, 3)},
+            "p": {"canary": _f(d["xc"] / nc) if nc > 0 else None, "production": _f(d["xp"] / np_) if np_ > 0 else None},
+            "g_hat": _f(g),
+        }
 
     def _holding_words(self, k, g_hat, m, var_p, tau_p, c_p, at) -> str:
         eng, mc = self.engine, self.config.metrics[k]
         name, unit = mc.name, UNIT[mc.kind]
         s = g_hat + m
         if s <= 0:
-            return (f"{name} gate: the canary currently looks worse than the margin (g = {g_hat:+.4f} <= "
-                    f"-{m:.4g}); more data at this estimate will not show non-inferiority")
+            return (
+                f"{name} gate: the canary currently looks worse than the margin (g = {g_hat:+.4f} <= "
+                f"-{m:.4g}); more data at this estimate will not show non-inferiority"
+            )
         w_now, nc = float(eng.W[k, 0]), float(eng.nc[k, 0])
         need_w = _needed_weight(s, var_p * w_now, tau_p, c_p, w_now)
         span = at - float(eng.span_start[0]) if math.isfinite(float(eng.span_start[0])) else 0.0
@@ -752,8 +842,10 @@ class SequentialAnalysis:
         secs = more / rate
         text = f"{name} gate: about {more:,.0f} more {unit} needed at the current rate (≈ {_duration(secs)})"
         if secs > 6 * 3600:
-            text += ("; that is hours: widen the margin, raise the canary share or the label fraction, or "
-                     "set promotion_gate: false to keep it as a rollback monitor only")
+            text += (
+                "; that is hours: widen the margin, raise the canary share or the label fraction, or "
+                "set promotion_gate: false to keep it as a rollback monitor only"
+            )
         return text
 
     def _guard_evidence(self, ev: dict) -> list[dict]:
@@ -761,30 +853,52 @@ class SequentialAnalysis:
         rho = float(eng.stage_weight[0])
         out = []
         for name, cfg, bf, fired, x_c, x_p, what in (
-            ("error_burst", g.error_burst, ev["burst_log_bf"][0], ev["burst"][0], eng.err_c[0], eng.err_p[0],
-             "errors"),
-            ("sample_ratio", g.sample_ratio, ev["srm_log_bf"][0], ev["srm"][0], eng.req_c[0], eng.req_p[0],
-             "requests"),
+            ("error_burst", g.error_burst, ev["burst_log_bf"][0], ev["burst"][0], eng.err_c[0], eng.err_p[0], "errors"),
+            ("sample_ratio", g.sample_ratio, ev["srm_log_bf"][0], ev["srm"][0], eng.req_c[0], eng.req_p[0], "requests"),
         ):
             thr = guard_log_threshold(self.config, cfg.alpha)
             tot = float(x_c + x_p)
             share = float(x_c) / tot if tot > 0 else None
             if fired and name == "error_burst":
-                text = (f"error burst on the canary: {x_c:.0f} of {tot:.0f} errors in this stage at a "
-                        f"{100 * rho:g} % share (log BF {float(bf):.2f} >= {thr:.2f})")
+                text = (
+                    f"error burst on the canary: {x_c:.0f} of {tot:.0f} errors in this stage at a "
+                    f"{100 * rho:g} % share (log BF {float(bf):.2f} >= {thr:.2f})"
+                )
             elif fired:
-                text = (f"sample-ratio mismatch: canary got {100 * (share or 0):.2f} % of {tot:.0f} requests, "
-                        f"configured {100 * rho:g} % (log BF {float(bf):.2f} >= {thr:.2f})")
+                text = (
+                    f"sample-ratio mismatch: canary got {100 * (share or 0):.2f} % of {tot:.0f} requests, "
+                    f"configured {100 * rho:g} % (log BF {float(bf):.2f} >= {thr:.2f})"
+                )
             else:
                 text = f"{name}: quiet (log BF {float(bf):.2f} < {thr:.2f})" if cfg.enabled else f"{name}: disabled"
-            out.append({"name": name, "enabled": cfg.enabled, "fired": bool(fired), "log_bf": _f(bf),
-                        "threshold": _f(thr), "counts": {"canary": _f(x_c, 3), "production": _f(x_p, 3)},
-                        "counted": what, "canary_share_expected": _f(rho), "canary_share_observed":
-                        _f(share) if share is not None else None, "explanation": text})
+            out.append(
+                {
+                    "name": name,
+                    "enabled": cfg.enabled,
+                    "fired": bool(fired),
+                    "log_bf": _f(bf),
+                    "threshold": _f(thr),
+                    "counts": {"canary": _f(x_c, 3), "production": _f(x_p, 3)},
+                    "counted": what,
+                    "canary_share_expected": _f(rho),
+                    "canary_share_observed": _f(share) if share is not None else None,
+                    "explanation": text,
+                }
+            )
         n_restarts = float(eng.restarts[0])
         fired = bool(ev["restarts"][0])
-        out.append({"name": "restarts", "enabled": g.restarts.enabled, "fired": fired,
-                    "count": int(n_restarts), "max": g.restarts.max,
-                    "explanation": (f"canary restarted {n_restarts:.0f} times (max {g.restarts.max})" if fired
-                                    else f"restarts: {n_restarts:.0f} (max {g.restarts.max})")})
+        out.append(
+            {
+                "name": "restarts",
+                "enabled": g.restarts.enabled,
+                "fired": fired,
+                "count": int(n_restarts),
+                "max": g.restarts.max,
+                "explanation": (
+                    f"canary restarted {n_restarts:.0f} times (max {g.restarts.max})"
+                    if fired
+                    else f"restarts: {n_restarts:.0f} (max {g.restarts.max})"
+                ),
+            }
+        )
         return out

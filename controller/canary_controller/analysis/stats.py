@@ -8,6 +8,7 @@
   fixed share (Lindon & Malek 2022), exact and valid at every look.
 - histogram_quantile: linear interpolation inside cumulative buckets, as Prometheus does.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,8 +29,12 @@ def log_e_value(s, var, tau):
     v = np.where(ok, var, 1.0)
     t2 = tau * tau
     vt = v + t2
-    out = (LOG2 + log_ndtr(np.where(ok, s, 0.0) * np.sqrt(t2 / (v * vt)))
-           + 0.5 * np.log(v / vt) + np.where(ok, s, 0.0) ** 2 * t2 / (2.0 * v * vt))
+    out = (
+        LOG2
+        + log_ndtr(np.where(ok, s, 0.0) * np.sqrt(t2 / (v * vt)))
+        + 0.5 * np.log(v / vt)
+        + np.where(ok, s, 0.0) ** 2 * t2 / (2.0 * v * vt)
+    )
     out = np.where(ok, out, 0.0)
     return out if out.ndim else float(out)
 
@@ -40,8 +45,7 @@ def evidence_radius(var, tau, log_threshold, iters: int = 60):
     log E rises with s; at s = 0 it is below 0, and at s_hi below (where the exponential term
     alone reaches the threshold plus the variance penalty) it is above, so bisection brackets it.
     """
-    var, tau, c = np.broadcast_arrays(np.asarray(var, float), np.asarray(tau, float),
-                                      np.asarray(log_threshold, float))
+    var, tau, c = np.broadcast_arrays(np.asarray(var, float), np.asarray(tau, float), np.asarray(log_threshold, float))
     ok = np.isfinite(var) & (var > 0)
     v = np.where(ok, var, 1.0)
     t2 = tau * tau

@@ -14,6 +14,7 @@ Like the sequential engine it runs on a batch of B rollouts so the benchmark dri
 Histogram bounds grow as new `le` values appear; a bound absent from a poll had no increment
 there (the controller drops zero increments), so earlier polls get 0 for it.
 """
+
 from __future__ import annotations
 
 import math
@@ -102,12 +103,21 @@ class ThresholdEngine:
         enough_acc = labelled >= th.min_samples
         enough_req = requests >= th.min_samples
         enough_lat = timed >= th.min_samples
-        acc_bad = (enough_acc & (accuracy < th.accuracy_threshold / 100.0) if th.accuracy_threshold is not None
-                   else np.zeros(self.size, bool))
-        lat_bad = (enough_lat & (p95 > th.latency_threshold_ms / 1000.0) if th.latency_threshold_ms is not None
-                   else np.zeros(self.size, bool))
-        err_bad = (enough_req & (error_ratio > th.error_threshold_pct / 100.0) if th.error_threshold_pct is not None
-                   else np.zeros(self.size, bool))
+        acc_bad = (
+            enough_acc & (accuracy < th.accuracy_threshold / 100.0)
+            if th.accuracy_threshold is not None
+            else np.zeros(self.size, bool)
+        )
+        lat_bad = (
+            enough_lat & (p95 > th.latency_threshold_ms / 1000.0)
+            if th.latency_threshold_ms is not None
+            else np.zeros(self.size, bool)
+        )
+        err_bad = (
+            enough_req & (error_ratio > th.error_threshold_pct / 100.0)
+            if th.error_threshold_pct is not None
+            else np.zeros(self.size, bool)
+        )
         age = at - self.stage_start
         rollback = acc_bad | lat_bad | err_bad
         ready = (age >= cfg.min_dwell_s - 1e-9) & enough_acc & ~rollback
@@ -116,10 +126,21 @@ class ThresholdEngine:
         decision = np.where(over_max, INCONCLUSIVE, decision)
         decision = np.where(ready, PROMOTE if self.final else STEP_UP, decision)
         decision = np.where(rollback, ROLLBACK, decision)
-        return {"accuracy": accuracy, "error_ratio": error_ratio, "p95_s": p95, "labelled": labelled,
-                "requests": requests, "timed": timed, "correct": correct, "errors": errors,
-                "accuracy_bad": acc_bad, "latency_bad": lat_bad, "error_bad": err_bad,
-                "age": age, "decision": decision}
+        return {
+            "accuracy": accuracy,
+            "error_ratio": error_ratio,
+            "p95_s": p95,
+            "labelled": labelled,
+            "requests": requests,
+            "timed": timed,
+            "correct": correct,
+            "errors": errors,
+            "accuracy_bad": acc_bad,
+            "latency_bad": lat_bad,
+            "error_bad": err_bad,
+            "age": age,
+            "decision": decision,
+        }
 
 
 class ThresholdAnalysis:
@@ -150,12 +171,39 @@ class ThresholdAnalysis:
         scope = f"last {th.window_s:g} s" if th.window_s is not None else "this stage"
         n = th.min_samples
         rows = [
-            ("accuracy", th.accuracy_threshold, one["accuracy"], one["labelled"], one["accuracy_bad"],
-             "labelled canary requests", lambda v: f"{100 * v:.1f} %", lambda t: f"{t:g} %", "<"),
-            ("latency_p95", th.latency_threshold_ms, one["p95_s"], one["timed"], one["latency_bad"],
-             "timed canary requests", lambda v: f"{1000 * v:.0f} ms", lambda t: f"{t:g} ms", ">"),
-            ("error_ratio", th.error_threshold_pct, one["error_ratio"], one["requests"], one["error_bad"],
-             "canary requests", lambda v: f"{100 * v:.2f} %", lambda t: f"{t:g} %", ">"),
+            (
+                "accuracy",
+                th.accuracy_threshold,
+                one["accuracy"],
+                one["labelled"],
+                one["accuracy_bad"],
+                "labelled canary requests",
+                lambda v: f"{100 * v:.1f} %",
+                lambda t: f"{t:g} %",
+                "<",
+            ),
+            (
+                "latency_p95",
+                th.latency_threshold_ms,
+                one["p95_s"],
+                one["timed"],
+                one["latency_bad"],
+                "timed canary requests",
+                lambda v: f"{1000 * v:.0f} ms",
+                lambda t: f"{t:g} ms",
+                ">",
+            ),
+            (
+                "error_ratio",
+                th.error_threshold_pct,
+                one["error_ratio"],
+                one["requests"],
+                one["error_bad"],
+                "canary requests",
+                lambda v: f"{100 * v:.2f} %",
+                lambda t: f"{t:g} %",
+                ">",
+            ),
         ]
         metrics = []
         for name, limit, value, count, bad, unit, fmt, fmt_t, op in rows:
@@ -167,9 +215,19 @@ class ThresholdAnalysis:
                 text = f"canary {name} {fmt(value)} {op} {fmt_t(limit)} over {scope} ({count:.0f} {unit})"
             else:
                 text = f"{name}: {fmt(value)} passes {fmt_t(limit)} over {scope} ({count:.0f} {unit})"
-            metrics.append({"name": name, "kind": "threshold", "scope": scope, "threshold": limit,
-                            "value": _f(value), "n": {"canary": _f(count, 3)}, "min_samples": n,
-                            "failed": bool(bad), "explanation": text})
+            metrics.append(
+                {
+                    "name": name,
+                    "kind": "threshold",
+                    "scope": scope,
+                    "threshold": limit,
+                    "value": _f(value),
+                    "n": {"canary": _f(count, 3)},
+                    "min_samples": n,
+                    "failed": bool(bad),
+                    "explanation": text,
+                }
+            )
         code = int(one["decision"])
         decision = CODE_TO_DECISION[code]
         pct = f"{100 * self.engine.stage_weight:g} %"
@@ -177,15 +235,18 @@ class ThresholdAnalysis:
         if code == ROLLBACK:
             summary = "Roll back: " + "; ".join(m["explanation"] for m in metrics if m["failed"]) + "."
         elif code in (STEP_UP, PROMOTE):
-            summary = (f"Every check passes after {age:.0f} s at {pct}: "
-                       f"{'promote' if code == PROMOTE else 'step up'}.")
+            summary = f"Every check passes after {age:.0f} s at {pct}: {'promote' if code == PROMOTE else 'step up'}."
         else:
             waiting = []
             if age < cfg.min_dwell_s:
                 waiting.append(f"minimum dwell, {cfg.min_dwell_s - age:.0f} s left")
             if one["labelled"] < n:
                 waiting.append(metrics[0]["explanation"])
-            prefix = (f"Inconclusive: stage at {pct} ran past max_stage_s ({cfg.max_stage_s:g} s); "
-                      f"policy: {cfg.on_inconclusive}" if code == INCONCLUSIVE else f"Holding at {pct}")
+            prefix = (
+                f"Inconclusive: stage at {pct} ran past max_stage_s ({cfg.max_stage_s:g} s); "
+                f"policy: {cfg.on_inconclusive}"
+                if code == INCONCLUSIVE
+                else f"Holding at {pct}"
+            )
             summary = prefix + (": " + "; ".join(waiting) if waiting else "") + "."
         return Verdict(decision, summary, metrics, [])
