@@ -26,17 +26,17 @@ from dataclasses import dataclass, field
 
 import requests
 
-STATE_TAG = "canary.state"
-# The tags of the previous release: mirrored after every write, read only without STATE_TAG.
-WEIGHT_TAG = "canary.weight"
-MODE_TAG = "canary.mode"
-PHASE_TAG = "canary.phase"
-REASON_TAG = "canary.reason"
-UPDATED_TAG = "canary.updated_at"
-# `<version>@<epoch s>`, new for every rollout: the controller starts a fresh analysis when it changes.
-ROLLOUT_TAG = "canary.rollout"
-# Percent of production's requests copied to the canary while its live weight is 0.
-SHADOW_TAG = "canary.shadow_percentage"
+from canary_common.contracts import (  # the tag keys, re-exported: readers import them from here
+    MODE_TAG,
+    PHASE_TAG,
+    REASON_TAG,
+    ROLLOUT_TAG,
+    SHADOW_TAG,
+    STATE_TAG,
+    UPDATED_TAG,
+    WEIGHT_TAG,
+)
+
 REASON_MAX_CHARS = 2000  # the whole state must stay under MLflow's 5,000-character tag cap
 
 MODES = ("auto", "manual")

@@ -57,8 +57,10 @@ from __future__ import annotations
 
 import math
 
-ABS_ERROR_METRIC = "canary_router_prediction_abs_error"
-SHADOW_ABS_ERROR_METRIC = "canary_router_shadow_prediction_abs_error"
+from canary_common import contracts
+
+ABS_ERROR_METRIC = contracts.ROUTER_ABS_ERROR
+SHADOW_ABS_ERROR_METRIC = contracts.ROUTER_SHADOW_ABS_ERROR
 ABS_ERROR_BUCKET_SERIES = ABS_ERROR_METRIC + "_bucket"
 # Upper bounds of the absolute-error histogram, +Inf last (prometheus_client accepts it as is).
 ABS_ERROR_BUCKETS = (

@@ -12,11 +12,16 @@ import time
 
 import requests
 
+from canary_common.contracts import (
+    DECISION_TAG,
+    PROMOTED_AT_TAG,
+    PROMOTION_REASON_TAG,
+    ROLLBACK_REASON_TAG,
+    ROLLED_BACK_AT_TAG,
+)
 from canary_common.registry import RegistryClient, RolloutState, StateConflict, new_rollout_id
 
 log = logging.getLogger("canary.controller.actions")
-ROLLBACK_REASON_TAG = "canary.rollback_reason"
-ROLLED_BACK_AT_TAG = "canary.rolled_back_at"
 
 
 class Actions:
@@ -30,7 +35,7 @@ class Actions:
         if state.canary_version:
             tags = {ROLLBACK_REASON_TAG: reason, ROLLED_BACK_AT_TAG: f"{time.time():.0f}"}
             if evidence is not None:
-                tags["canary.decision"] = _evidence_tag(evidence)
+                tags[DECISION_TAG] = _evidence_tag(evidence)
             self.registry.set_version_tags(state.canary_version, tags)
         try:
             self.registry.write_state(
@@ -52,20 +57,20 @@ class Actions:
             expected_generation=state.generation if state is not None else None,
         )
         if evidence is not None and state is not None and state.canary_version:
-            self.registry.set_version_tags(state.canary_version, {"canary.decision": _evidence_tag(evidence)})
+            self.registry.set_version_tags(state.canary_version, {DECISION_TAG: _evidence_tag(evidence)})
         log.info("canary weight -> %g%%: %s", weight, reason)
 
     def tag_evidence(self, state: RolloutState, evidence: dict) -> None:
         if state.canary_version:
-            self.registry.set_version_tags(state.canary_version, {"canary.decision": _evidence_tag(evidence)})
+            self.registry.set_version_tags(state.canary_version, {DECISION_TAG: _evidence_tag(evidence)})
 
     def start_promotion(self, state: RolloutState, reason: str, evidence: dict | None = None) -> None:
         """Move the production alias; the weight drops to 0 once production serves it."""
         self.registry.write_state(phase="promoting", reason=reason, expected_generation=state.generation)
         self.registry.set_alias("production", state.canary_version)
-        tags = {"canary.promoted_at": f"{time.time():.0f}", "canary.promotion_reason": reason}
+        tags = {PROMOTED_AT_TAG: f"{time.time():.0f}", PROMOTION_REASON_TAG: reason}
         if evidence is not None:
-            tags["canary.decision"] = _evidence_tag(evidence)
+            tags[DECISION_TAG] = _evidence_tag(evidence)
         self.registry.set_version_tags(state.canary_version, tags)
         log.info("promoting version %s: %s", state.canary_version, reason)
 

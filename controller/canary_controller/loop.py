@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 
+from canary_common import contracts
 from canary_common.registry import (
     ROLLING_PHASES,
     RegistryClient,
@@ -330,7 +331,7 @@ class Controller:
             version = self.registry.get_version(state.canary_version)
         except RegistryError:
             return None
-        raw = {t["key"]: t["value"] for t in version.get("tags", [])}.get("canary.decision")
+        raw = {t["key"]: t["value"] for t in version.get("tags", [])}.get(contracts.DECISION_TAG)
         try:
             return json.loads(raw) if raw else None
         except ValueError:  # cut at MLflow's tag limit

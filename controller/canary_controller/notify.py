@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 
 import requests
 
+from canary_common.contracts import DELIVERY_HEADER
+
 from . import telemetry
 
 log = logging.getLogger("canary.controller.notify")
@@ -140,7 +142,7 @@ class Notifier:
 
     def _attempt(self, payload: dict) -> tuple[bool, str | None]:
         """One POST: (retry?, what went wrong or None when delivered)."""
-        headers = {"X-Canary-Delivery": str(payload.get("delivery_id"))}
+        headers = {DELIVERY_HEADER: str(payload.get("delivery_id"))}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         try:

@@ -13,11 +13,11 @@ import time
 
 import requests
 
+from canary_common import contracts
 from canary_common.regression import (
     ABS_ERROR_BUCKETS,
     ABS_ERROR_COUNTER,
     ABS_ERROR_METRIC,
-    SHADOW_ABS_ERROR_METRIC,
     bound_index,
 )
 
@@ -33,12 +33,7 @@ BUCKET_FIELDS = ("latency_buckets", ABS_ERROR_COUNTER)
 
 # The router counts shadow copies apart from live traffic (so they never mix); in shadow the
 # controller reads these twins of the live counters as the canary arm.
-SHADOW_TWINS = (
-    ("canary_router_requests_total", "canary_router_shadow_requests_total"),
-    ("canary_router_labelled_predictions_total", "canary_router_shadow_labelled_total"),
-    ("canary_router_request_duration_seconds", "canary_router_shadow_duration_seconds"),
-    (ABS_ERROR_METRIC, SHADOW_ABS_ERROR_METRIC),
-)
+SHADOW_TWINS = tuple(contracts.SHADOW_TWINS.items())
 
 
 def shadow_counters(counters: dict[str, str]) -> dict[str, str]:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from canary_common.contracts import MODEL_SERVER_LOAD_ERROR as LOAD_ERROR
+from canary_common.contracts import MODEL_SERVER_MODEL_INFO as INFO
+
 from .prometheus import MetricsUnavailable, PrometheusClient
 
-INFO = "model_server_model_info"
-LOAD_ERROR = "model_server_model_load_error"
 SERVING, LOADING, FAILED, UNKNOWN = "serving", "loading", "failed", "unknown"
 
 

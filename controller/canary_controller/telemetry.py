@@ -4,25 +4,24 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge
 
+from canary_common import contracts as c
 from canary_common.registry import PHASES
 
-WEIGHT = Gauge("canary_controller_weight_ratio", "Canary share of traffic set in the registry (0..1)")
-PHASE = Gauge("canary_controller_phase", "1 for the current rollout phase", ["phase"])
-DECISIONS = Counter("canary_controller_decisions_total", "Decisions that changed or held the rollout", ["decision"])
-PROMETHEUS_UP = Gauge("canary_controller_prometheus_up", "1 when the last metrics read succeeded")
-DECISION_INFO = Gauge("canary_controller_decision_info", "1 for the analysis' latest decision", ["decision"])
-EVIDENCE_LOG_E = Gauge("canary_controller_evidence_log_e_value", "log e-value per metric and test", ["metric", "test"])
+WEIGHT = Gauge(c.CONTROLLER_WEIGHT, "Canary share of traffic set in the registry (0..1)")
+PHASE = Gauge(c.CONTROLLER_PHASE, "1 for the current rollout phase", ["phase"])
+DECISIONS = Counter(c.CONTROLLER_DECISIONS, "Decisions that changed or held the rollout", ["decision"])
+PROMETHEUS_UP = Gauge(c.CONTROLLER_PROMETHEUS_UP, "1 when the last metrics read succeeded")
+DECISION_INFO = Gauge(c.CONTROLLER_DECISION_INFO, "1 for the analysis' latest decision", ["decision"])
+EVIDENCE_LOG_E = Gauge(c.CONTROLLER_EVIDENCE_LOG_E, "log e-value per metric and test", ["metric", "test"])
 EVIDENCE_THRESHOLD = Gauge(
-    "canary_controller_evidence_log_threshold", "log(1/alpha) the e-value is held against", ["metric", "test"]
+    c.CONTROLLER_EVIDENCE_THRESHOLD, "log(1/alpha) the e-value is held against", ["metric", "test"]
 )
-EVIDENCE_ESTIMATE = Gauge(
-    "canary_controller_evidence_estimate", "canary minus production on the good scale", ["metric"]
-)
-EVIDENCE_BOUND = Gauge("canary_controller_evidence_bound", "confidence bounds of the difference", ["metric", "side"])
-EVIDENCE_N = Gauge("canary_controller_evidence_n", "samples per arm behind the evidence", ["metric", "arm"])
-EVIDENCE_VALUE = Gauge("canary_controller_evidence_value", "the metric's value per arm", ["metric", "arm"])
+EVIDENCE_ESTIMATE = Gauge(c.CONTROLLER_EVIDENCE_ESTIMATE, "canary minus production on the good scale", ["metric"])
+EVIDENCE_BOUND = Gauge(c.CONTROLLER_EVIDENCE_BOUND, "confidence bounds of the difference", ["metric", "side"])
+EVIDENCE_N = Gauge(c.CONTROLLER_EVIDENCE_N, "samples per arm behind the evidence", ["metric", "arm"])
+EVIDENCE_VALUE = Gauge(c.CONTROLLER_EVIDENCE_VALUE, "the metric's value per arm", ["metric", "arm"])
 WEBHOOK_DELIVERIES = Counter(
-    "canary_controller_webhook_deliveries_total",
+    c.CONTROLLER_WEBHOOK_DELIVERIES,
     "Decision webhook deliveries: delivered, failed (attempts spent or refused), dropped (queue full)",
     ["result"],
 )

@@ -19,6 +19,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from canary_common import demo_data
+from canary_common.contracts import CLASSES_TAG, TASK_TAG
 from canary_common.regression import bound_index
 from model_setup.demos import ALIAS_NOTE, Candidate, Demo
 
@@ -140,9 +141,9 @@ def train(name: str, role: str) -> Candidate:
     }
     features = features_of(recipe, split.columns)
     tags = {key: f"{metrics[key]:.4f}" for key in metrics if key.startswith("heldout_")}
-    tags["canary.task"] = split.task
+    tags[TASK_TAG] = split.task
     if split.task == "classification":
-        tags["canary.classes"] = json.dumps(CLASSES)
+        tags[CLASSES_TAG] = json.dumps(CLASSES)
     return Candidate(
         role=role,
         model=pipeline,

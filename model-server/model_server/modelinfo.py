@@ -10,10 +10,11 @@ import json
 import logging
 from dataclasses import dataclass
 
+from canary_common.contracts import CLASSES_TAG, TASK_TAG  # model-version tags
+
 log = logging.getLogger("model_server.modelinfo")
 
-TASK_TAG = "canary.task"  # model-version tag: "classification" or "regression"
-CLASSES_TAG = "canary.classes"  # model-version tag: a JSON list of the class labels
+
 TASKS = ("classification", "regression")
 MAX_CLASSES = 1000  # more distinct "classes" than this is not a classifier we can flip between
 

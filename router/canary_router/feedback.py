@@ -19,6 +19,7 @@ import sqlite3
 import requests
 from flask import Blueprint, current_app, jsonify, request
 
+from canary_common.contracts import OWNER_HEADER
 from canary_common.payload import LABEL, VALUE
 
 from . import metrics, truth
@@ -30,7 +31,6 @@ from .validation import BadInput, FeedbackRequest, check_label, parse_feedback_b
 
 bp = Blueprint("feedback", __name__)
 
-OWNER_HEADER = "X-Canary-Owner-Token"
 RESULTS = {
     400: "malformed",
     403: "refused",

@@ -20,109 +20,102 @@ from prometheus_client import (
     multiprocess,
 )
 
-from canary_common.regression import ABS_ERROR_BUCKETS, ABS_ERROR_METRIC, SHADOW_ABS_ERROR_METRIC
+from canary_common import contracts as c
+from canary_common.regression import ABS_ERROR_BUCKETS
 
 # GET /metrics is the lab's JSON summary; Prometheus scrapes each replica here instead.
 EXPOSITION_PATH = "/metrics/prometheus"
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5)
 
-REQUESTS = Counter(
-    "canary_router_requests_total", "Backend attempts per arm, version and outcome.", ["model", "version", "status"]
-)
-FALLBACKS = Counter("canary_router_fallbacks_total", "Canary failures answered by production.")
+REQUESTS = Counter(c.ROUTER_REQUESTS, "Backend attempts per arm, version and outcome.", ["model", "version", "status"])
+FALLBACKS = Counter(c.ROUTER_FALLBACKS, "Canary failures answered by production.")
 DURATION = Histogram(
-    "canary_router_request_duration_seconds",
+    c.ROUTER_DURATION,
     "Duration of successful backend calls.",
     ["model", "version"],
     buckets=BUCKETS,
 )
 LABELLED = Counter(
-    "canary_router_labelled_predictions_total",
+    c.ROUTER_LABELLED,
     "Predictions whose true label was given, by outcome.",
     ["model", "version", "outcome"],
 )
 # mostrecent: the newest write from any worker wins, which is the state just read from the registry.
-WEIGHT = Gauge(
-    "canary_router_canary_weight_ratio", "Canary share actually applied (0..1).", multiprocess_mode="mostrecent"
-)
+WEIGHT = Gauge(c.ROUTER_WEIGHT, "Canary share actually applied (0..1).", multiprocess_mode="mostrecent")
 # livemax: 1 if any live worker is failing closed; a dead worker's value is dropped.
 FAIL_CLOSED = Gauge(
-    "canary_router_fail_closed",
+    c.ROUTER_FAIL_CLOSED,
     "1 while the router sends everything to production because it cannot confirm the rollout state.",
     multiprocess_mode="livemax",
 )
 # Outlier ejection (ejection.py), per arm: each time a worker stops sending to a model server,
 # the requests it did not send there (a canary's go to production and count as canary errors;
 # production's get a fast 503 and count as production errors), and whether a live worker has it out.
-EJECTIONS = Counter(
-    "canary_router_ejections_total", "Times a worker ejected a model server after consecutive failures.", ["model"]
-)
+EJECTIONS = Counter(c.ROUTER_EJECTIONS, "Times a worker ejected a model server after consecutive failures.", ["model"])
 EJECTED_REQUESTS = Counter(
-    "canary_router_ejected_requests_total", "Predictions not sent to an ejected model server.", ["model", "version"]
+    c.ROUTER_EJECTED_REQUESTS, "Predictions not sent to an ejected model server.", ["model", "version"]
 )
 EJECTED = Gauge(
-    "canary_router_ejected",
+    c.ROUTER_EJECTED,
     "1 while any worker of the replica has this model server ejected.",
     ["model"],
     multiprocess_mode="livemax",
 )
-RESPONSES = Counter("canary_router_responses_total", "Responses by HTTP status code.", ["code"])
+RESPONSES = Counter(c.ROUTER_RESPONSES, "Responses by HTTP status code.", ["code"])
 
 # Apart from the series above, so that testers' forced requests and shadow copies never reach
 # the analysis (which reads requests_total, request_duration_seconds and labelled_predictions_total).
 FORCED = Counter(
-    "canary_router_forced_requests_total",
+    c.ROUTER_FORCED,
     "Requests routed by X-Canary-Route (testers); never part of the analysis.",
     ["model", "version", "status"],
 )
 PREDICTED_CLASS = Counter(
-    "canary_router_predicted_class_total",
+    c.ROUTER_PREDICTED_CLASS,
     "Predicted classes: model is the arm that answered a user, or shadow.",
     ["model", "version", "class"],
 )
-SHADOW_REQUESTS = Counter(
-    "canary_router_shadow_requests_total", "Shadow copies sent to the canary.", ["version", "status"]
-)
+SHADOW_REQUESTS = Counter(c.ROUTER_SHADOW_REQUESTS, "Shadow copies sent to the canary.", ["version", "status"])
 SHADOW_DURATION = Histogram(
-    "canary_router_shadow_duration_seconds", "Duration of successful shadow calls.", ["version"], buckets=BUCKETS
+    c.ROUTER_SHADOW_DURATION, "Duration of successful shadow calls.", ["version"], buckets=BUCKETS
 )
 SHADOW_AGREEMENT = Counter(
-    "canary_router_shadow_agreement_total",
+    c.ROUTER_SHADOW_AGREEMENT,
     "Shadow predictions compared with production's answer.",
     ["version", "outcome"],
 )
 SHADOW_LABELLED = Counter(
-    "canary_router_shadow_labelled_total",
+    c.ROUTER_SHADOW_LABELLED,
     "Shadow predictions of labelled requests, by outcome against the label.",
     ["version", "outcome"],
 )
 SHADOW_DROPPED = Counter(
-    "canary_router_shadow_dropped_total",
+    c.ROUTER_SHADOW_DROPPED,
     "Shadow copies not sent because the worker's shadow queue was full.",
     ["version"],
 )
 SHADOW_RATIO = Gauge(
-    "canary_router_shadow_ratio",
+    c.ROUTER_SHADOW_RATIO,
     "Share of production requests copied to the canary (0..1).",
     multiprocess_mode="mostrecent",
 )
 # Regression: the absolute error |prediction - actual_value| of each valued prediction, with the
 # contract's buckets (the analysis's within_tolerance and mae read them; canary_common.regression).
 ABS_ERROR = Histogram(
-    ABS_ERROR_METRIC,
+    c.ROUTER_ABS_ERROR,
     "Absolute error of predictions that got an actual_value.",
     ["model", "version"],
     buckets=ABS_ERROR_BUCKETS,
 )
 SHADOW_ABS_ERROR = Histogram(
-    SHADOW_ABS_ERROR_METRIC,
+    c.ROUTER_SHADOW_ABS_ERROR,
     "Absolute error of shadow predictions of valued requests.",
     ["version"],
     buckets=ABS_ERROR_BUCKETS,
 )
 FEEDBACK = Counter(
-    "canary_router_feedback_total",
+    c.ROUTER_FEEDBACK,
     "POST /feedback answers by result (operations only; never read by the analysis).",
     ["result"],
 )

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from canary_common import contracts as c
 from canary_common.payload import REGRESSION
 
 from . import metrics, truth
@@ -43,7 +44,7 @@ def error_reply(message: str, status: int, **extra) -> Reply:
 
 
 def _client_request_id(header: HeaderGetter) -> str | None:
-    given = header("X-Request-ID") or ""
+    given = header(c.REQUEST_ID_HEADER) or ""
     return given if _REQUEST_ID.match(given) else None
 
 
@@ -54,7 +55,7 @@ def serve(rt, header: HeaderGetter, raw: bytes) -> Reply:
     state = rt.follower.state
     weight = rt.follower.effective_weight()
 
-    key_header = header("X-Canary-Key")
+    key_header = header(c.KEY_HEADER)
     key = parse_header_key(key_header) if key_header is not None else body.user_id  # checked even when forced
     forced = _forced_arm(rt, state, header)
     if isinstance(forced, Reply):
@@ -125,14 +126,14 @@ def serve(rt, header: HeaderGetter, raw: bytes) -> Reply:
         if rows == 1:
             answer.update(prediction=pred.prediction, request_id=request_ids[0])
     headers = [
-        ("X-Request-ID", client_id or answer.get("request_id") or uuid.uuid4().hex),
+        (c.REQUEST_ID_HEADER, client_id or answer.get("request_id") or uuid.uuid4().hex),
         ("X-Router-Weight", f"{weight:g}"),
-        ("X-Canary-Assignment", assignment),
+        (c.ASSIGNMENT_HEADER, assignment),
     ]
     if fallback:
-        headers.append(("X-Canary-Fallback", "1"))
+        headers.append((c.FALLBACK_HEADER, "1"))
     if ejected:
-        headers.append(("X-Canary-Ejected", "1"))
+        headers.append((c.EJECTED_HEADER, "1"))
     return Reply(200, answer, headers)
 
 
@@ -181,7 +182,7 @@ def _count(rt, state, weight, body, pred, served_by: str, version: str, fallback
 
 def _forced_arm(rt, state, header: HeaderGetter):
     """None, the forced arm, or an error Reply."""
-    raw = header("X-Canary-Route")
+    raw = header(c.ROUTE_HEADER)
     if raw is None:
         return None
     if not rt.settings.allow_forced_route:
@@ -209,7 +210,7 @@ def _rejected(exc: BackendRejected, client_id: str | None) -> Reply:
     request_id = client_id or uuid.uuid4().hex
     status = 413 if exc.status == 413 else 400
     reply = error_reply(f"the model server rejected the input: {exc}", status, request_id=request_id)
-    reply.headers.append(("X-Request-ID", request_id))
+    reply.headers.append((c.REQUEST_ID_HEADER, request_id))
     return reply
 
 
@@ -224,7 +225,7 @@ def _production_failed(rt, exc, state, client_id: str | None, forced: bool = Fal
     metrics.child(counter, PRODUCTION, version, "error").inc(rows or 1)
     status = 503 if exc.kind in ("unreachable", "ejected") else 502
     reply = error_reply(f"production model unavailable: {exc}", status, request_id=request_id)
-    reply.headers.append(("X-Request-ID", request_id))
+    reply.headers.append((c.REQUEST_ID_HEADER, request_id))
     if exc.kind == "ejected":
         metrics.child(metrics.EJECTED_REQUESTS, PRODUCTION, version).inc(rows or 1)
         reply.headers.append(("Retry-After", str(max(1, math.ceil(rt.ejectors[PRODUCTION].retry_after_s())))))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import random
 
-PRODUCTION = "production"
-CANARY = "canary"
-ARMS = (PRODUCTION, CANARY)
+from canary_common.contracts import ARMS, CANARY, PRODUCTION
+
+__all__ = ["ARMS", "CANARY", "PRODUCTION", "choose_arm"]
 
 
 def choose_arm(weight_percent: float, rng: random.Random | None = None) -> str:

@@ -14,6 +14,7 @@ import os
 import tempfile
 import threading
 
+from canary_common import contracts as c
 from canary_common.payload import CLASSIFICATION, REGRESSION
 from canary_common.regression import ABS_ERROR_METRIC
 
@@ -32,27 +33,27 @@ def raw_counts(families=None) -> dict:
         for s in family.samples:
             labels = s.labels
             key = None
-            if s.name == "canary_router_requests_total":
+            if s.name == c.ROUTER_REQUESTS:
                 key = f"req|{labels['model']}|{labels['version']}|{labels['status']}"
-            elif s.name == "canary_router_labelled_predictions_total":
+            elif s.name == c.ROUTER_LABELLED:
                 key = f"lab|{labels['model']}|{labels['version']}|{labels['outcome']}"
-            elif s.name == "canary_router_request_duration_seconds_bucket":
+            elif s.name == c.ROUTER_DURATION + "_bucket":
                 key = f"bkt|{labels['model']}|{labels['version']}|{labels['le']}"
-            elif s.name == "canary_router_request_duration_seconds_sum":
+            elif s.name == c.ROUTER_DURATION + "_sum":
                 key = f"sum|{labels['model']}|{labels['version']}"
-            elif s.name == "canary_router_request_duration_seconds_count":
+            elif s.name == c.ROUTER_DURATION + "_count":
                 key = f"cnt|{labels['model']}|{labels['version']}"
             elif s.name == ABS_ERROR_METRIC + "_sum":
                 key = f"aes|{labels['model']}|{labels['version']}"
             elif s.name == ABS_ERROR_METRIC + "_count":
                 key = f"aec|{labels['model']}|{labels['version']}"
-            elif s.name == "canary_router_fallbacks_total":
+            elif s.name == c.ROUTER_FALLBACKS:
                 key = "fallbacks"
-            elif s.name == "canary_router_ejections_total":
+            elif s.name == c.ROUTER_EJECTIONS:
                 key = f"ejections|{labels['model']}"
-            elif s.name == "canary_router_ejected_requests_total":
+            elif s.name == c.ROUTER_EJECTED_REQUESTS:
                 key = f"ejected|{labels['model']}"
-            elif s.name == "canary_router_responses_total":
+            elif s.name == c.ROUTER_RESPONSES:
                 key = f"resp|{labels['code']}"
             if key is not None:
                 counts[key] = counts.get(key, 0.0) + float(s.value)
@@ -124,7 +125,7 @@ def ejecting_now(families) -> dict:
     found = {f"ejecting|{arm}": 0.0 for arm in ("production", "canary")}
     for family in families:
         for s in family.samples:
-            if s.name == "canary_router_ejected":
+            if s.name == c.ROUTER_EJECTED:
                 found[f"ejecting|{s.labels['model']}"] = float(s.value)
     return found
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from canary_common import contracts as c
 from canary_common.regression import (
     ABS_ERROR_BUCKET_SERIES,
     ABS_ERROR_COUNTER,
@@ -53,13 +54,13 @@ KIND_FIELD = {"within_tolerance": "tolerance", "mae": "clip"}
 
 # One PromQL selector per ArmIncrement field; every series carries model=production|canary.
 DEFAULT_COUNTERS = {
-    "requests": "canary_router_requests_total",
-    "errors": 'canary_router_requests_total{status="error"}',
-    "labelled": "canary_router_labelled_predictions_total",
-    "correct": 'canary_router_labelled_predictions_total{outcome="correct"}',
-    "latency_count": "canary_router_request_duration_seconds_count",
-    "latency_fast": 'canary_router_request_duration_seconds_bucket{le="0.1"}',
-    "latency_buckets": "canary_router_request_duration_seconds_bucket",
+    "requests": c.ROUTER_REQUESTS,
+    "errors": f'{c.ROUTER_REQUESTS}{{{c.STATUS_LABEL}="{c.STATUS_ERROR}"}}',
+    "labelled": c.ROUTER_LABELLED,
+    "correct": f'{c.ROUTER_LABELLED}{{{c.OUTCOME_LABEL}="{c.OUTCOME_CORRECT}"}}',
+    "latency_count": c.ROUTER_DURATION + "_count",
+    "latency_fast": f'{c.ROUTER_DURATION}_bucket{{le="0.1"}}',
+    "latency_buckets": c.ROUTER_DURATION + "_bucket",
 }
 # Read only when a regression kind is configured (or the entry is given): then load_config adds
 # it to `counters` with this default, and the controller's CounterReader reads the histogram.
