@@ -10,6 +10,15 @@ row) and a sticky-routing key (`user_id`). The router takes its fields out and f
 from __future__ import annotations
 
 TEXT = "text"
+
+
+class BadInput(ValueError):
+    """Client input that cannot be used: the message is for the client, with `status` (400 here;
+    a subclass may say 413, say). One class for every service that reads requests."""
+
+    status = 400
+
+
 SCORING_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 PARAMS = "params"
 LABEL = "actual_label"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import re
 import threading
 import time
@@ -11,6 +10,7 @@ from flask import Flask, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.exceptions import HTTPException
 
+from canary_common import auth
 from canary_common.registry import NotFound, RegistryClient, RegistryError, StateConflict
 
 from . import commands
@@ -59,10 +59,9 @@ def create_app(settings: Settings | None = None, start_loop: bool = True) -> Fla
 
     @app.before_request
     def check_token():
-        if request.method == "POST" and settings.admin_token:
-            given = request.headers.get("Authorization", "")
-            if not hmac.compare_digest(given, f"Bearer {settings.admin_token}"):
-                return jsonify(error="admin token required: send 'Authorization: Bearer <ADMIN_TOKEN>'"), 401
+        refused = auth.refusal(settings.admin_token, request.headers.get("Authorization"))
+        if request.method == "POST" and refused:
+            return jsonify(error=refused), 401
         return None
 
     def json_body() -> dict:

@@ -7,14 +7,8 @@ from __future__ import annotations
 
 import json
 
-from canary_common.payload import SCORING_KEYS, TEXT  # noqa: F401  (SCORING_KEYS: for scoring.py)
+from canary_common.payload import SCORING_KEYS, TEXT, BadInput  # noqa: F401  (SCORING_KEYS, BadInput: for scoring.py, app.py)
 from canary_common.text import is_blank
-
-
-class BadInput(ValueError):
-    """The body cannot be scored; the message is for the client (HTTP 400)."""
-
-    status = 400
 
 
 class TooLarge(BadInput):

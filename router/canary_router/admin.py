@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import hmac
-
 import requests
 from flask import Blueprint, current_app, jsonify, request
+
+from canary_common import auth
 
 from . import stats
 from .backends import BackendError
@@ -26,16 +26,8 @@ def _rt():
 
 @bp.before_request
 def require_token():
-    token = _rt().settings.admin_token
-    if not token:
-        return None
-    header = request.headers.get("Authorization", "")
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not given:
-        return error("admin endpoint: send 'Authorization: Bearer <ADMIN_TOKEN>'", 401)
-    if not hmac.compare_digest(given.strip().encode(), token.encode()):
-        return error("admin endpoint: wrong admin token", 401)
-    return None
+    refused = auth.refusal(_rt().settings.admin_token, request.headers.get("Authorization"))
+    return error(refused, 401) if refused else None
 
 
 @bp.post("/set_canary/", defaults={"raw": ""})

@@ -15,6 +15,7 @@ import tempfile
 import threading
 
 from canary_common import contracts as c
+from canary_common import histograms
 from canary_common.payload import CLASSIFICATION, REGRESSION
 from canary_common.regression import ABS_ERROR_METRIC
 
@@ -132,26 +133,8 @@ def ejecting_now(families) -> dict:
 
 # -- the summary ----------------------------------------------------------------------------------
 def quantile_from_buckets(q: float, buckets: dict[float, float]) -> float | None:
-    """The q-quantile from cumulative bucket counts {upper bound: count}, interpolating linearly
-    inside the bucket; in the +Inf bucket the highest finite bound is the answer."""
-    if not buckets:
-        return None
-    bounds = sorted(buckets)
-    total = buckets[bounds[-1]]
-    if total <= 0:
-        return None
-    rank = q * total
-    prev_bound, prev_count = 0.0, 0.0
-    for bound in bounds:
-        count = buckets[bound]
-        if count >= rank:
-            if math.isinf(bound):
-                return prev_bound
-            if count == prev_count:
-                return bound
-            return prev_bound + (bound - prev_bound) * (rank - prev_count) / (count - prev_count)
-        prev_bound, prev_count = bound, count
-    return prev_bound
+    """The q-quantile from cumulative bucket counts {upper bound: count} (canary_common.histograms)."""
+    return histograms.quantile(q, buckets)
 
 
 _SCALAR_KINDS = {"sum": "sum", "cnt": "count", "aes": "ae_sum", "aec": "ae_count"}

@@ -17,14 +17,11 @@ from canary_common.payload import (
     TEXT,
     USER_ID,
     VALUE,
+    BadInput,
     raw_rows,
 )
 from canary_common.registry import parse_weight
 from canary_common.text import is_blank
-
-
-class BadInput(ValueError):
-    """Client input that gets a 400 with this message."""
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ import json
 import subprocess
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import yaml
+from werkzeug import Request, Response
 
 from support.binaries import require
 from support.procs import ROOT, Proc, free_port
@@ -30,43 +30,20 @@ AM_DIR = ROOT / "alertmanager"
 DELIVERY_TIMEOUT_S = 45.0  # eval 1 s + group_wait 1 s; the margin is for a loaded CI machine
 
 
-class Server:
-    """A stdlib HTTP server on a free loopback port, in a daemon thread."""
-
-    def __init__(self, handler):
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.httpd.daemon_threads = True
-        self.address = f"127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, args=(0.1,), daemon=True).start()
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 class Receiver:
-    """Collects the webhook bodies Alertmanager POSTs."""
+    """Collects the webhook bodies Alertmanager POSTs to the stand-in server's /alerts."""
 
-    def __init__(self):
+    def __init__(self, standin):
         self.bodies: list[dict] = []
         self.cond = threading.Condition()
-        receiver = self
+        standin.expect_request("/alerts", method="POST").respond_with_handler(self.answer)
+        self.url = standin.url_for("/alerts")
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with receiver.cond:
-                    receiver.bodies.append(body)
-                    receiver.cond.notify_all()
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = Server(Handler)
-        self.url = f"http://{self.server.address}/alerts"
+    def answer(self, request: Request) -> Response:
+        with self.cond:
+            self.bodies.append(request.get_json())
+            self.cond.notify_all()
+        return Response(status=200)
 
     def wait_for(self, predicate, timeout: float, what: str) -> dict:
         with self.cond:
@@ -76,27 +53,17 @@ class Receiver:
 
 
 class Exporter:
-    """A stand-in router replica: only the gauge RouterFailClosed reads."""
+    """A stand-in router replica on the stand-in server (its exposition path): only the gauge
+    RouterFailClosed reads."""
 
-    def __init__(self):
+    def __init__(self, standin):
         self.fail_closed = 1
-        exporter = self
+        self.address = f"{standin.host}:{standin.port}"
+        standin.expect_request(render_config.ROUTER_METRICS_PATH).respond_with_handler(self.answer)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                text = (
-                    f"# TYPE canary_router_fail_closed gauge\ncanary_router_fail_closed {exporter.fail_closed}\n"
-                ).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(text)))
-                self.end_headers()
-                self.wfile.write(text)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = Server(Handler)
+    def answer(self, request: Request) -> Response:
+        text = f"# TYPE canary_router_fail_closed gauge\ncanary_router_fail_closed {self.fail_closed}\n"
+        return Response(text, content_type="text/plain; version=0.0.4")
 
 
 def alertmanager_config(receiver_url: str) -> dict:
@@ -127,10 +94,10 @@ def test_the_committed_configs_route_every_alert_to_one_webhook():
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-def test_a_firing_alert_reaches_the_receiver_through_alertmanager_and_resolves(tmp_path: Path):
+def test_a_firing_alert_reaches_the_receiver_through_alertmanager_and_resolves(tmp_path: Path, standin):
     prometheus = require("prometheus", "prometheus")
     alertmanager = require("prometheus-alertmanager", "prometheus-alertmanager")
-    receiver, exporter, procs = Receiver(), Exporter(), []
+    receiver, exporter, procs = Receiver(standin), Exporter(standin), []
     try:
         am_port, prom_port = free_port(), free_port()
         (tmp_path / "alertmanager.yml").write_text(yaml.safe_dump(alertmanager_config(receiver.url)))
@@ -149,7 +116,7 @@ def test_a_firing_alert_reaches_the_receiver_through_alertmanager_and_resolves(t
         am.wait_http(f"http://127.0.0.1:{am_port}/-/ready", timeout=30)
 
         config = render_config.render(
-            {"router": [exporter.server.address]},
+            {"router": [exporter.address]},
             str(ROOT / "prometheus/rules"),
             alertmanager_url=f"http://127.0.0.1:{am_port}",
         )
@@ -174,7 +141,7 @@ def test_a_firing_alert_reaches_the_receiver_through_alertmanager_and_resolves(t
         assert firing["receiver"] == "webhook" and firing["version"] == "4"
         (alert,) = firing["alerts"]
         assert alert["labels"]["severity"] == "critical"
-        assert alert["labels"]["instance"] == exporter.server.address
+        assert alert["labels"]["instance"] == exporter.address
         assert "failed closed" in alert["annotations"]["summary"]
 
         exporter.fail_closed = 0  # send_resolved: the all-clear is delivered too
@@ -183,5 +150,3 @@ def test_a_firing_alert_reaches_the_receiver_through_alertmanager_and_resolves(t
     finally:
         for proc in reversed(procs):
             proc.stop()
-        receiver.server.stop()
-        exporter.server.stop()

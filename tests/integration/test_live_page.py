@@ -15,16 +15,16 @@ import json
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 from html.parser import HTMLParser
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import requests
+from werkzeug import Response
 
 from canary_controller.timeline import metric_point
+from support import standin
 from support.binaries import require
 from support.procs import ROOT
 from support.stack import Traffic
@@ -378,29 +378,15 @@ def regression_page():
 
     started = time.time()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            if self.path.startswith("/rollout.json"):
-                body, kind = json.dumps(regression_rollout(started)).encode(), "application/json"
-            else:
-                body, kind = PAGE, "text/html; charset=utf-8"
-            self.send_response(200)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = standin.start()
+    server.expect_request("/rollout.json").respond_with_handler(
+        lambda request: Response(json.dumps(regression_rollout(started)), content_type="application/json")
+    )
+    server.expect_request("/").respond_with_data(PAGE, content_type="text/html; charset=utf-8")
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
+        yield server.url_for("/")
     finally:
-        server.shutdown()
-        server.server_close()
+        standin.stop(server)
 
 
 def test_live_page_shows_a_regression_rollout(regression_page, chromium, tmp_path):

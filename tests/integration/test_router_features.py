@@ -13,13 +13,13 @@ import time
 
 import pytest
 import requests
-from test_router_support import StandInController, start_router
 
 from canary_common.registry import RegistryClient
 from canary_router.feedback import owner_of
 from canary_router.ids import IdSigner
 from support.models import setup_models, start_model_server
 from support.procs import free_port, start_mlflow
+from support.router_standins import StandInController, start_router
 
 TOKEN = "adm"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -2,7 +2,7 @@
 finishes its in-flight requests.
 
 The router runs under real gunicorn against a real MLflow server. The model servers (and the
-controller behind the admin calls) are STAND-INS (test_router_support.py) so that the backends
+controller behind the admin calls) are STAND-INS (support/router_standins.py) so that the backends
 stay up during fuzzing and the graceful-shutdown test can hold a request in a slow backend.
 """
 
@@ -17,9 +17,9 @@ import time
 
 import pytest
 import requests
-from test_router_support import StandInController, StandInModelServer, seed_registry, start_router
 
 from support.procs import start_mlflow
+from support.router_standins import StandInController, StandInModelServer, seed_registry, start_router
 
 TOKEN = "fuzz-token"
 FUZZ_TIME_S = int(os.environ.get("ROUTER_FUZZ_TIME_S", "45"))

@@ -1,7 +1,7 @@
 """The router under real gunicorn (2 workers each), two replicas, a real MLflow server for the
 rollout state. The model servers (and the controller behind /check_rollback, /set_canary, /reset and
 /shadow, see StandInController) are STAND-INS: tiny
-stdlib HTTP servers in this test process (see test_router_support.py), not the real model-server;
+stdlib HTTP servers in this test process (see support/router_standins.py), not the real model-server;
 the lead's full-stack suite runs the router against the real ones.
 """
 
@@ -14,10 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from test_router_support import RegistryProxy, StandInController, StandInModelServer, seed_registry, start_router
 
 from canary_common.registry import RegistryClient
 from support.procs import free_port, start_mlflow
+from support.router_standins import RegistryProxy, StandInController, StandInModelServer, seed_registry, start_router
 
 TOKEN = "s3cret-admin"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

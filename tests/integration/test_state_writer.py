@@ -10,10 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from test_router_support import seed_registry
 
 from canary_common.registry import MODE_TAG, PHASE_TAG, REASON_TAG, STATE_TAG, WEIGHT_TAG, RegistryClient, StateConflict
 from support.procs import ROOT, Proc, free_port, python_cmd, start_mlflow
+from support.router_standins import seed_registry
 
 TOKEN = "writer-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

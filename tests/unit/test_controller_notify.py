@@ -1,7 +1,7 @@
 """The decision webhook (controller/canary_controller/notify.py), against a real HTTP receiver.
 
-The receiver is a stdlib `http.server` on 127.0.0.1 (a free port) in a thread: it answers with
-scripted status codes, or hangs until released, and records every request. Backoffs are a few
+The receiver is the tests' stand-in HTTP server (pytest-httpserver, threaded) on 127.0.0.1: it
+answers with scripted status codes, or hangs until released, and records every request. Backoffs are a few
 milliseconds through the Notifier's constructor; the tests wait on events with timeouts, and
 assert only lower bounds on time, so a slow machine cannot fail them.
 """
@@ -9,55 +9,44 @@ assert only lower bounds on time, so a slow machine cannot fail them.
 from __future__ import annotations
 
 import itertools
-import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from prometheus_client import REGISTRY
+from werkzeug import Request, Response
 
 from canary_common.registry import RolloutState
 from canary_controller import notify
 from canary_controller.analysis.config import ConfigError
 from canary_controller.loop import Controller
 from canary_controller.settings import DEFAULT_CONFIG, load_settings
+from support.procs import free_port
 
 WAIT_S = 10.0  # upper bound for anything that should take milliseconds
 
 
 class Receiver:
-    """Records POSTs; answers `script` in order (then 200), or hangs while `hang` is set."""
+    """Records POSTs to /hook on the stand-in server; answers `script` in order (then 200), or
+    hangs while `hang` is set."""
 
-    def __init__(self, script=()):
+    def __init__(self, standin, script=()):
         self.script = list(script)
         self.requests: list[dict] = []
         self.cond = threading.Condition()
         self.hang = threading.Event()
         self.release = threading.Event()
-        receiver = self
+        standin.expect_request("/hook", method="POST").respond_with_handler(self.answer)
+        self.url = standin.url_for("/hook")
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with receiver.cond:
-                    receiver.requests.append({"at": time.monotonic(), "body": body, "headers": dict(self.headers)})
-                    receiver.cond.notify_all()
-                    status = receiver.script.pop(0) if receiver.script else 200
-                if receiver.hang.is_set():
-                    receiver.release.wait(WAIT_S)
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
+    def answer(self, request: Request) -> Response:
+        with self.cond:
+            self.requests.append({"at": time.monotonic(), "body": request.get_json(), "headers": dict(request.headers)})
+            self.cond.notify_all()
+            status = self.script.pop(0) if self.script else 200
+        if self.hang.is_set():
+            self.release.wait(WAIT_S)
+        return Response(status=status)
 
     def wait_for(self, n: int, timeout: float = WAIT_S) -> list[dict]:
         with self.cond:
@@ -66,26 +55,20 @@ class Receiver:
             )
             return list(self.requests)
 
-    def stop(self):
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-
 
 @pytest.fixture
-def receiver():
+def receiver(standin):
     made = []
 
     def make(script=()):
-        made.append(Receiver(script))
+        assert not made, "one receiver per test"
+        made.append(Receiver(standin, script))
         return made[-1]
 
     yield make
     for r in made:
         r.release.set()
     notify.close_all()
-    for r in made:
-        r.stop()
 
 
 @pytest.fixture
@@ -176,9 +159,7 @@ def test_attempts_are_capped_and_connection_errors_are_retried(receiver, notifie
     assert n.wait_idle(WAIT_S)
     assert len(r.requests) == 3 and n.counts["failed"] == 1
 
-    closed = Receiver()
-    closed.stop()  # nothing listens on its port any more: connection refused
-    down = notifier(closed.url, max_attempts=2)
+    down = notifier(f"http://127.0.0.1:{free_port()}/hook", max_attempts=2)  # nothing listens: refused
     down.send(payload())
     assert down.wait_idle(WAIT_S)
     assert down.counts == {"delivered": 0, "failed": 1, "dropped": 0}

@@ -3,59 +3,40 @@ failed to load, or no gauges at all. A stand-in HTTP server answers Prometheus's
 (the real gauges, from real model servers and a real Prometheus, are in the integration suite)."""
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
 
 import pytest
+from werkzeug import Request, Response
 
 from canary_controller.prometheus import PrometheusClient
 from canary_controller.serving import FAILED, LOADING, SERVING, UNKNOWN, canary_serving
 
 
-class StandIn:
+class StandInPrometheus:
     """Answers /api/v1/query with `answers[metric name]` (a list of (labels, value))."""
 
-    def __init__(self):
+    def __init__(self, standin):
         self.answers: dict[str, list] = {}
         self.queries: list[str] = []
         self.status = 200
-        stand_in = self
+        standin.expect_request("/api/v1/query").respond_with_handler(self.answer)
+        self.client = PrometheusClient(standin.url_for(""), timeout=2)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                query = parse_qs(urlparse(self.path).query)["query"][0]
-                stand_in.queries.append(query)
-                rows = next((v for k, v in stand_in.answers.items() if k in query), [])
-                body = {
-                    "status": "success",
-                    "data": {
-                        "resultType": "vector",
-                        "result": [{"metric": labels, "value": [0, str(value)]} for labels, value in rows],
-                    },
-                }
-                if stand_in.status != 200:
-                    body = {"status": "error", "error": "stand-in failure"}
-                data = json.dumps(body).encode()
-                self.send_response(stand_in.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.client = PrometheusClient(f"http://127.0.0.1:{self.server.server_address[1]}", timeout=2)
+    def answer(self, request: Request) -> Response:
+        query = request.args["query"]
+        self.queries.append(query)
+        rows = next((v for k, v in self.answers.items() if k in query), [])
+        body = {
+            "status": "success",
+            "data": {"resultType": "vector", "result": [{"metric": m, "value": [0, str(v)]} for m, v in rows]},
+        }
+        if self.status != 200:
+            body = {"status": "error", "error": "stand-in failure"}
+        return Response(json.dumps(body), status=self.status, content_type="application/json")
 
 
 @pytest.fixture
-def prom():
-    stand_in = StandIn()
-    yield stand_in
-    stand_in.server.shutdown()
+def prom(standin):
+    return StandInPrometheus(standin)
 
 
 def test_serving_loading_and_failed(prom):

@@ -4,8 +4,8 @@ real sockets on loopback."""
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from support import standin
 from support.openloop import Client, Result, summary
 
 
@@ -37,26 +37,18 @@ def test_a_refused_connection_is_retried_until_the_deadline():
 
 def test_a_server_that_comes_up_within_the_deadline_answers_the_retried_request():
     port = _closed_port()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            self.rfile.read(int(self.headers["Content-Length"]))
-            self.send_response(503)  # an answer: never retried
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
+    up = []
 
     def serve_later():
         time.sleep(0.3)
-        server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        done.wait(5)
-        server.shutdown()
+        server = standin.start(port)
+        server.expect_request("/predict", method="POST").respond_with_data("", status=503)  # an answer: not retried
+        up.append(server)
 
-    done = threading.Event()
     threading.Thread(target=serve_later, daemon=True).start()
-    resp, error, retries = Client(f"http://127.0.0.1:{port}", deadline_s=3).post("/predict", {}, time.monotonic())
-    done.set()
+    try:
+        resp, error, retries = Client(f"http://127.0.0.1:{port}", deadline_s=3).post("/predict", {}, time.monotonic())
+    finally:
+        for server in up:
+            standin.stop(server)
     assert error is None and resp.status_code == 503 and retries >= 1

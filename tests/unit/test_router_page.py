@@ -2,10 +2,7 @@
 what it polls, answering 200 with "errors" when the controller cannot be asked. The page
 drawing real data in a browser is tested in tests/integration/test_live_page.py."""
 
-import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -112,48 +109,28 @@ def make_page_text() -> str:
         app.extensions["canary_router"].follower.stop()
 
 
-class FakeController(BaseHTTPRequestHandler):
-    seen: list = []
+def test_rollout_json_passes_the_controllers_status_and_timeline_on(standin):
+    status = {"phase": "progressing", "canary_percentage": 10, "analysis_file": "/etc/secret.yaml", "history": []}
+    timeline = {"points": [{"at": 5.0, "weight": 10, "metrics": None}], "history": [], "started_at": 1}
+    standin.expect_request("/status").respond_with_json(status)
+    standin.expect_request("/timeline").respond_with_json(timeline)
+    app, c = make_client(controller_url=standin.url_for("").rstrip("/"))
 
-    def do_GET(self):  # noqa: N802
-        FakeController.seen.append(self.path)
-        if self.path.startswith("/status"):
-            body = {"phase": "progressing", "canary_percentage": 10, "analysis_file": "/etc/secret.yaml", "history": []}
-        elif self.path.startswith("/timeline"):
-            body = {"points": [{"at": 5.0, "weight": 10, "metrics": None}], "history": [], "started_at": 1}
-        else:
-            self.send_response(404)
-            self.end_headers()
-            return
-        data = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+    def asked() -> list[str]:  # the controller paths the router asked, with their queries
+        return [r.full_path.rstrip("?") for r, _ in standin.log]
 
-    def log_message(self, *args):
-        pass
-
-
-def test_rollout_json_passes_the_controllers_status_and_timeline_on():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeController)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    app, c = make_client(controller_url=f"http://127.0.0.1:{server.server_address[1]}")
     try:
-        FakeController.seen.clear()
         body = c.get("/rollout.json?since=4.5").get_json()
         assert body["errors"] == []
         assert body["status"]["phase"] == "progressing" and "analysis_file" not in body["status"]
         assert body["timeline"]["points"][0]["weight"] == 10
-        assert "/timeline?since=4.5" in FakeController.seen
-        asked = len(FakeController.seen)
+        assert "/timeline?since=4.5" in asked()
+        before = len(asked())
         for bad in ("nonsense", "null", "nan", "inf"):
             resp = c.get(f"/rollout.json?since={bad}")
             assert resp.status_code == 400 and "since must be a number" in resp.get_json()["error"], bad
-        assert len(FakeController.seen) == asked  # a bad query asks the controller nothing
+        assert len(asked()) == before  # a bad query asks the controller nothing
         c.get("/rollout.json")
-        assert [p for p in FakeController.seen if p.startswith("/timeline")][-1] == "/timeline"
+        assert [p for p in asked() if p.startswith("/timeline")][-1] == "/timeline"
     finally:
-        server.shutdown()
         app.extensions["canary_router"].follower.stop()

@@ -1,7 +1,7 @@
 """nginx edge proxy: the rendered config is valid and behaves as the contract says.
 
 Runs Debian's real nginx on free loopback ports. The routers and the controller behind it are
-STAND-INS: tiny stdlib http.server servers in threads that echo what they received, so the tests
+STAND-INS (support/standin.py) that echo what they received, so the tests
 can see which replica answered, what path and headers arrived, and can stop a replica.
 """
 
@@ -14,19 +14,20 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import requests
+from werkzeug import Request, Response
 
 ROOT = Path(__file__).resolve().parents[2]
 NGINX_DIR = ROOT / "nginx"
 sys.path.insert(0, str(NGINX_DIR))
 
 import render as nginx_render  # noqa: E402
+
+from support import standin  # noqa: E402
 
 TOKEN = "t0ken-Admin_42"
 
@@ -47,50 +48,32 @@ def _free_port() -> int:
 
 
 class StandIn:
-    """A stand-in for a router replica or the controller: answers every request with JSON
-    naming itself and echoing method, path, selected headers and body size."""
+    """A stand-in for a router replica or the controller (support/standin.py): answers every
+    request with JSON naming itself and echoing method, path, selected headers and body size."""
 
     def __init__(self, name: str):
         self.name = name
         self.seen: list[dict] = []
         self.status = 200  # what it answers; a router says 503 when production is down
-        stand_in = self
+        self.server = standin.start()
+        self.address = standin.address(self.server)
+        self.server.expect_request(standin.ANY_PATH).respond_with_handler(self.answer)
 
-        class Handler(BaseHTTPRequestHandler):
-            def _answer(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                record = {
-                    "server": stand_in.name,
-                    "method": self.command,
-                    "path": self.path,
-                    "authorization": self.headers.get("Authorization"),
-                    "request_id": self.headers.get("X-Request-ID"),
-                    "body_bytes": len(body),
-                }
-                stand_in.seen.append(record)
-                payload = json.dumps(record).encode()
-                self.send_response(stand_in.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(payload)
-
-            do_GET = do_POST = do_HEAD = _answer
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.address = f"127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
+    def answer(self, request: Request) -> Response:
+        body = request.get_data()
+        record = {
+            "server": self.name,
+            "method": request.method,
+            "path": request.full_path.rstrip("?"),
+            "authorization": request.headers.get("Authorization"),
+            "request_id": request.headers.get("X-Request-ID"),
+            "body_bytes": len(body),
+        }
+        self.seen.append(record)
+        return Response(json.dumps(record), status=self.status, content_type="application/json")
 
     def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+        standin.stop(self.server)
 
 
 class Nginx:

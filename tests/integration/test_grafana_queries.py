@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import requests
+import yaml
+from werkzeug import Response
 
+from support import standin
 from support.binaries import require
-from support.grafana import annotation_queries, as_promql, panel_targets
+from support.grafana import annotation_queries, as_promql, panel_queries, panel_targets
 from support.procs import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,31 +116,18 @@ def _controller_metrics(t: float) -> str:
 
 
 class Exporter:
-    """Stand-in for a service's /metrics endpoint."""
+    """Stand-in for a service's metrics endpoint (any path): counters that grow with time."""
 
     def __init__(self, body):
         start = time.monotonic()
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                payload = body(time.monotonic() - start + 1).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.address = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self.server = standin.start()
+        self.address = standin.address(self.server)
+        self.server.expect_request(standin.ANY_PATH).respond_with_handler(
+            lambda request: Response(body(time.monotonic() - start + 1), content_type="text/plain; version=0.0.4")
+        )
 
     def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+        standin.stop(self.server)
 
 
 def _prometheus() -> str:
@@ -316,3 +304,21 @@ def test_rule_files_loaded_without_errors(prom):
     for g in groups:
         for r in g["rules"]:
             assert r.get("health") in ("ok", "unknown"), (r["name"], r.get("lastError"))
+
+
+def test_every_query_is_valid_promql(tmp_path):
+    queries = panel_queries(DASHBOARD) + annotation_queries(DASHBOARD)
+    rules = [
+        {"record": f"dashboard:query_{i}", "expr": as_promql(build_dashboard.with_defaults(expr))}
+        for i, (_, expr) in enumerate(queries)
+    ]
+    rule_file = tmp_path / "dashboard_queries.yml"
+    rule_file.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    proc = subprocess.run(
+        [require("promtool", "prometheus"), "check", "rules", str(rule_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"SUCCESS: {len(rules)} rules found" in proc.stdout
