@@ -1,7 +1,7 @@
 #!/bin/sh
-# Canary nginx entrypoint: render nginx.conf.template (the same file nginx/render.py fills in for
-# the process-mode tests) with envsubst, substituting only our ${NGX_*} names, then run nginx in
-# the foreground (`daemon off;` is in the template).
+# Canary nginx entrypoint: render nginx.conf.template with envsubst, substituting only our ${NGX_*}
+# names, then run nginx in the foreground (`daemon off;` is in the template). The one renderer: the
+# process-mode tests call `entrypoint.sh render` too.
 #
 #   entrypoint.sh            render to $NGINX_RUN_DIR/nginx.conf and exec nginx
 #   entrypoint.sh render     print the rendered config and exit

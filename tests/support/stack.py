@@ -17,6 +17,7 @@ from pathlib import Path
 
 import requests
 
+from support import edge
 from support.models import setup_models, start_model_server
 from support.procs import ROOT, Proc, free_port, python_cmd, start_mlflow
 
@@ -187,16 +188,14 @@ class Stack:
         self.start_controller(**extra_env)
 
     def start_nginx(self) -> None:
-        render = _load(ROOT / "nginx/render.py", "nginx_render")
         public = free_port()
         prefix = self.log_dir / "nginx"
         prefix.mkdir(exist_ok=True)
-        conf = render.render(
-            router_upstreams=[u.replace("http://", "") for u in self.router_urls],
-            controller_upstream=self.controller_url.replace("http://", ""),
+        conf = edge.render(
+            [u.replace("http://", "") for u in self.router_urls],
+            self.controller_url.replace("http://", ""),
             public_port=public,
             admin_token=self.admin_token,
-            resolver=None,
         )
         (prefix / "nginx.conf").write_text(conf)
         proc = Proc(
