@@ -204,8 +204,8 @@ def test_the_loop_records_each_poll_with_the_verdicts_bounds():
     assert pts[3]["metrics"] is not None and pts[3]["at"] > pts[2]["at"]
 
     app = create_app(c.settings, start_loop=False)
-    app.config["controller"].timeline = c.timeline
-    app.config["controller"].history = c.history
+    app.extensions["canary_controller"].timeline = c.timeline
+    app.extensions["canary_controller"].history = c.history
     client = app.test_client()
     body = client.get("/timeline").get_json()
     assert len(body["points"]) == 4 and body["history"] == list(c.history)
