@@ -243,6 +243,7 @@ def with_defaults(expr: str) -> str:
 
 
 def build() -> dict:
+    # Long on purpose: the dashboard, panel by panel, top to bottom, as it reads on the screen.
     L = Layout()
     panels: list[dict] = []
 

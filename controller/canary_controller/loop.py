@@ -111,34 +111,16 @@ class Controller:
         telemetry.export_state(state)
 
         if state.phase == "promoting":
-            if state.production_version != state.canary_version:  # the alias move failed: again
-                self.registry.set_alias("production", state.canary_version)
-                return self._note(f"promoting: moved the production alias to version {state.canary_version}")
-            if self.actions.production_serves(state.canary_version):
-                self.actions.finish_promotion(state)
-                self.record("promoted", f"version {state.canary_version} serves production; canary weight 0")
-                return self._note("promotion finished", decision="promoted")
-            return self._note(f"promoting: waiting for the production server to serve version {state.canary_version}")
-
+            return self._promoting(state)
         shadow = state.shadow_live
         if not state.canary_version or (state.weight <= 0 and not shadow):
             # Idle polls do not ask Prometheus: an outage must not be charged to the next rollout.
             self.analysis, self.rollout_key, self.outage_since = None, None, None
-            self.reader.reset()
-            self.shadow_reader.reset()
-            self.outages.reset()
+            self._reset_readers()
             return self._note(f"idle: phase {state.phase}, the canary gets no traffic")
         if state.phase not in ROLLING_PHASES:
             state = self._watch(state)
-
-        key = (state.canary_version, state.production_version, state.rollout)
-        if key != self.rollout_key:
-            self.analysis = build_analysis(self.config)
-            self.rollout_key, self.stage_weight = key, None
-            self.reader.reset()
-            self.shadow_reader.reset()
-            self.outages.reset()
-            self.last_verdict = None
+        self._follow_rollout(state)
         serving = canary_serving(self.prometheus, state.canary_version)
         if serving.status == FAILED:
             reason = f"Roll back: {serving.detail}."
@@ -149,13 +131,7 @@ class Controller:
             self.shadow_reader.reset()
             self.stage_weight = None
             return self._note(f"holding: {serving.detail}; judging from when it does")
-        # In shadow the canary's share of the calls is the copies' share of all backend calls.
-        stage = ("shadow", state.shadow_percentage) if shadow else ("live", state.weight)
-        if stage != self.stage_weight:
-            share = state.shadow_percentage / (100.0 + state.shadow_percentage) if shadow else state.weight / 100.0
-            self.analysis.start_stage(share, now, final=not shadow and self.next_step(state.weight) is None)
-            self.stage_weight, self.stage_started = stage, now
-
+        self._follow_stage(state, shadow, now)
         try:
             increments = self._increments(state, shadow)
             restarts = self.outages.poll()
@@ -188,6 +164,40 @@ class Controller:
                 decision="continue",
             )
         return self._act(state, verdict)
+
+    def _promoting(self, state: RolloutState) -> dict:
+        """A promotion in progress: the alias first, then wait for production to serve it."""
+        if state.production_version != state.canary_version:  # the alias move failed: again
+            self.registry.set_alias("production", state.canary_version)
+            return self._note(f"promoting: moved the production alias to version {state.canary_version}")
+        if self.actions.production_serves(state.canary_version):
+            self.actions.finish_promotion(state)
+            self.record("promoted", f"version {state.canary_version} serves production; canary weight 0")
+            return self._note("promotion finished", decision="promoted")
+        return self._note(f"promoting: waiting for the production server to serve version {state.canary_version}")
+
+    def _reset_readers(self) -> None:
+        self.reader.reset()
+        self.shadow_reader.reset()
+        self.outages.reset()
+
+    def _follow_rollout(self, state: RolloutState) -> None:
+        """A new canary version, production version or rollout id: a fresh analysis."""
+        key = (state.canary_version, state.production_version, state.rollout)
+        if key != self.rollout_key:
+            self.analysis = build_analysis(self.config)
+            self.rollout_key, self.stage_weight = key, None
+            self._reset_readers()
+            self.last_verdict = None
+
+    def _follow_stage(self, state: RolloutState, shadow: bool, now: float) -> None:
+        """A new weight (or shadow share): a new stage of the analysis."""
+        # In shadow the canary's share of the calls is the copies' share of all backend calls.
+        stage = ("shadow", state.shadow_percentage) if shadow else ("live", state.weight)
+        if stage != self.stage_weight:
+            share = state.shadow_percentage / (100.0 + state.shadow_percentage) if shadow else state.weight / 100.0
+            self.analysis.start_stage(share, now, final=not shadow and self.next_step(state.weight) is None)
+            self.stage_weight, self.stage_started = stage, now
 
     def _increments(self, state: RolloutState, shadow: bool):
         """Per-arm increments of this poll; in shadow the canary's are its copies' counters."""

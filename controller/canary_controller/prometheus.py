@@ -124,6 +124,8 @@ class CounterReader:
     def poll(self, versions: dict[str, str | None]) -> dict[str, ArmIncrement] | None:
         """Read every counter; return increments per arm, or None on the baseline poll.
         Raises MetricsUnavailable when any query fails, leaving the baseline untouched."""
+        # Long on purpose: read, check and difference every counter in one pass, so the baseline
+        # moves only when the whole poll is good.
         raw = {name: self.client.instant(query) for name, query in self.counters.items()}
         first = self._last is None
         last = self._last or {}

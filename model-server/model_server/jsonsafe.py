@@ -32,6 +32,7 @@ def to_jsonable(value, counts: Counter | None = None):
 
 
 def _convert(value, counts: Counter):
+    # Long on purpose: one branch per kind of value a model may return, in the order they are tried.
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, str):

@@ -54,19 +54,10 @@ def serve(rt, header: HeaderGetter, raw: bytes) -> Reply:
     body = parse_predict_body(raw)
     state = rt.follower.state
     weight = rt.follower.effective_weight()
-
-    key_header = header(c.KEY_HEADER)
-    key = parse_header_key(key_header) if key_header is not None else body.user_id  # checked even when forced
-    forced = _forced_arm(rt, state, header)
-    if isinstance(forced, Reply):
-        return forced
-    if forced:
-        arm, assignment = forced, "forced"
-    elif key is not None:
-        arm, assignment = choose_sticky(weight, key, (state.canary_version if state else None) or ""), "sticky"
-    else:
-        arm, assignment = choose_arm(weight), "random"
-
+    chosen = _assign(rt, state, weight, body, header)
+    if isinstance(chosen, Reply):
+        return chosen
+    arm, assignment, forced = chosen
     ejected = arm == CANARY and not forced and not rt.canary_ejector(state).allow()
     if ejected:
         # Outlier ejection: production answers, and the canary is charged an error as if it had
@@ -75,46 +66,82 @@ def serve(rt, header: HeaderGetter, raw: bytes) -> Reply:
         metrics.child(metrics.REQUESTS, CANARY, version, "error").inc(body.rows or 1)
         metrics.child(metrics.EJECTED_REQUESTS, CANARY, version).inc(body.rows or 1)
         arm = PRODUCTION
-
     if body.truth is not None:
         # What the arm's last answer told about the version it serves now: a truth that cannot
         # fit is refused before any model is asked (the answer itself is checked below).
         known = rt.backends.profile(arm, getattr(state, f"{arm}_version", None) if state else None)
         if known is not None:
             check_truth(body.labels, body.values, known.classes, known.task)
-
-    served_by = arm
-    fallback = ejected
-    try:
-        pred = _call(rt, arm, body)
-    except (BackendError, BackendRejected) as exc:
-        if arm != CANARY:
-            return _production_failed(rt, exc, state, client_id, forced=bool(forced), rows=body.rows)
-        # The client must not pay for the canary: count it against the canary, answer from production.
-        counter = metrics.FORCED if forced else metrics.REQUESTS
-        metrics.child(counter, CANARY, _version(None, state, CANARY), "error").inc(body.rows or 1)
-        if not forced:
-            metrics.FALLBACKS.inc()
-        served_by, fallback = PRODUCTION, True
-        try:
-            pred = _call(rt, PRODUCTION, body)
-        except (BackendError, BackendRejected) as exc2:
-            return _production_failed(rt, exc2, state, client_id, forced=bool(forced), rows=body.rows)
-
-    rows = len(pred.predictions)
-    if body.truth is not None:
-        if len(body.truth) != rows:
-            raise BadInput(
-                f"field '{'actual_label' if body.labels else 'actual_value'}' has {len(body.truth)} "
-                f"value(s) but the model scored {rows} row(s): give one per row"
-            )
-        check_truth(body.labels, body.values, pred.classes, pred.task)
+    scored = _score(rt, state, body, arm, forced, client_id)
+    if isinstance(scored, Reply):
+        return scored
+    pred, served_by, fallback = scored
+    _check_answered_truth(body, pred)
     version = _version(pred.version, state, served_by)
     if forced:
         # Testers' traffic: counted apart, never in the series the analysis reads.
-        metrics.child(metrics.FORCED, served_by, version, "ok").inc(rows)
+        metrics.child(metrics.FORCED, served_by, version, "ok").inc(len(pred.predictions))
     else:
-        _count(rt, state, weight, body, pred, served_by, version, fallback)
+        _count(rt, state, weight, body, pred, served_by, version, fallback or ejected)
+    answer = _answer(rt, body, pred, served_by, version, forced)
+    headers = [
+        (c.REQUEST_ID_HEADER, client_id or answer.get("request_id") or uuid.uuid4().hex),
+        ("X-Router-Weight", f"{weight:g}"),
+        (c.ASSIGNMENT_HEADER, assignment),
+    ]
+    if fallback or ejected:
+        headers.append((c.FALLBACK_HEADER, "1"))
+    if ejected:
+        headers.append((c.EJECTED_HEADER, "1"))
+    return Reply(200, answer, headers)
+
+
+def _assign(rt, state, weight: float, body, header: HeaderGetter):
+    """(arm, how it was chosen, forced arm or None), or the Reply refusing a forced route."""
+    key_header = header(c.KEY_HEADER)
+    key = parse_header_key(key_header) if key_header is not None else body.user_id  # checked even when forced
+    forced = _forced_arm(rt, state, header)
+    if isinstance(forced, Reply):
+        return forced
+    if forced:
+        return forced, "forced", forced
+    if key is not None:
+        return choose_sticky(weight, key, (state.canary_version if state else None) or ""), "sticky", None
+    return choose_arm(weight), "random", None
+
+
+def _score(rt, state, body, arm: str, forced, client_id):
+    """(prediction, the arm that answered, whether production answered for a failed canary), or the
+    Reply of production's failure. The client never pays for the canary."""
+    try:
+        return _call(rt, arm, body), arm, False
+    except (BackendError, BackendRejected) as exc:
+        if arm != CANARY:
+            return _production_failed(rt, exc, state, client_id, forced=bool(forced), rows=body.rows)
+    counter = metrics.FORCED if forced else metrics.REQUESTS
+    metrics.child(counter, CANARY, _version(None, state, CANARY), "error").inc(body.rows or 1)
+    if not forced:
+        metrics.FALLBACKS.inc()
+    try:
+        return _call(rt, PRODUCTION, body), PRODUCTION, True
+    except (BackendError, BackendRejected) as exc:
+        return _production_failed(rt, exc, state, client_id, forced=bool(forced), rows=body.rows)
+
+
+def _check_answered_truth(body, pred) -> None:
+    if body.truth is None:
+        return
+    rows = len(pred.predictions)
+    if len(body.truth) != rows:
+        raise BadInput(
+            f"field '{'actual_label' if body.labels else 'actual_value'}' has {len(body.truth)} "
+            f"value(s) but the model scored {rows} row(s): give one per row"
+        )
+    check_truth(body.labels, body.values, pred.classes, pred.task)
+
+
+def _answer(rt, body, pred, served_by: str, version: str, forced) -> dict:
+    """The JSON answer, with a signed request id per prediction (for late labels)."""
     flags = (FLAG_FORCED if forced else "") + (FLAG_LABELLED if body.truth is not None else "")
     flags += FLAG_REGRESSION if pred.task == REGRESSION else ""
     request_ids = [rt.signer.issue(served_by, version, p, flags) for p in pred.predictions]
@@ -123,18 +150,9 @@ def serve(rt, header: HeaderGetter, raw: bytes) -> Reply:
         answer.update(prediction=pred.prediction, request_id=request_ids[0])
     else:
         answer.update(predictions=pred.predictions, request_ids=request_ids, task=pred.task)
-        if rows == 1:
+        if len(pred.predictions) == 1:
             answer.update(prediction=pred.prediction, request_id=request_ids[0])
-    headers = [
-        (c.REQUEST_ID_HEADER, client_id or answer.get("request_id") or uuid.uuid4().hex),
-        ("X-Router-Weight", f"{weight:g}"),
-        (c.ASSIGNMENT_HEADER, assignment),
-    ]
-    if fallback:
-        headers.append((c.FALLBACK_HEADER, "1"))
-    if ejected:
-        headers.append((c.EJECTED_HEADER, "1"))
-    return Reply(200, answer, headers)
+    return answer
 
 
 # Failures that eject a model server on the first one; others (5xx, a cut or unusable answer)

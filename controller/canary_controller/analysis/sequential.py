@@ -421,6 +421,8 @@ class SequentialEngine:
 
     def evaluate(self, at) -> dict:
         """Everything the decision rests on, as arrays: (K, B) per metric, (B,) per run."""
+        # Long on purpose: the vectorised formulas of the design note, one after the other, each
+        # reading the previous; helpers would pass a dozen arrays around.
         cfg = self.config
         g_hat = np.where(self.W > 0, self.G / np.where(self.W > 0, self.W, 1.0), 0.0)
         m, tau_r, tau_p = self.margins()
@@ -686,6 +688,8 @@ class SequentialAnalysis:
         return Verdict(decision, summary, metrics, guards, detector)
 
     def _metric_evidence(self, k: int, ev: dict, at: float) -> dict:
+        # Long on purpose: one metric's whole evidence record (estimates, bounds, e-values of every
+        # test and the change detector) in the order the design note gives it; split, it scatters.
         eng, cfg = self.engine, self.config
         mc = cfg.metrics[k]
         pick = lambda key: float(ev[key][k, 0])  # noqa: E731

@@ -163,6 +163,7 @@ class ThresholdAnalysis:
         self.engine.observe(poll.at, to_row(poll.canary), buckets)
 
     def verdict(self, at: float) -> Verdict:
+        # Long on purpose: the lab's rule, one check per metric in the order the lab states them.
         if not self.started:
             return Verdict(Decision.CONTINUE, "No stage started yet: nothing to judge.")
         th, cfg = self.config.threshold, self.config
