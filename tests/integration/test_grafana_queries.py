@@ -22,13 +22,11 @@ from werkzeug import Response
 
 from support import standin
 from support.binaries import require
-from support.grafana import annotation_queries, as_promql, panel_queries, panel_targets
+from support.grafana import annotation_queries, as_promql, panel_expr, panel_queries, panel_targets, with_defaults
 from support.procs import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "prometheus"))
-sys.path.insert(0, str(ROOT / "grafana"))
-import build_dashboard  # noqa: E402
 import render_config  # noqa: E402
 
 from canary_common.regression import ABS_ERROR_BUCKETS, ABS_ERROR_METRIC  # noqa: E402
@@ -191,7 +189,7 @@ def prom(tmp_path_factory):
 
 
 def _query(url: str, expr: str) -> list[dict]:
-    query = as_promql(build_dashboard.with_defaults(expr))
+    query = as_promql(with_defaults(DASHBOARD, expr))
     resp = requests.get(url + "/api/v1/query", params={"query": query}, timeout=5)
     assert resp.status_code == 200, (expr, resp.text)
     return resp.json()["data"]["result"]
@@ -260,7 +258,7 @@ def test_recorded_values_are_what_the_exporters_imply(prom):
 
 def test_regression_panels_show_mae_and_share_within_tolerance(prom):
     mae_expr = "model:canary_router_prediction_abs_error:mean_rate1m"
-    within_expr = build_dashboard.within_tolerance_expr()
+    within_expr = panel_expr(DASHBOARD, "Share within tolerance (${tolerance}) by model")
     _wait_for_all(
         prom,
         [
@@ -309,7 +307,7 @@ def test_rule_files_loaded_without_errors(prom):
 def test_every_query_is_valid_promql(tmp_path):
     queries = panel_queries(DASHBOARD) + annotation_queries(DASHBOARD)
     rules = [
-        {"record": f"dashboard:query_{i}", "expr": as_promql(build_dashboard.with_defaults(expr))}
+        {"record": f"dashboard:query_{i}", "expr": as_promql(with_defaults(DASHBOARD, expr))}
         for i, (_, expr) in enumerate(queries)
     ]
     rule_file = tmp_path / "dashboard_queries.yml"

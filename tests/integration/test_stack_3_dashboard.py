@@ -7,19 +7,14 @@ mean-absolute-error and within-tolerance panels for regression models. Every que
 here; a panel of the kind of task the stack's model does not have may stay empty (the regression
 panels get their data from the stand-in exporters of tests/unit/test_grafana_queries.py)."""
 
-import sys
 import time
 
 import requests
 
-from support.grafana import as_promql, panel_targets
+from canary_common.regression import ABS_ERROR_METRIC
+from support.grafana import as_promql, panel_targets, with_defaults
 from support.procs import ROOT
 from support.stack import Traffic
-
-sys.path.insert(0, str(ROOT / "grafana"))
-import build_dashboard  # noqa: E402
-
-from canary_common.regression import ABS_ERROR_METRIC  # noqa: E402
 
 DASHBOARD = ROOT / "grafana/dashboards/canary.json"
 # The router's labelled-prediction series of each kind of task.
@@ -27,7 +22,7 @@ TASK_SERIES = {"classification": "canary_router_labelled_predictions_total", "re
 
 
 def run(stack, expr):
-    query = as_promql(build_dashboard.with_defaults(expr))
+    query = as_promql(with_defaults(DASHBOARD, expr))
     resp = requests.get(f"{stack.prometheus_url}/api/v1/query", params={"query": query}, timeout=10)
     assert resp.status_code == 200, (expr, resp.text)
     return resp.json()["data"]["result"]

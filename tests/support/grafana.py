@@ -1,4 +1,6 @@
-"""Read the queries out of a Grafana dashboard JSON, for tests that check them against Prometheus."""
+"""Read the queries out of a Grafana dashboard JSON, for tests that check them against Prometheus.
+The committed JSON (grafana/dashboards/canary.json) is the dashboard's source: edit it, or change
+the dashboard in Grafana and export it over the file."""
 
 from __future__ import annotations
 
@@ -56,3 +58,17 @@ def as_promql(expr: str) -> str:
     if leftover:
         raise ValueError(f"unknown dashboard variables {leftover} in {expr!r}")
     return expr
+
+
+def with_defaults(dashboard_path, expr: str) -> str:
+    """The expression with the dashboard's own variables at their current (default) values, as
+    Grafana sends it before anyone picks another value."""
+    for var in _load(dashboard_path).get("templating", {}).get("list", []):
+        value = var.get("current", {}).get("value")
+        expr = re.sub(r"\$\{?" + re.escape(var["name"]) + r"\}?", str(value), expr)
+    return expr
+
+
+def panel_expr(dashboard_path, title: str) -> str:
+    """The first query of the panel with this title."""
+    return next(expr for panel_title, expr in panel_queries(dashboard_path) if panel_title == title)

@@ -22,7 +22,6 @@ FILES_THAT_NAME_METRICS = [
     *sorted((ROOT / "prometheus" / "tests").glob("*.yml")),
     *sorted((ROOT / "controller").glob("analysis*.yaml")),
     *sorted((ROOT / "grafana" / "dashboards").glob("*.json")),
-    ROOT / "grafana" / "build_dashboard.py",
     ROOT / "docs" / "contracts.md",
     ROOT / "README.md",
 ]
