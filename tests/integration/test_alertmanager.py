@@ -1,7 +1,7 @@
 """Prometheus's alerts reach a webhook through Alertmanager, all real, on free loopback ports.
 
-Real Prometheus (/usr/bin/prometheus) with the configuration `render_config.render` makes for
-process mode and the repository's own rule files; a stand-in router exporter (stdlib HTTP server)
+Real Prometheus (/usr/bin/prometheus) with the committed process-mode configuration
+(prometheus/process.yml) and the repository's own rule files; a stand-in router exporter (stdlib HTTP server)
 whose `canary_router_fail_closed` gauge fires RouterFailClosed, the one alert without a `for`.
 Real Alertmanager (/usr/bin/prometheus-alertmanager, Debian's 0.25) with the committed
 alertmanager/alertmanager.yml, changed only where a test must: the webhook's URL (0.25 has no
@@ -13,18 +13,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import yaml
 from werkzeug import Request, Response
 
+from support import promconfig
 from support.binaries import require
 from support.procs import ROOT, Proc, free_port
-
-sys.path.insert(0, str(ROOT / "prometheus"))
-import render_config  # noqa: E402
 
 AM_DIR = ROOT / "alertmanager"
 DELIVERY_TIMEOUT_S = 45.0  # eval 1 s + group_wait 1 s; the margin is for a loaded CI machine
@@ -59,7 +56,7 @@ class Exporter:
     def __init__(self, standin):
         self.fail_closed = 1
         self.address = f"{standin.host}:{standin.port}"
-        standin.expect_request(render_config.ROUTER_METRICS_PATH).respond_with_handler(self.answer)
+        standin.expect_request(promconfig.ROUTER_METRICS_PATH).respond_with_handler(self.answer)
 
     def answer(self, request: Request) -> Response:
         text = f"# TYPE canary_router_fail_closed gauge\ncanary_router_fail_closed {self.fail_closed}\n"
@@ -115,17 +112,14 @@ def test_a_firing_alert_reaches_the_receiver_through_alertmanager_and_resolves(t
         procs.append(am)
         am.wait_http(f"http://127.0.0.1:{am_port}/-/ready", timeout=30)
 
-        config = render_config.render(
-            {"router": [exporter.address]},
-            str(ROOT / "prometheus/rules"),
-            alertmanager_url=f"http://127.0.0.1:{am_port}",
+        config = promconfig.prepare(
+            tmp_path / "prometheus", {"router": [exporter.address], "alertmanager": [f"127.0.0.1:{am_port}"]}
         )
-        (tmp_path / "prometheus.yml").write_text(config)
         prom = Proc(
             "prometheus",
             [
                 prometheus,
-                f"--config.file={tmp_path / 'prometheus.yml'}",
+                f"--config.file={config}",
                 f"--storage.tsdb.path={tmp_path / 'prom-data'}",
                 f"--web.listen-address=127.0.0.1:{prom_port}",
             ],

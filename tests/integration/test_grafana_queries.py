@@ -1,6 +1,6 @@
 """Every dashboard query returns data from a real Prometheus (Debian's 2.42) that scrapes
 exporters shaped like the router replicas and the controller, with the recording rules loaded and
-the process-mode config from prometheus/render_config.py. Comparison panels must return one
+the process-mode config (prometheus/process.yml, targets by file_sd). Comparison panels must return one
 series per arm, labelled model=production and model=canary.
 
 The exporters are STAND-INS (stdlib http.server in threads) serving Prometheus text whose
@@ -11,7 +11,6 @@ metrics follow the names this dashboard assumes.
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,16 +19,13 @@ import requests
 import yaml
 from werkzeug import Response
 
-from support import standin
+from canary_common.regression import ABS_ERROR_BUCKETS, ABS_ERROR_METRIC
+from support import promconfig, standin
 from support.binaries import require
 from support.grafana import annotation_queries, as_promql, panel_expr, panel_queries, panel_targets, with_defaults
 from support.procs import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "prometheus"))
-import render_config  # noqa: E402
-
-from canary_common.regression import ABS_ERROR_BUCKETS, ABS_ERROR_METRIC  # noqa: E402
 
 DASHBOARD = ROOT / "grafana" / "dashboards" / "canary.json"
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5)
@@ -142,20 +138,19 @@ def prom(tmp_path_factory):
         "controller": Exporter(_controller_metrics),
     }
     port = free_port()
-    cfg = render_config.render(
+    config = promconfig.prepare(
+        tmp / "config",
         {
             "router": [exporters["r1"].address, exporters["r2"].address],
             "controller": [exporters["controller"].address],
             "prometheus": [f"127.0.0.1:{port}"],
         },
-        rules_dir=str(ROOT / "prometheus" / "rules"),
     )
-    (tmp / "prometheus.yml").write_text(cfg)
     log = open(tmp / "prometheus.log", "wb")
     proc = subprocess.Popen(
         [
             binary,
-            f"--config.file={tmp / 'prometheus.yml'}",
+            f"--config.file={config}",
             f"--storage.tsdb.path={tmp / 'data'}",
             f"--web.listen-address=127.0.0.1:{port}",
         ],

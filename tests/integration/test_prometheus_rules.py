@@ -7,22 +7,19 @@ is that path, pointed at this repository's prometheus/rules.
 
 from __future__ import annotations
 
+import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from canary_common.regression import ABS_ERROR_METRIC
+from support import promconfig
 from support.binaries import require
 
 ROOT = Path(__file__).resolve().parents[2]
 PROM = ROOT / "prometheus"
-sys.path.insert(0, str(PROM))
-
-import render_config  # noqa: E402
-
-from canary_common.regression import ABS_ERROR_METRIC  # noqa: E402
 
 
 def _promtool() -> str:
@@ -39,13 +36,6 @@ def _rule_files() -> list[Path]:
     files = sorted((PROM / "rules").glob("*.yml"))
     assert files, "no rule files"
     return files
-
-
-def test_compose_config_is_what_render_compose_produces():
-    committed = yaml.safe_load((PROM / "prometheus.yml").read_text())
-    assert committed == yaml.safe_load(render_config.render_compose()), (
-        "prometheus/prometheus.yml is stale: run `python prometheus/render_config.py > prometheus/prometheus.yml`"
-    )
 
 
 def test_compose_config_has_the_contract_jobs():
@@ -116,8 +106,9 @@ def test_every_alert_has_severity_and_annotations():
             assert rule["annotations"].get("summary") and rule["annotations"].get("description"), rule["alert"]
 
 
-def test_rendered_process_mode_config_passes_check_config(tmp_path):
-    text = render_config.render(
+def test_process_mode_config_passes_check_config_and_matches_compose(tmp_path):
+    config = promconfig.prepare(
+        tmp_path / "prom",
         {
             "router": ["127.0.0.1:34567", "127.0.0.1:34568"],
             "model-server-production": ["127.0.0.1:34569"],
@@ -125,53 +116,48 @@ def test_rendered_process_mode_config_passes_check_config(tmp_path):
             "controller": ["127.0.0.1:34571"],
             "mlflow": ["127.0.0.1:34572"],
             "prometheus": ["127.0.0.1:34573"],
+            "alertmanager": ["127.0.0.1:34574"],
         },
-        rules_dir=str(PROM / "rules"),
     )
-    (tmp_path / "prometheus.yml").write_text(text)
-    out = _run("check", "config", str(tmp_path / "prometheus.yml"))
+    out = _run("check", "config", str(config))
     for rule_file in _rule_files():
         assert rule_file.name in out.stdout + out.stderr
 
-    cfg = yaml.safe_load(text)
+    cfg = yaml.safe_load((PROM / "process.yml").read_text())
     assert cfg["global"]["scrape_interval"] == "1s"
     jobs = {j["job_name"]: j for j in cfg["scrape_configs"]}
-    compose = {j["job_name"]: j for j in yaml.safe_load(render_config.render_compose())["scrape_configs"]}
+    compose = {j["job_name"]: j for j in yaml.safe_load((PROM / "prometheus.yml").read_text())["scrape_configs"]}
     assert set(jobs) == set(compose)
     for name, job in jobs.items():
         # Same job names, paths and relabelling; only the way targets are found differs.
-        assert job.get("metrics_path") == compose[name].get("metrics_path")
-        assert job.get("relabel_configs") == compose[name].get("relabel_configs")
-    assert jobs["router"]["static_configs"] == [{"targets": ["127.0.0.1:34567", "127.0.0.1:34568"]}]
-    arms = {g["labels"]["arm"]: g["targets"] for g in jobs["model-server"]["static_configs"]}
-    assert arms == {"production": ["127.0.0.1:34569"], "canary": ["127.0.0.1:34570"]}
+        assert job.get("metrics_path") == compose[name].get("metrics_path"), name
+        assert job.get("relabel_configs") == compose[name].get("relabel_configs"), name
+        assert job["file_sd_configs"] == [{"files": [f"targets/{name}*.json"]}], name
+    assert jobs["router"]["metrics_path"] == promconfig.ROUTER_METRICS_PATH
+    groups = json.loads((config.parent / "targets" / "model-server.json").read_text())
+    assert {g["labels"]["arm"]: g["targets"] for g in groups} == {
+        "production": ["127.0.0.1:34569"],
+        "canary": ["127.0.0.1:34570"],
+    }
+    assert [g["labels"]["arm"] for g in compose["model-server"]["static_configs"]] == ["production", "canary"]
 
 
-def test_render_leaves_out_services_not_given():
-    cfg = yaml.safe_load(render_config.render({"router": ["127.0.0.1:1"]}, rules_dir=str(PROM / "rules")))
-    assert [j["job_name"] for j in cfg["scrape_configs"]] == ["router"]
+def test_a_service_not_run_has_no_targets_and_unknown_keys_are_refused(tmp_path):
+    config = promconfig.prepare(tmp_path / "prom", {"router": ["127.0.0.1:1"]})
+    assert sorted(p.name for p in (config.parent / "targets").iterdir()) == ["router.json"]
     with pytest.raises(ValueError):
-        render_config.render({"routers": ["127.0.0.1:1"]}, rules_dir=str(PROM / "rules"))
-    assert "alerting" not in cfg  # no Alertmanager given: none configured
+        promconfig.prepare(tmp_path / "other", {"routers": ["127.0.0.1:1"]})
 
 
-def test_alerts_go_to_alertmanager_in_compose_and_where_process_mode_says(tmp_path):
+def test_alerts_go_to_alertmanager_in_compose_and_to_the_file_in_process_mode():
     compose = yaml.safe_load((PROM / "prometheus.yml").read_text())
     assert compose["alerting"] == {
         "alertmanagers": [{"scheme": "http", "static_configs": [{"targets": ["alertmanager:9093"]}]}]
     }
-    text = render_config.render(
-        {"router": ["127.0.0.1:1"]}, rules_dir=str(PROM / "rules"), alertmanager_url="https://127.0.0.1:19093/am/"
-    )
-    assert yaml.safe_load(text)["alerting"] == {
-        "alertmanagers": [
-            {"scheme": "https", "path_prefix": "/am/", "static_configs": [{"targets": ["127.0.0.1:19093"]}]}
-        ]
+    process = yaml.safe_load((PROM / "process.yml").read_text())
+    assert process["alerting"] == {
+        "alertmanagers": [{"scheme": "http", "file_sd_configs": [{"files": ["targets/alertmanager*.json"]}]}]
     }
-    (tmp_path / "prometheus.yml").write_text(text)
-    _run("check", "config", str(tmp_path / "prometheus.yml"))
-    with pytest.raises(ValueError):
-        render_config.render({}, rules_dir=str(PROM / "rules"), alertmanager_url="alertmanager:9093")
 
 
 def _rules() -> list[dict]:

@@ -6,7 +6,6 @@ Same code, same configuration files as the images; only addresses differ.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import random
 import shutil
@@ -17,16 +16,9 @@ from pathlib import Path
 
 import requests
 
-from support import edge
+from support import edge, promconfig
 from support.models import setup_models, start_model_server
 from support.procs import ROOT, Proc, free_port, python_cmd, start_mlflow
-
-
-def _load(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def prometheus_binary() -> str:
@@ -127,12 +119,15 @@ class Stack:
         return proc
 
     def start_prometheus(self) -> None:
-        render = _load(ROOT / "prometheus/render_config.py", "prometheus_render_config")
         port = getattr(self, "prometheus_port", None) or free_port()
         self.prometheus_port = port
         self.prometheus_url = f"http://127.0.0.1:{port}"
-        hostports = lambda urls: [u.replace("http://", "") for u in urls]  # noqa: E731
-        config = render.render(
+
+        def hostports(urls):
+            return [u.replace("http://", "") for u in urls]
+
+        cfg = promconfig.prepare(
+            self.log_dir / "prometheus",
             {
                 "router": hostports(self.router_urls),
                 "model-server-production": hostports([self.production_url]),
@@ -140,11 +135,7 @@ class Stack:
                 "controller": hostports([self.controller_url]),
                 "mlflow": hostports([self.mlflow_url]),
             },
-            str(ROOT / "prometheus/rules"),
-            scrape_interval="1s",
         )
-        cfg = self.log_dir / "prometheus.yml"
-        cfg.write_text(config)
         data = self.log_dir / "prometheus-data"
         data.mkdir(exist_ok=True)
         proc = Proc(
