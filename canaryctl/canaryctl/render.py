@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import time
 
-ARMS = ("production", "canary")
+ARMS = ("production", "canary")  # canary_common.contracts.ARMS (a test keeps them equal)
 
 
 def first(mapping, *keys, default=None):

@@ -8,7 +8,7 @@ import threading
 from collections import Counter
 from dataclasses import dataclass
 
-ARMS = ("production", "canary")
+from canary_common.contracts import ARMS
 
 
 @dataclass(frozen=True)

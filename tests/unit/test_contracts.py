@@ -85,3 +85,10 @@ def test_the_analysis_files_read_the_routers_labels():
         for selector in counters.values():
             for label in re.findall(r"([a-z_]+)=", selector):
                 assert label in (c.STATUS_LABEL, c.OUTCOME_LABEL, "le"), (path.name, selector)
+
+
+def test_canaryctl_mirrors_the_arms():
+    """canaryctl installs on its own (pip, without canary_common), so it keeps a copy: checked here."""
+    from canaryctl import render
+
+    assert render.ARMS == c.ARMS
