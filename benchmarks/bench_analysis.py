@@ -40,7 +40,7 @@ Run: python benchmarks/bench_analysis.py  [--runs N] [--runs-12h N]
 (BENCH_QUICK=1: 200 runs per figure). runs_per_figure in the JSON says how many runs each
 figure used (the 12 h figure may use fewer: --runs-12h, default min(runs, 5000)).
 
---regression: instead, the figures of the regression kinds (issue 8 part 2; see run_regression):
+--regression: instead, the figures of the regression kinds (see run_regression):
 a regression model whose absolute errors are lognormal (median 0.4, sigma 1; 59 % within 0.5, a
 bucketed clipped MAE of 0.97 at clip 5), labels for every successful request, the example
 metrics of analysis.yaml (within_half: within_tolerance at 0.5; mae: clip 5; availability;

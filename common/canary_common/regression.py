@@ -1,4 +1,4 @@
-"""Metric kinds for regression models, and the router's contract for them (issue 8, part 2).
+"""Metric kinds for regression models, and the router's contract for them.
 
 Contract. Labels of a regression model are numbers (`actual_value`). For every labelled
 prediction the router observes the absolute error |prediction - actual_value| in the histogram

@@ -377,7 +377,7 @@ def test_change_detection_fields_load():
     assert eng.alpha_change == pytest.approx(0.0125) and eng.slots == 100
 
 
-# ---------------------------------------------------------------- margins (issue 7 part 5)
+# ---------------------------------------------------------------- margins
 
 
 def engine_with_production_errors(error_rate, n=200_000):

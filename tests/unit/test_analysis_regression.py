@@ -1,4 +1,4 @@
-"""Regression metric kinds (issue 8 part 2): within_tolerance and mae from the router's
+"""Regression metric kinds: within_tolerance and mae from the router's
 absolute-error histogram. The contract constants, the coefficients, the columns, the words; and
 empirically, with fixed seeds, the error rates the method claims: errors drawn from skewed
 bounded, exponential, lognormal and mixed distributions (clipped at `clip`), 50 rps at a 20 %
