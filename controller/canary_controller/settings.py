@@ -8,10 +8,12 @@ setting one variable.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from pydantic import Field, field_validator
+
+from canary_common.settings import EnvSettings, SettingsError
 
 from .analysis.config import AnalysisConfig, ConfigError, load_config
 
@@ -32,23 +34,37 @@ _OVERRIDES = {
 }
 
 
-@dataclass(frozen=True)
-class Settings:
-    prometheus_url: str
-    mlflow_url: str
-    model_name: str
-    production_url: str | None
-    poll_interval_s: float
-    scrape_job: str  # the router job, whose fresh scrape a manual check waits for
-    scrape_wait_s: float
-    admin_token: str
-    analysis: AnalysisConfig
-    analysis_file: str
+class ControllerEnv(EnvSettings):
+    """The controller's own variables (canary_common.settings: a field is its variable in capitals
+    unless its alias names another)."""
+
+    prometheus_url: str = "http://prometheus:9090"
+    mlflow_url: str = Field("http://mlflow:5000", alias="MLFLOW_TRACKING_URI")
+    model_name: str = "sentiment"
+    production_url: str | None = None
+    poll_interval_s: float = Field(15.0, gt=0)
+    scrape_job: str = Field("router", alias="ROUTER_SCRAPE_JOB")  # whose fresh scrape a manual check waits for
+    scrape_wait_s: float = Field(12.0, ge=0)
+    admin_token: str = ""
+    analysis_file: str = Field(str(DEFAULT_CONFIG), alias="ANALYSIS_CONFIG")
     # Decisions reach people (notify.py): each decision but "hold" is POSTed here; empty: off.
     decision_webhook_url: str = ""
     decision_webhook_token: str = ""
-    decision_webhook_max_attempts: int = 5
-    decision_webhook_timeout_s: float = 5.0
+    decision_webhook_max_attempts: int = Field(5, ge=1)
+    decision_webhook_timeout_s: float = Field(5.0, gt=0)
+
+    @field_validator("decision_webhook_url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if url and not url.startswith(("http://", "https://")):
+            raise ValueError("a URL starting with http:// or https://")
+        return url
+
+
+class Settings(ControllerEnv):
+    """The environment, and the analysis file (with the environment's overrides) it names."""
+
+    analysis: AnalysisConfig
 
 
 def _apply_overrides(raw: dict, env: dict) -> dict:
@@ -69,7 +85,11 @@ def _apply_overrides(raw: dict, env: dict) -> dict:
 
 def load_settings(env: dict | None = None) -> Settings:
     env = dict(os.environ if env is None else env)
-    path = env.get("ANALYSIS_CONFIG") or str(DEFAULT_CONFIG)
+    try:
+        own = ControllerEnv.from_env(env)
+    except SettingsError as exc:
+        raise ConfigError(str(exc)) from None
+    path = own.analysis_file
     try:
         raw = yaml.safe_load(Path(path).read_text()) or {}
     except OSError as exc:
@@ -78,43 +98,4 @@ def load_settings(env: dict | None = None) -> Settings:
         raise ConfigError(f"ANALYSIS_CONFIG: {path} is not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"ANALYSIS_CONFIG: {path} must hold a mapping at the top level")
-    analysis = load_config(_apply_overrides(raw, env))
-    try:
-        poll = float(env.get("POLL_INTERVAL_S", "15"))
-        wait = float(env.get("SCRAPE_WAIT_S", "12"))
-    except ValueError:
-        raise ConfigError("POLL_INTERVAL_S / SCRAPE_WAIT_S: must be numbers") from None
-    if poll <= 0:
-        raise ConfigError("POLL_INTERVAL_S: must be > 0")
-    return Settings(
-        prometheus_url=env.get("PROMETHEUS_URL", "http://prometheus:9090"),
-        mlflow_url=env.get("MLFLOW_TRACKING_URI", "http://mlflow:5000"),
-        model_name=env.get("MODEL_NAME", "sentiment"),
-        production_url=env.get("PRODUCTION_URL") or None,
-        poll_interval_s=poll,
-        scrape_job=env.get("ROUTER_SCRAPE_JOB", "router"),
-        scrape_wait_s=wait,
-        admin_token=env.get("ADMIN_TOKEN", ""),
-        analysis=analysis,
-        analysis_file=path,
-        **_webhook_settings(env),
-    )
-
-
-def _webhook_settings(env: dict) -> dict:
-    url = env.get("DECISION_WEBHOOK_URL", "").strip()
-    if url and not url.startswith(("http://", "https://")):
-        raise ConfigError(f"DECISION_WEBHOOK_URL: must start with http:// or https://, got {url!r}")
-    try:
-        attempts = int(env.get("DECISION_WEBHOOK_MAX_ATTEMPTS") or "5")
-        timeout = float(env.get("DECISION_WEBHOOK_TIMEOUT_S") or "5")
-    except ValueError:
-        raise ConfigError("DECISION_WEBHOOK_MAX_ATTEMPTS / DECISION_WEBHOOK_TIMEOUT_S: must be numbers") from None
-    if attempts < 1 or timeout <= 0:
-        raise ConfigError("DECISION_WEBHOOK_MAX_ATTEMPTS: must be >= 1; DECISION_WEBHOOK_TIMEOUT_S: must be > 0")
-    return {
-        "decision_webhook_url": url,
-        "decision_webhook_token": env.get("DECISION_WEBHOOK_TOKEN", "").strip(),
-        "decision_webhook_max_attempts": attempts,
-        "decision_webhook_timeout_s": timeout,
-    }
+    return Settings(**dict(own), analysis=load_config(_apply_overrides(raw, env)))

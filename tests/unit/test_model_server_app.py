@@ -4,7 +4,6 @@ The stand-in is a real `mlflow.pyfunc.PyFuncModel` with a `text: string` signatu
 MLflow parsing and schema enforcement of /invocations are MLflow's own.
 """
 
-import dataclasses
 import datetime
 import json
 import time
@@ -563,7 +562,7 @@ def test_no_version_with_the_alias_is_reported_and_healthy_for_a_canary(tmp_path
 
     app, follower = make_app(tmp_path, loaded=False)
     follower.registry = NoAlias()
-    follower.settings = dataclasses.replace(follower.settings, alias_poll_s=0.05)
+    follower.settings = follower.settings.model_copy(update={"alias_poll_s": 0.05})
     worker = threading.Thread(target=follower._run, daemon=True)
     worker.start()
     try:
