@@ -23,10 +23,13 @@ help:  ## every target, with what it does
 	@echo "make bench-router    router overhead against a bare nginx split (prints JSON; installs wrk)"
 	@echo "make clean           remove .venv, test-logs and caches"
 
-# One lock for everything: the images install from requirements.lock too.
-$(VENV)/.installed: requirements.lock
+# One lock for everything: the images install from requirements.lock too. Then every service's
+# package, editable, the way each image installs its own (pip install, no sys.path edits).
+PACKAGES := common router model-server controller loadgen mlflow canaryctl
+$(VENV)/.installed: requirements.lock $(PACKAGES:%=%/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation $(PACKAGES:%=-e ./%)
 	touch $@
 
 venv: $(VENV)/.installed
@@ -68,7 +71,7 @@ bench-analysis: venv
 
 bench-router: venv deps
 	bash scripts/install-bench-deps.sh
-	$(PY) benchmarks/bench_router.py
+	PYTHONPATH=tests $(PY) benchmarks/bench_router.py
 
 clean:
 	rm -rf $(VENV) test-logs .pytest_cache

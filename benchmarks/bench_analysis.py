@@ -61,17 +61,12 @@ import argparse
 import json
 import math
 import os
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-for _folder in ("controller", "common"):
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / _folder))
-
-from canary_controller.analysis import SequentialEngine, ThresholdEngine, load_config  # noqa: E402
-from canary_controller.analysis.sequential import _EPS, PROMOTE, ROLLBACK, STEP_UP  # noqa: E402
+from canary_controller.analysis import SequentialEngine, ThresholdEngine, load_config
+from canary_controller.analysis.sequential import _EPS, PROMOTE, ROLLBACK, STEP_UP
 
 POLL_S = 15.0
 RPS = 50.0

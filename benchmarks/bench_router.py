@@ -28,11 +28,12 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "common"), str(ROOT / "router")]
+# The test suite's process helpers: `make bench-router` puts tests/ on PYTHONPATH.
+from support.models import setup_models, start_model_server
+from support.procs import Proc, free_port, start_mlflow
 
-from support.models import setup_models, start_model_server  # noqa: E402
-from support.procs import Proc, free_port, start_mlflow  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+
 
 DEFAULT_ROUTER_CLASS = "canary_router.worker.ConnectionThreadWorker"  # as in router/gunicorn.conf.py
 BODY = '{"text": "a wonderful, moving film with a weak ending"}'

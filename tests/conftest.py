@@ -1,17 +1,9 @@
-"""Puts every service's source folder on sys.path, as the images' PYTHONPATH does."""
-
-import sys
-from pathlib import Path
+"""Shared fixtures. The services are packages installed in the venv (`make venv`); `support` is
+importable because pytest puts this folder (the rootdir conftest's) on the path."""
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-for folder in ("common", "mlflow", "model-server", "router", "controller", "loadgen", "canaryctl", "tests"):
-    path = str(ROOT / folder)
-    if path not in sys.path:
-        sys.path.insert(0, path)
-
-from support import standin as standin_server  # noqa: E402  (tests/ is on sys.path from here)
+from support import standin as standin_server
 
 
 @pytest.fixture

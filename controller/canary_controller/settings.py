@@ -17,8 +17,6 @@ from canary_common.settings import EnvSettings, SettingsError
 
 from .analysis.config import AnalysisConfig, ConfigError, load_config
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "analysis.yaml"
-
 # env var -> (path in the analysis file, parser)
 _OVERRIDES = {
     "ANALYSIS_MODE": (("mode",), str),
@@ -46,7 +44,8 @@ class ControllerEnv(EnvSettings):
     scrape_job: str = Field("router", alias="ROUTER_SCRAPE_JOB")  # whose fresh scrape a manual check waits for
     scrape_wait_s: float = Field(12.0, ge=0)
     admin_token: str = ""
-    analysis_file: str = Field(str(DEFAULT_CONFIG), alias="ANALYSIS_CONFIG")
+    # Empty: the built-in defaults, which controller/analysis.yaml spells out with comments.
+    analysis_file: str = Field("", alias="ANALYSIS_CONFIG")
     # Decisions reach people (notify.py): each decision but "hold" is POSTed here; empty: off.
     decision_webhook_url: str = ""
     decision_webhook_token: str = ""
@@ -89,7 +88,11 @@ def load_settings(env: dict | None = None) -> Settings:
         own = ControllerEnv.from_env(env)
     except SettingsError as exc:
         raise ConfigError(str(exc)) from None
-    path = own.analysis_file
+    raw = _read_analysis_file(own.analysis_file) if own.analysis_file else {}
+    return Settings(**dict(own), analysis=load_config(_apply_overrides(raw, env)))
+
+
+def _read_analysis_file(path: str) -> dict:
     try:
         raw = yaml.safe_load(Path(path).read_text()) or {}
     except OSError as exc:
@@ -98,4 +101,4 @@ def load_settings(env: dict | None = None) -> Settings:
         raise ConfigError(f"ANALYSIS_CONFIG: {path} is not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"ANALYSIS_CONFIG: {path} must hold a mapping at the top level")
-    return Settings(**dict(own), analysis=load_config(_apply_overrides(raw, env)))
+    return raw

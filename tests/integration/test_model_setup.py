@@ -9,7 +9,7 @@ from mlflow.tracking import MlflowClient
 import mlflow
 from canary_common.registry import RegistryClient
 from support.models import setup_models
-from support.procs import PYTHONPATH, ROOT, python_cmd, start_mlflow
+from support.procs import ROOT, python_cmd, start_mlflow
 
 BANDS = {"1": (0.84, 0.89), "2": (0.92, 0.95), "3": (0.65, 0.78)}
 
@@ -71,7 +71,7 @@ def test_second_run_adds_nothing_and_keeps_the_rollout_state(registry):
 
 
 def test_unreachable_server_fails_with_a_message(tmp_path):
-    env = dict(os.environ, MLFLOW_TRACKING_URI="http://127.0.0.1:9", MLFLOW_WAIT_S="2", PYTHONPATH=PYTHONPATH)
+    env = dict(os.environ, MLFLOW_TRACKING_URI="http://127.0.0.1:9", MLFLOW_WAIT_S="2")
     result = subprocess.run(
         python_cmd("-m", "model_setup"), env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
     )

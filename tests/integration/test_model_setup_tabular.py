@@ -18,7 +18,7 @@ from canary_common import demo_data
 from canary_common.registry import RegistryClient, has_rollout_state
 from support.byo_models import cancer_data, diabetes_data, mlflow_globals_restored
 from support.models import setup_models
-from support.procs import PYTHONPATH, ROOT, python_cmd, start_mlflow
+from support.procs import ROOT, python_cmd, start_mlflow
 
 NAME = "breast-cancer"
 
@@ -59,7 +59,7 @@ def register_users_model(url: str, name: str, frame, target, estimator) -> str:
 
 
 def run_setup(url: str, model_name: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, MLFLOW_TRACKING_URI=url, MODEL_NAME=model_name, MLFLOW_WAIT_S="30", PYTHONPATH=PYTHONPATH)
+    env = dict(os.environ, MLFLOW_TRACKING_URI=url, MODEL_NAME=model_name, MLFLOW_WAIT_S="30")
     return subprocess.run(
         python_cmd("-m", "model_setup"), env=env, cwd=ROOT, capture_output=True, text=True, timeout=180, check=False
     )

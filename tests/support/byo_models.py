@@ -287,7 +287,7 @@ def log_missing_dependency_model(tracking_uri: str, name: str) -> tuple[Logged, 
     """A PythonModel whose class lives in a module only this process has (pickled by reference,
     as for any installed package): loading it elsewhere fails with ModuleNotFoundError.
     Returns the version and the module's name."""
-    import importlib
+    import importlib.util
 
     import mlflow.pyfunc
 
@@ -302,9 +302,13 @@ def log_missing_dependency_model(tracking_uri: str, name: str) -> tuple[Logged, 
                 return [2 * x for x in model_input["x"]]
     """)
     )
-    sys.path.insert(0, str(folder))
+    # Imported from its file and registered by name, so cloudpickle saves the class by reference:
+    # the model server (which has no such module) must then fail to load it.
+    spec = importlib.util.spec_from_file_location(module_name, folder / f"{module_name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
     try:
-        module = importlib.import_module(module_name)
+        spec.loader.exec_module(module)
         example = pd.DataFrame({"x": [1.0, 2.0]})
         with _start(tracking_uri):
             info = mlflow.pyfunc.log_model(
@@ -315,7 +319,6 @@ def log_missing_dependency_model(tracking_uri: str, name: str) -> tuple[Logged, 
                 pip_requirements=REQUIREMENTS,
             )
     finally:
-        sys.path.remove(str(folder))
         sys.modules.pop(module_name, None)
         shutil.rmtree(folder, ignore_errors=True)
     return _register(info, name), module_name

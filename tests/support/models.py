@@ -10,7 +10,7 @@ from pathlib import Path
 
 import requests
 
-from support.procs import PYTHONPATH, ROOT, Proc, free_port, python_cmd
+from support.procs import ROOT, Proc, free_port, python_cmd
 
 
 def setup_models(mlflow_url: str, log_dir, model_name: str = "sentiment", timeout: float = 180) -> str:
@@ -21,7 +21,6 @@ def setup_models(mlflow_url: str, log_dir, model_name: str = "sentiment", timeou
         MLFLOW_TRACKING_URI=mlflow_url,
         MODEL_NAME=model_name,
         MLFLOW_WAIT_S="60",
-        PYTHONPATH=PYTHONPATH + os.pathsep + os.environ.get("PYTHONPATH", ""),
     )
     result = subprocess.run(
         python_cmd("-m", "model_setup"), env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout

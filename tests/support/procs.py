@@ -13,9 +13,6 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
-PYTHONPATH = os.pathsep.join(
-    str(ROOT / d) for d in ("common", "mlflow", "model-server", "router", "controller", "loadgen", "canaryctl")
-)
 
 
 def free_port() -> int:
@@ -32,7 +29,6 @@ class Proc:
         self.cmd = cmd
         self.log_path = Path(log_dir) / f"{name}.log"
         full_env = dict(os.environ)
-        full_env["PYTHONPATH"] = PYTHONPATH + os.pathsep + full_env.get("PYTHONPATH", "")
         full_env.update({k: str(v) for k, v in (env or {}).items()})
         self.env = full_env
         self.cwd = cwd or ROOT

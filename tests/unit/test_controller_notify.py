@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
@@ -20,8 +21,10 @@ from canary_common.registry import RolloutState
 from canary_controller import notify
 from canary_controller.analysis.config import ConfigError
 from canary_controller.loop import Controller
-from canary_controller.settings import DEFAULT_CONFIG, load_settings
+from canary_controller.settings import load_settings
 from support.procs import free_port
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "controller" / "analysis.yaml"
 
 WAIT_S = 10.0  # upper bound for anything that should take milliseconds
 

@@ -2,13 +2,16 @@
 stale verdicts, the since filter; the control loop adding a point per poll; GET /timeline."""
 
 import math
+from pathlib import Path
 
 from canary_common.registry import RolloutState
 from canary_controller.analysis.base import Decision, Verdict
 from canary_controller.app import create_app
 from canary_controller.loop import Controller
-from canary_controller.settings import DEFAULT_CONFIG, load_settings
+from canary_controller.settings import load_settings
 from canary_controller.timeline import Timeline, metric_point
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "controller" / "analysis.yaml"
 
 SEQUENTIAL = {
     "name": "accuracy",

@@ -321,7 +321,6 @@ def test_sigterm_prints_the_summary_and_exits_0():
             RATE="20",
             DURATION="0",
             PROGRESS_S="0.5",
-            PYTHONPATH=os.pathsep.join(str(ROOT / d) for d in ("loadgen", "common")),
         )
         code = f"import sys; from loadgen.main import main; sys.exit(main(samples={SAMPLES!r}))"
         proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
