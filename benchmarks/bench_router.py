@@ -35,7 +35,7 @@ from support.procs import Proc, free_port, start_mlflow
 ROOT = Path(__file__).resolve().parents[1]
 
 
-DEFAULT_ROUTER_CLASS = "canary_router.worker.ConnectionThreadWorker"  # as in router/gunicorn.conf.py
+DEFAULT_ROUTER_CLASS = "canary_router.datapath.worker.ConnectionThreadWorker"  # as in router/gunicorn.conf.py
 BODY = '{"text": "a wonderful, moving film with a weak ending"}'
 
 NGINX_CONF = """
@@ -114,7 +114,7 @@ def main() -> int:
         "--router-class",
         default="",
         help="gunicorn worker class of the router (default: router/gunicorn.conf.py's, "
-        "canary_router.worker.ConnectionThreadWorker); e.g. gthread to compare",
+        "canary_router.datapath.worker.ConnectionThreadWorker); e.g. gthread to compare",
     )
     parser.add_argument("--model-workers", type=int, default=2)
     parser.add_argument("--model-threads", type=int, default=4, help="threads per model-server worker")

@@ -1,6 +1,6 @@
 """gunicorn settings for the router: `gunicorn -c router/gunicorn.conf.py` (the app is named below).
 
-Workers give each client connection its own thread (canary_router/worker.py): the clients are
+Workers give each client connection its own thread (canary_router/datapath/worker.py): the clients are
 nginx's few, busy keep-alive connections, and a thread that reads its connection's next request
 itself costs a third less CPU per prediction than gunicorn's gthread hand-offs. A slow model
 server stalls only the connections waiting on it. Knobs come from the environment.
@@ -21,7 +21,7 @@ def _env(*names, default):
 
 bind = _env("ROUTER_BIND", default=f"{_env('HOST', default='0.0.0.0')}:{_env('PORT', default='8000')}")
 workers = int(_env("ROUTER_WORKERS", "WORKERS", default="2"))
-worker_class = _env("ROUTER_WORKER_CLASS", default="canary_router.worker.ConnectionThreadWorker")
+worker_class = _env("ROUTER_WORKER_CLASS", default="canary_router.datapath.worker.ConnectionThreadWorker")
 # Connections (so requests in flight) per worker; past it, the longest-idle kept one is closed
 # to make room, or new ones wait in the backlog if all are busy.
 worker_connections = int(_env("ROUTER_MAX_CONNECTIONS", default="64"))

@@ -6,9 +6,13 @@ import os
 
 from flask import Flask
 
-from . import admin, errors, fastpath, feedback, metrics, openapi, page, public
-from .config import Settings
-from .runtime import Runtime
+from canary_router import metrics
+from canary_router.api import errors, openapi, page, public
+from canary_router.config import Settings
+from canary_router.control import admin
+from canary_router.datapath import fastpath
+from canary_router.labels import feedback
+from canary_router.runtime import Runtime
 
 
 def create_app(settings: Settings | None = None) -> Flask:

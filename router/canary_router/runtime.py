@@ -9,16 +9,15 @@ import secrets
 import requests
 
 from canary_common.registry import RegistryClient
-
-from . import metrics
-from .backends import Backends
-from .config import Settings
-from .dedupe import LabelledSet
-from .ejection import Ejector
-from .ids import IdSigner
-from .shadow import ShadowPool, shadow_percentage
-from .split import CANARY, PRODUCTION
-from .state import StateFollower
+from canary_router import metrics
+from canary_router.config import Settings
+from canary_router.control.state import StateFollower
+from canary_router.datapath.backends import Backends
+from canary_router.datapath.ejection import Ejector
+from canary_router.datapath.shadow import ShadowPool, shadow_percentage
+from canary_router.datapath.split import CANARY, PRODUCTION
+from canary_router.labels.dedupe import LabelledSet
+from canary_router.labels.ids import IdSigner
 
 log = logging.getLogger(__name__)
 

@@ -374,7 +374,7 @@ def regression_rollout(now: float) -> dict:
 @pytest.fixture()
 def regression_page():
     """The router's page and a recorded regression rollout.json on a loopback port."""
-    from canary_router.page import PAGE
+    from canary_router.api.page import PAGE
 
     started = time.time()
 

@@ -15,8 +15,8 @@ import pytest
 import requests
 
 from canary_common.registry import RegistryClient
-from canary_router.feedback import owner_of
-from canary_router.ids import IdSigner
+from canary_router.labels.feedback import owner_of
+from canary_router.labels.ids import IdSigner
 from support.models import setup_models, start_model_server
 from support.procs import free_port, start_mlflow
 from support.router_standins import StandInController, start_router

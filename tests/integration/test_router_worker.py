@@ -1,4 +1,4 @@
-"""The router's gunicorn worker (canary_router.worker.ConnectionThreadWorker), as a real gunicorn
+"""The router's gunicorn worker (canary_router.datapath.worker.ConnectionThreadWorker), as a real gunicorn
 process on loopback, driven over raw sockets: keep-alive, bad requests, idle and stalled clients,
 the connection limit, and graceful shutdown."""
 
@@ -13,7 +13,7 @@ import requests
 
 from support.procs import ROOT, Proc, free_port, python_cmd
 
-WORKER = "canary_router.worker.ConnectionThreadWorker"
+WORKER = "canary_router.datapath.worker.ConnectionThreadWorker"
 
 
 def start(tmp_path, name, connections=50, keepalive=2, graceful=5):

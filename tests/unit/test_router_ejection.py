@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from canary_router.ejection import CLOSED, EJECTED, Ejector
+from canary_router.datapath.ejection import CLOSED, EJECTED, Ejector
 
 
 class Clock:

@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from canary_router import create_app, predict
+from canary_router import create_app
 from canary_router.config import Settings
+from canary_router.datapath import predict
 
 DEAD = "http://127.0.0.1:9"
 

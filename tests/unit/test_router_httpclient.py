@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from canary_router import httpclient
-from canary_router.httpclient import ConnectFailed, KeepAlivePool, ProtocolError, ReadTimeout
+from canary_router.datapath import httpclient
+from canary_router.datapath.httpclient import ConnectFailed, KeepAlivePool, ProtocolError, ReadTimeout
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
 

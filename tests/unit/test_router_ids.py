@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from canary_router.dedupe import LabelledSet, StoreFull
-from canary_router.ids import IdError, IdSigner
+from canary_router.labels.dedupe import LabelledSet, StoreFull
+from canary_router.labels.ids import IdError, IdSigner
 
 
 class Clock:

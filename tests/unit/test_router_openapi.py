@@ -3,8 +3,8 @@
 import re
 
 from canary_router import create_app
+from canary_router.api.openapi import SPEC
 from canary_router.config import Settings
-from canary_router.openapi import SPEC
 
 DEAD = "http://127.0.0.1:9"
 

@@ -83,7 +83,7 @@ def test_rollout_json_names_any_model_and_has_the_regression_fields():
     try:
         body = c.get("/rollout.json").get_json()
         assert body["model"] == "house-prices"
-        for arm in ("production", "canary"):  # the /stats summary per arm (canary_router.stats)
+        for arm in ("production", "canary"):  # the /stats summary per arm (canary_router.api.stats)
             assert {"task", "labelled_values", "mae", "accuracy"} <= set(body["fleet"][arm]), body["fleet"][arm]
     finally:
         app.extensions["canary_router"].follower.stop()

@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from canary_router.split import choose_arm
+from canary_router.datapath.split import choose_arm
 
 
 def test_edges():

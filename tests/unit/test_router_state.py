@@ -1,7 +1,7 @@
 """Following the registry and failing closed, with a fake registry client and a fake clock."""
 
 from canary_common.registry import RegistryError, RolloutState
-from canary_router.state import StateFollower
+from canary_router.control.state import StateFollower
 
 
 class FakeClock:

@@ -5,9 +5,9 @@ import math
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from canary_router import stats
+from canary_router.api import stats
+from canary_router.control.peers import resolve_peers
 from canary_router.metrics import BUCKETS
-from canary_router.peers import resolve_peers
 
 
 def test_quantile_interpolates_inside_the_bucket():

@@ -7,7 +7,7 @@ import sys
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from canary_router.split import choose_sticky, sticky_bucket
+from canary_router.datapath.split import choose_sticky, sticky_bucket
 
 keys = st.text(min_size=1, max_size=64)
 salts = st.text(max_size=8)
@@ -51,7 +51,7 @@ def test_a_new_rollout_reshuffles_the_keys():
 
 def test_stable_across_processes():
     """Another interpreter (another hash seed) puts the key in the same bucket."""
-    code = "from canary_router.split import sticky_bucket; print(repr(sticky_bucket('alice', '2')))"
+    code = "from canary_router.datapath.split import sticky_bucket; print(repr(sticky_bucket('alice', '2')))"
     out = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,

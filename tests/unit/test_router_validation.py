@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from canary_router.validation import BadInput, check_label, parse_percentage, parse_predict_body, parse_switch
+from canary_router.datapath.validation import BadInput, check_label, parse_percentage, parse_predict_body, parse_switch
 
 
 def test_good_bodies():
@@ -135,7 +135,7 @@ def test_the_published_pattern_and_the_validator_agree_on_every_character():
     import re
 
     from canary_common.text import is_blank
-    from canary_router.openapi import NOT_BLANK
+    from canary_router.api.openapi import NOT_BLANK
 
     pattern = re.compile(NOT_BLANK)
     # Only escapes that mean the same in Python and ECMA-262 regexes.

@@ -1,4 +1,4 @@
-"""A tripwire for the router's own gunicorn worker (router/canary_router/worker.py): it leans on
+"""A tripwire for the router's own gunicorn worker (router/canary_router/datapath/worker.py): it leans on
 gunicorn internals that are not a public API. When the pinned gunicorn changes, this fails first
 and names what to re-check; the worker's behaviour itself is tested against real gunicorn in
 tests/integration/test_router_worker.py."""
@@ -20,7 +20,7 @@ CHECKED_WITH = "26.2.0"  # the gunicorn version worker.py was last read against
 def test_the_pinned_gunicorn_is_the_one_the_worker_was_checked_against():
     pinned = re.search(r"^gunicorn==(\S+)$", (ROOT / "requirements.lock").read_text(), re.M).group(1)
     assert gunicorn.__version__ == pinned == CHECKED_WITH, (
-        f"gunicorn {gunicorn.__version__} (lock: {pinned}): re-read router/canary_router/worker.py against it "
+        f"gunicorn {gunicorn.__version__} (lock: {pinned}): re-read router/canary_router/datapath/worker.py against it "
         "(every name this test checks), then set CHECKED_WITH"
     )
 

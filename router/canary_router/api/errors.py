@@ -7,9 +7,9 @@ import logging
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from . import metrics
-from .ids import IdError
-from .validation import BadInput, body_too_large
+from canary_router import metrics
+from canary_router.datapath.validation import BadInput, body_too_large
+from canary_router.labels.ids import IdError
 
 log = logging.getLogger(__name__)
 

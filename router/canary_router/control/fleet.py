@@ -6,8 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from . import stats
-from .peers import resolve_peers
+from canary_router.api import stats
+from canary_router.control.peers import resolve_peers
 
 
 def _ask(method: str, url: str, headers: dict, timeout_s: float) -> tuple[str, dict | None, str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from . import metrics
+from canary_router import metrics
 
 
 def _number(x) -> float | None:

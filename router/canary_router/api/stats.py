@@ -18,8 +18,7 @@ from canary_common import contracts as c
 from canary_common import histograms
 from canary_common.payload import CLASSIFICATION, REGRESSION
 from canary_common.regression import ABS_ERROR_METRIC
-
-from . import metrics
+from canary_router import metrics
 
 BASELINE_FILE = "router_stats_baseline.json"
 _memory_baseline: dict = {}  # used when there is no multiprocess directory (one process)

@@ -15,8 +15,9 @@ from http import HTTPStatus
 
 from flask import Blueprint
 
-from . import metrics, predict
-from .validation import BadInput, body_too_large
+from canary_router import metrics
+from canary_router.datapath import predict
+from canary_router.datapath.validation import BadInput, body_too_large
 
 log = logging.getLogger(__name__)
 

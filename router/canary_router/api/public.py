@@ -7,8 +7,9 @@ import os
 
 from flask import Blueprint, Response, current_app, jsonify
 
-from . import metrics, stats
-from .fleet import fleet_counts
+from canary_router import metrics
+from canary_router.api import stats
+from canary_router.control.fleet import fleet_counts
 
 bp = Blueprint("public", __name__)
 

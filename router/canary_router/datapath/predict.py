@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 
 from canary_common import contracts as c
 from canary_common.payload import REGRESSION
-
-from . import metrics, truth
-from .backends import BackendError, BackendRejected
-from .ids import FLAG_FORCED, FLAG_LABELLED, FLAG_REGRESSION
-from .shadow import class_label
-from .split import CANARY, PRODUCTION, choose_arm, choose_sticky
-from .validation import BadInput, check_truth, parse_header_key, parse_predict_body, parse_route
+from canary_router import metrics
+from canary_router.datapath.backends import BackendError, BackendRejected
+from canary_router.datapath.shadow import class_label
+from canary_router.datapath.split import CANARY, PRODUCTION, choose_arm, choose_sticky
+from canary_router.datapath.validation import BadInput, check_truth, parse_header_key, parse_predict_body, parse_route
+from canary_router.labels import truth
+from canary_router.labels.ids import FLAG_FORCED, FLAG_LABELLED, FLAG_REGRESSION
 
 _REQUEST_ID = re.compile(r"^[\w.:\-]{1,128}$")
 

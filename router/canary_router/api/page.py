@@ -22,8 +22,8 @@ from pathlib import Path
 import requests
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from .errors import error
-from .public import fleet_summary
+from canary_router.api.errors import error
+from canary_router.api.public import fleet_summary
 
 bp = Blueprint("page", __name__)
 

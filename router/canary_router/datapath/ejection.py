@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from . import metrics
+from canary_router import metrics
 
 CLOSED, EJECTED, PROBING = "closed", "ejected", "probing"
 

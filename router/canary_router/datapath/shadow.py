@@ -19,10 +19,10 @@ import threading
 from collections import Counter
 
 from canary_common.payload import CLASSIFICATION, REGRESSION
-
-from . import metrics, truth
-from .backends import BackendError, BackendRejected
-from .split import CANARY
+from canary_router import metrics
+from canary_router.datapath.backends import BackendError, BackendRejected
+from canary_router.datapath.split import CANARY
+from canary_router.labels import truth
 
 log = logging.getLogger(__name__)
 

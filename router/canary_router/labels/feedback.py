@@ -21,13 +21,13 @@ from flask import Blueprint, current_app, jsonify, request
 
 from canary_common.contracts import OWNER_HEADER
 from canary_common.payload import LABEL, VALUE
-
-from . import metrics, truth
-from .dedupe import StoreFull
-from .errors import error
-from .ids import IssuedPrediction
-from .peers import resolve_peers
-from .validation import BadInput, FeedbackRequest, check_label, parse_feedback_body
+from canary_router import metrics
+from canary_router.api.errors import error
+from canary_router.control.peers import resolve_peers
+from canary_router.datapath.validation import BadInput, FeedbackRequest, check_label, parse_feedback_body
+from canary_router.labels import truth
+from canary_router.labels.dedupe import StoreFull
+from canary_router.labels.ids import IssuedPrediction
 
 bp = Blueprint("feedback", __name__)
 

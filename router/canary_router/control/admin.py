@@ -6,13 +6,12 @@ import requests
 from flask import Blueprint, current_app, jsonify, request
 
 from canary_common import auth
-
-from . import stats
-from .backends import BackendError
-from .errors import error
-from .fleet import reset_all
-from .split import CANARY
-from .validation import parse_percentage, parse_switch
+from canary_router.api import stats
+from canary_router.api.errors import error
+from canary_router.control.fleet import reset_all
+from canary_router.datapath.backends import BackendError
+from canary_router.datapath.split import CANARY
+from canary_router.datapath.validation import parse_percentage, parse_switch
 
 bp = Blueprint("admin", __name__)
 

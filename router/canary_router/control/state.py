@@ -14,8 +14,7 @@ import threading
 import time
 
 from canary_common.registry import RegistryClient, RegistryError, RolloutState
-
-from . import metrics
+from canary_router import metrics
 
 log = logging.getLogger(__name__)
 

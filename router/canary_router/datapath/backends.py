@@ -17,8 +17,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from canary_common.payload import TASKS
-
-from .httpclient import ConnectFailed, HTTPFailure, KeepAlivePool, ReadTimeout
+from canary_router.datapath.httpclient import ConnectFailed, HTTPFailure, KeepAlivePool, ReadTimeout
 
 
 class BackendError(RuntimeError):

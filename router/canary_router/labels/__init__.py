@@ -1,0 +1,1 @@
+"""Labels: judging predictions against the truth clients send, now or later (/feedback)."""
