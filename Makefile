@@ -12,7 +12,7 @@ export PATH := /usr/sbin:$(PATH)
 help:  ## every target, with what it does
 	@echo "make venv            .venv from requirements.lock (the one lock every Python image uses)"
 	@echo "make deps            the binaries the process-mode tests run (prometheus, alertmanager, nginx, chromium)"
-	@echo "make lint            ruff check and ruff format --check (settings: ruff.toml)"
+	@echo "make lint            ruff check, ruff format --check (ruff.toml), mypy on the analysis (mypy.ini)"
 	@echo "make format          ruff format, then ruff check --fix"
 	@echo "make test            lint, then unit and process-mode integration tests (installs what they need)"
 	@echo "make unit            the unit tests alone (about 2 min)"
@@ -41,6 +41,7 @@ deps:
 lint: venv
 	$(RUFF) check .
 	$(RUFF) format --check .
+	$(VENV)/bin/mypy
 
 format: venv
 	$(RUFF) format .

@@ -10,6 +10,7 @@ fields (kind-dependent defaults, weights, strictly increasing steps) are validat
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -42,7 +43,7 @@ AUTO = "auto"
 # Defaults per metric kind (margin m, tau for rollback / promotion / the change detector). From
 # the design note, except these margins: availability "auto" is
 # m = max(0.002, e) for production's error rate e (the canary may not double it), latency 0.02.
-KIND_DEFAULTS = {
+KIND_DEFAULTS: dict[str, dict[str, Any]] = {
     "accuracy": {"margin": 0.02, "tau_rollback": 0.05, "tau_promote": 0.02, "tau_change": 0.1},
     "availability": {"margin": AUTO, "tau_rollback": AUTO, "tau_promote": AUTO, "tau_change": AUTO},
     "latency": {"margin": 0.02, "tau_rollback": 0.03, "tau_promote": 0.02, "tau_change": 0.06},
@@ -313,8 +314,6 @@ class AnalysisConfig(_Strict):
 
 # ---------------------------------------------------------------- errors in words
 
-_ALLOWED = {}  # model class -> its keys, for "unknown key (allowed: ...)"
-
 
 def _path(loc: tuple) -> str:
     out = ""
@@ -338,7 +337,7 @@ def _model_at(loc: tuple) -> type[BaseModel]:
     return model
 
 
-def _describe(err: dict) -> str:
+def _describe(err: Mapping[str, Any]) -> str:
     loc, kind, ctx, got = tuple(err["loc"]), err["type"], err.get("ctx") or {}, err.get("input")
     if kind == "canary":
         extra = tuple(int(p) if p.isdigit() else p for p in ctx["field"].split(".") if p)

@@ -209,8 +209,8 @@ class SequentialEngine:
             self.c_last = np.full(B, np.nan)
             return
         m = np.asarray(mask, bool)
-        for a in (self.W, self.G, self.Ac, self.Ap, self.xc, self.nc, self.xp, self.np_, self.nc_stage):
-            a[:, m] = 0.0
+        for grid in (self.W, self.G, self.Ac, self.Ap, self.xc, self.nc, self.xp, self.np_, self.nc_stage):
+            grid[:, m] = 0.0
         for a in (self.err_c, self.err_p, self.req_c, self.req_p, self.restarts):
             a[m] = 0.0
         for a in (self.stage_start, self.stage_weight, self.prev_at, self.span_start, self.rollout_start, self.c_last):
@@ -556,12 +556,18 @@ def _mae(p, clip: float) -> str:
     return "n/a" if p is None else f"{clip * (1.0 - p):.4g}"
 
 
+def _clip(mc: MetricConfig) -> float:
+    """An mae metric's clip (the config requires one for mae)."""
+    assert mc.clip is not None, mc.name
+    return mc.clip
+
+
 def _regression_values(mc: MetricConfig, pc, pp) -> str:
     """'share within 0.5 of the label: canary 71.2 %, production 80.3 %', or for mae 'clipped
     mean absolute error (errors clipped at 5): canary 0.812, production 0.64'."""
     what = describe(mc.kind, mc.tolerance, mc.clip)
     if mc.kind == "mae":
-        return f"{what}: canary {_mae(pc, mc.clip)}, production {_mae(pp, mc.clip)}"
+        return f"{what}: canary {_mae(pc, _clip(mc))}, production {_mae(pp, _clip(mc))}"
     return f"{what}: canary {_pct(pc)}, production {_pct(pp)}"
 
 
@@ -570,7 +576,7 @@ def _regression_margin(mc: MetricConfig, m: float) -> str:
     if mc.kind == "mae":
         return (
             f"margin {m:.4g} of clip: the canary's clipped mean absolute error may exceed production's by "
-            f"at most {m * mc.clip:.4g}"
+            f"at most {m * _clip(mc):.4g}"
         )
     return f"margin {100 * m:.4g} points of the share within {mc.tolerance:g} of the label"
 
@@ -589,8 +595,8 @@ def _change_words(name: str, kind: str, since: dict | None, at: float, mc: Metri
     head = f"{name} turned worse on the canary about {_ago(at - start)} ago (since {clock} UTC: "
     if kind == "mae" and mc is not None:
         return (
-            head + f"clipped mean absolute error canary {_mae(pc, mc.clip)} on {nc:,.0f} labelled predictions, "
-            f"production {_mae(pp, mc.clip)}; errors clipped at {mc.clip:g})"
+            head + f"clipped mean absolute error canary {_mae(pc, _clip(mc))} on {nc:,.0f} labelled predictions, "
+            f"production {_mae(pp, _clip(mc))}; errors clipped at {mc.clip:g})"
         )
     if kind == "within_tolerance" and mc is not None:
         what, unit = f" within {mc.tolerance:g} of the label", "labelled predictions"
@@ -795,11 +801,11 @@ class SequentialAnalysis:
         or the clipped MAE (clip x (1 - p)) with the margin in the label's unit."""
         out = {"measure": describe(mc.kind, mc.tolerance, mc.clip)}
         if mc.kind == "mae":
-            mae = lambda p: None if p is None else _f(mc.clip * (1.0 - p))  # noqa: E731
+            mae = lambda p: None if p is None else _f(_clip(mc) * (1.0 - p))  # noqa: E731
             out.update(
                 clip=mc.clip,
                 clipped_mae={"canary": mae(pc), "production": mae(pp)},
-                margin_error=_f(m * mc.clip),
+                margin_error=_f(m * _clip(mc)),
                 counted_as="each error at its histogram bucket's upper bound (never below the true error)",
             )
         else:
