@@ -92,11 +92,13 @@ def wrk(url: str, lua: Path, connections: int, duration_s: float, delay_ms: floa
         timeout=duration_s + 30,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    done = re.search(r"(\d+) requests in", out)
     pct = {int(p): _ms(v) for p, v in re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", out, re.M)}
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
     return {
         "rps": rps,
+        "requests": int(done.group(1)) if done else 0,
         "p50_ms": pct.get(50),
         "p99_ms": pct.get(99),
         "non2xx": int(bad.group(1)) if bad else 0,

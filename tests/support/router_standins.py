@@ -234,9 +234,11 @@ def start_router(
     canary_url: str,
     port: int | None = None,
     workers: int = 2,
+    timeout: float = 60,
     **env,
 ) -> tuple[Proc, str]:
-    """The router under real gunicorn (router/gunicorn.conf.py), on a free loopback port."""
+    """The router under real gunicorn (router/gunicorn.conf.py), on a free loopback port; stopped
+    again if it is not ready within `timeout` seconds."""
     port = port or free_port()
     mp_dir = Path(log_dir) / f"{name}-prom"
     mp_dir.mkdir(parents=True, exist_ok=True)
@@ -256,7 +258,11 @@ def start_router(
         name, [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "router" / "gunicorn.conf.py")], log_dir, env=full_env
     ).start()
     url = f"http://127.0.0.1:{port}"
-    proc.wait_http(url + "/ready", timeout=60)
+    try:
+        proc.wait_http(url + "/ready", timeout=timeout)
+    except Exception:
+        proc.stop()
+        raise
     return proc, url
 
 
