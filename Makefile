@@ -7,7 +7,7 @@ RUFF   := $(VENV)/bin/ruff
 # Debian puts nginx in /usr/sbin, which is not on every user's PATH.
 export PATH := /usr/sbin:$(PATH)
 
-.PHONY: help venv deps lint format test unit integration e2e faults bench-analysis bench-router clean
+.PHONY: help venv deps lint format test unit integration e2e faults bench-analysis bench-router bench-scaling clean
 
 help:  ## every target, with what it does
 	@echo "make venv            .venv from requirements.lock (the one lock every Python image uses)"
@@ -21,6 +21,7 @@ help:  ## every target, with what it does
 	@echo "make faults          the compose stack under 40 rps through eleven faults (needs Docker; JSON table; about 9 min)"
 	@echo "make bench-analysis  the rollout-analysis benchmark (prints JSON; about 5 min)"
 	@echo "make bench-router    router overhead against a bare nginx split (prints JSON; installs wrk)"
+	@echo "make bench-scaling   1/2/4 router replicas, /stats at 1-30 replicas vs PromQL (JSON; about 10 min)"
 	@echo "make clean           remove .venv, test-logs and caches"
 
 # One lock for everything: the images install from requirements.lock too. Then every service's
@@ -73,6 +74,11 @@ bench-analysis: venv
 bench-router: venv deps
 	bash scripts/install-bench-deps.sh
 	PYTHONPATH=tests $(PY) benchmarks/bench_router.py
+
+# What changes at scale (docs/scaling.md): throughput at 1, 2, 4 replicas, the /stats fan-out.
+bench-scaling: venv deps
+	bash scripts/install-bench-deps.sh
+	PYTHONPATH=tests $(PY) benchmarks/bench_scaling.py
 
 clean:
 	rm -rf $(VENV) test-logs .pytest_cache
