@@ -7,9 +7,10 @@ servers (gunicorn, 2 workers each), then:
 
   1. throughput: 1, 2 and 4 router replicas (gunicorn, 2 workers each, as shipped) behind one nginx
      rendered by nginx/entrypoint.sh (one upstream of all of them); wrk drives POST /predict through
-     the edge for a fixed time at a few connection counts, and each replica count keeps its best
-     level: requests/s, p50/p99, non-2xx and socket errors, the CPU per request of the routers, the
-     model servers and nginx (read from /proc), and how busy the whole machine was.
+     the edge for a fixed time at a few connection counts, in two rounds (1 2 4, then 4 2 1), and
+     each replica count keeps its best run by answered requests/s: p50/p99, non-2xx and socket
+     errors, what the routers answered, the CPU per request of the routers, the model servers and
+     nginx (read from /proc), and how busy the whole machine was.
   2. /stats fan-out: N routers (1 worker each) that list each other in ROUTER_PEERS, some traffic to
      each, then 50 sequential GET /stats on one of them: latency p50/p95/max and the CPU the whole
      fleet spent per call (its idle CPU over the same time taken off). N=1 is a lone replica (no
@@ -171,24 +172,30 @@ def stop_all(procs: list[Proc]) -> None:
 
 
 # -- 1. throughput at 1, 2, 4 replicas ---------------------------------------------------------------
-def throughput(replicas: int, args, work: Path, ends: dict, models: list[Proc]) -> dict:
+def throughput(replicas: int, tag: str, args, work: Path, ends: dict, models: list[Proc]) -> dict:
     procs: list[Proc] = []
     try:
-        urls = start_routers(replicas, f"tp{replicas}", work, ends, procs)
+        urls = start_routers(replicas, f"tp{replicas}-{tag}", work, ends, procs, peered=True)
         routers = list(procs)
-        nginx, edge_url = start_edge(urls, work, f"tp{replicas}")
+        nginx, edge_url = start_edge(urls, work, f"tp{replicas}-{tag}")
         procs.append(nginx)
         lua = work / "post.lua"
         lua.write_text(LUA.format(body=BODY))
         wrk(edge_url + "/predict", lua, 8, 3)  # warm-up: connections, lazy imports, every worker
         best = None
         for conns in args.levels:
+            codes = responses(edge_url)
             before = (cpu_seconds(routers), cpu_seconds(models), cpu_seconds([nginx]), machine_busy())
             res = wrk(edge_url + "/predict", lua, conns, args.duration)
             after = (cpu_seconds(routers), cpu_seconds(models), cpu_seconds([nginx]), machine_busy())
+            # What the routers answered (the fleet's /stats), so a non-2xx is told apart: the
+            # router's own (a model server too slow: 504) or nginx's (no router answered).
+            codes = {k: v - codes.get(k, 0) for k, v in responses(edge_url).items() if v - codes.get(k, 0)}
             n = max(1, res["requests"])
             busy = (after[3][0] - before[3][0]) / max(1, after[3][1] - before[3][1])
             res.update(
+                ok_rps=round(res["rps"] * (n - res["non2xx"]) / n, 1),
+                router_responses=codes,
                 connections=conns,
                 router_cpu_ms_per_req=round(1000 * (after[0] - before[0]) / n, 3),
                 model_cpu_ms_per_req=round(1000 * (after[1] - before[1]) / n, 3),
@@ -201,13 +208,18 @@ def throughput(replicas: int, args, work: Path, ends: dict, models: list[Proc]) 
                 f"p99 {res['p99_ms']:.2f} ms non2xx {res['non2xx']} {res['socket_errors']}; router CPU "
                 f"{res['router_cpu_ms_per_req']} ms/req ({res['router_cores']} cores), model servers "
                 f"{res['model_cpu_ms_per_req']}, nginx {res['nginx_cpu_ms_per_req']}; machine "
-                f"{res['machine_busy_pct']} % busy"
+                f"{res['machine_busy_pct']} % busy; router answers {codes}"
             )
-            if best is None or res["rps"] > best["rps"]:
+            if best is None or res["ok_rps"] > best["ok_rps"]:  # answered requests, not fast errors
                 best = res
         return {"replicas": replicas, **best}
     finally:
         stop_all(procs)
+
+
+def responses(edge_url: str) -> dict:
+    """The fleet's answers so far by HTTP status (all replicas: they list each other)."""
+    return requests.get(edge_url + "/stats", timeout=30).json()["totals"]["responses"]
 
 
 # -- 2. /stats fan-out at N replicas -----------------------------------------------------------------
@@ -343,6 +355,7 @@ def main() -> int:
     parser.add_argument("--fanout", default="1,3,10,30", help="router replica counts for /stats (1 = baseline)")
     parser.add_argument("--levels", default="16,32,64", help="wrk connection counts at each replica count")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of wrk per point")
+    parser.add_argument("--rounds", type=int, default=2, help="throughput rounds over the replica counts")
     parser.add_argument("--calls", type=int, default=50, help="sequential /stats calls per replica count")
     parser.add_argument("--predictions-per-router", type=int, default=20)
     parser.add_argument("--idle-window", type=float, default=5.0, help="seconds to measure idle CPU")
@@ -351,7 +364,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick:
         args.replicas, args.fanout, args.levels = "1,2", "1,3", "8"
-        args.duration, args.calls, args.idle_window = 3.0, 10, 2.0
+        args.duration, args.calls, args.idle_window, args.rounds = 3.0, 10, 2.0, 1
     replica_counts = [int(x) for x in args.replicas.split(",")]
     fan_counts = [int(x) for x in args.fanout.split(",")]
     args.levels = [int(x) for x in str(args.levels).split(",")]
@@ -382,17 +395,25 @@ def main() -> int:
         result: dict = {"cores": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
         if "throughput" not in args.skip:
-            rows = [throughput(k, args, work, ends, [prod, canary]) for k in replica_counts]
+            # Each replica count `rounds` times, the order reversed every other round (1 2 4 4 2 1):
+            # noise on a shared machine only ever slows a run down, so each keeps its best.
+            best: dict[int, dict] = {}
+            for r in range(args.rounds):
+                for k in replica_counts if r % 2 == 0 else replica_counts[::-1]:
+                    row = throughput(k, f"r{r}", args, work, ends, [prod, canary])
+                    if k not in best or row["ok_rps"] > best[k]["ok_rps"]:
+                        best[k] = row
+            rows = [best[k] for k in replica_counts]
             base = rows[0]
             for row in rows:
-                row["rps_ratio"] = round(row["rps"] / base["rps"], 3)
+                row["ok_rps_ratio"] = round(row["ok_rps"] / base["ok_rps"], 3)
                 row["router_cpu_per_req_ratio"] = round(
                     row["router_cpu_ms_per_req"] / max(1e-9, base["router_cpu_ms_per_req"]), 3
                 )
             result["throughput"] = rows
             result["throughput_setup"] = (
                 f"routers 2 workers each behind one nginx (worker_processes auto); wrk {args.duration:g} s per "
-                f"point at {args.levels} connections, best kept"
+                f"point at {args.levels} connections, {args.rounds} rounds, best answered requests/s kept"
             )
 
         if "fanout" not in args.skip:
