@@ -23,6 +23,7 @@ FILES_THAT_NAME_METRICS = [
     *sorted((ROOT / "controller").glob("analysis*.yaml")),
     *sorted((ROOT / "grafana" / "dashboards").glob("*.json")),
     ROOT / "docs" / "contracts.md",
+    ROOT / "docs" / "scaling.md",
     ROOT / "README.md",
 ]
 
