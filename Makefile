@@ -21,7 +21,7 @@ help:  ## every target, with what it does
 	@echo "make faults          the compose stack under 40 rps through eleven faults (needs Docker; JSON table; about 9 min)"
 	@echo "make bench-analysis  the rollout-analysis benchmark (prints JSON; about 5 min)"
 	@echo "make bench-router    router overhead against a bare nginx split (prints JSON; installs wrk)"
-	@echo "make bench-scaling   1/2/4 router replicas, /stats at 1-30 replicas vs PromQL (JSON; about 10 min)"
+	@echo "make bench-scaling   1/2/4 router replicas, /stats at 1-30 replicas vs PromQL (JSON; about 8 min)"
 	@echo "make clean           remove .venv, test-logs and caches"
 
 # One lock for everything: the images install from requirements.lock too. Then every service's
