@@ -117,6 +117,9 @@ def lab():
             "ADMIN_TOKEN": TOKEN,
             "CANARY_HTTP_PORT": str(port),
             "LOADGEN_REPLICAS": "0",
+            # Two nodes share this machine's two cores: one worker per model-server replica
+            # (each of the two replicas per arm loads the model once, not twice).
+            "MODEL_SERVER_WORKERS": "1",
             "MODEL_NAME": "sentiment",
             "MLFLOW_TRACKING_URI": "http://mlflow:5000",
         }
