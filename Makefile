@@ -19,7 +19,7 @@ help:  ## every target, with what it does
 	@echo "make integration     the integration tests alone (about 20 min)"
 	@echo "make e2e             the docker compose stack, end to end (needs Docker; about 14 min)"
 	@echo "make faults          the compose stack under 40 rps through eleven faults (needs Docker; JSON table; about 9 min)"
-	@echo "make swarm-test      deploy/swarm/stack.yml on a two-node swarm made here (needs Docker, root; JSON; about 8 min)"
+	@echo "make swarm-test      deploy/swarm/stack.yml on a two-node swarm made here (needs Docker, root; JSON; about 10 min)"
 	@echo "make bench-analysis  the rollout-analysis benchmark (prints JSON; about 5 min)"
 	@echo "make bench-router    router overhead against a bare nginx split (prints JSON; installs wrk)"
 	@echo "make clean           remove .venv, test-logs and caches"
