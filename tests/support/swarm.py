@@ -303,9 +303,8 @@ class TwoNodeSwarm:
             step("manager leave", lambda: sh("docker", "swarm", "leave", "--force", timeout=120))
         if self.stack:
             for vol in ("mlflow-data", "prometheus-data", "alertmanager-data"):
-                step(
-                    f"volume {vol}", lambda v=vol: sh("docker", "volume", "rm", "-f", f"{self.stack}_{v}", check=False)
-                )
+                # The task's container may still be going away: retry until the volume is gone.
+                step(f"volume {vol}", lambda v=vol: self._remove_volume(f"{self.stack}_{v}"))
         if not self.had_gwbridge:
             step("gwbridge", lambda: sh("docker", "network", "rm", "docker_gwbridge", check=False))
         if "images" in self.made:
@@ -325,6 +324,13 @@ class TwoNodeSwarm:
         )
         step("sock", lambda: Path(self.sock).unlink(missing_ok=True))
         return problems
+
+    def _remove_volume(self, name: str) -> None:
+        def gone() -> bool:
+            sh("docker", "volume", "rm", "-f", name, check=False)
+            return sh("docker", "volume", "inspect", name, check=False).returncode != 0
+
+        wait_until(gone, 90, f"volume {name} removed", interval=2)
 
     def _stop_engine(self) -> None:
         # Leftover containers of node 2 first (the engine stops them too, this is quicker).
