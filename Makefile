@@ -7,7 +7,7 @@ RUFF   := $(VENV)/bin/ruff
 # Debian puts nginx in /usr/sbin, which is not on every user's PATH.
 export PATH := /usr/sbin:$(PATH)
 
-.PHONY: help venv deps lint format test unit integration e2e faults bench-analysis bench-router bench-scaling clean
+.PHONY: help venv deps lint format test unit integration e2e faults swarm-test bench-analysis bench-router bench-scaling clean
 
 help:  ## every target, with what it does
 	@echo "make venv            .venv from requirements.lock (the one lock every Python image uses)"
@@ -19,6 +19,7 @@ help:  ## every target, with what it does
 	@echo "make integration     the integration tests alone (about 20 min)"
 	@echo "make e2e             the docker compose stack, end to end (needs Docker; about 14 min)"
 	@echo "make faults          the compose stack under 40 rps through eleven faults (needs Docker; JSON table; about 9 min)"
+	@echo "make swarm-test      deploy/swarm/stack.yml on a two-node swarm made here (needs Docker, root; JSON; about 10 min)"
 	@echo "make bench-analysis  the rollout-analysis benchmark (prints JSON; about 5 min)"
 	@echo "make bench-router    router overhead against a bare nginx split (prints JSON; installs wrk)"
 	@echo "make bench-scaling   1/2/4 router replicas, /stats at 1-30 replicas vs PromQL (JSON; about 8 min)"
@@ -67,6 +68,11 @@ e2e: venv
 # The reliability figures of record: test-logs/faults/faults.json (the README's table).
 faults: venv
 	$(PYTEST) tests/faults -q -s
+
+# A second Docker engine in a network namespace, a swarm of two, the stack deployed through a local
+# registry; torn down even on failure. Figures: test-logs/swarm/swarm.json.
+swarm-test: venv
+	$(PYTEST) tests/swarm -q -s
 
 bench-analysis: venv
 	$(PY) benchmarks/bench_analysis.py

@@ -9,6 +9,8 @@ command -v promtool   >/dev/null 2>&1 || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 command -v nginx      >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 command -v chromium   >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing+=(chromium)
+# kubectl (for `kubectl kustomize` of deploy/kubernetes) is not a Debian package: say so only.
+command -v kubectl >/dev/null 2>&1 || echo "kubectl is missing: the Kubernetes manifest tests need it (https://kubernetes.io/docs/tasks/tools/)" >&2
 [ ${#missing[@]} -eq 0 ] && exit 0
 pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then

@@ -178,3 +178,13 @@ def test_rules_name_no_model_and_read_the_contracts_abs_error_histogram():
     ):
         assert ABS_ERROR_METRIC + "_" in by_name[name], name
     assert "prediction_abs_error:mean_rate1m" in by_name["CanaryMaeAboveProduction"]
+
+
+def test_promtool_check_config_on_the_swarm_file(tmp_path):
+    """prometheus/swarm.yml (deploy/swarm/stack.yml ships it and the rule files as configs)."""
+    text = (PROM / "swarm.yml").read_text()
+    assert "/etc/prometheus/rules/*.yml" in text
+    (tmp_path / "swarm.yml").write_text(text.replace("/etc/prometheus/rules/*.yml", str(PROM / "rules" / "*.yml")))
+    out = _run("check", "config", str(tmp_path / "swarm.yml"))
+    for rule_file in _rule_files():
+        assert rule_file.name in out.stdout + out.stderr
