@@ -72,6 +72,7 @@ faults: venv
 # A second Docker engine in a network namespace, a swarm of two, the stack deployed through a local
 # registry; torn down even on failure. Figures: test-logs/swarm/swarm.json.
 swarm-test: venv
+	bash scripts/install-swarm-deps.sh
 	$(PYTEST) tests/swarm -q -s
 
 bench-analysis: venv

@@ -192,7 +192,7 @@ def main(environ=None, samples: Sequence[tuple] | DataSet | None = None) -> int:
             samples = payloads.load(config.data)
         except ImportError as exc:
             log(
-                f"cannot load the held-out split of {config.data} ({exc}): PYTHONPATH must include common/, "
+                f"cannot load the held-out split of {config.data} ({exc}): canary-common must be installed (pip install ./common), "
                 f"and the tabular demos need numpy and scikit-learn"
             )
             return 2
