@@ -88,7 +88,8 @@ class Compose:
             self.run("down", "-v", "--remove-orphans", check=False, capture=False)
 
 
-def wait_for(predicate, timeout, what, interval=1.0):
+def wait_for(predicate, timeout, what, interval=1.0, errors: tuple = (requests.RequestException,)):
+    """The predicate's first truthy value; `errors` raised by it mean "not yet"."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -96,7 +97,7 @@ def wait_for(predicate, timeout, what, interval=1.0):
             value = predicate()
             if value:
                 return value
-        except requests.RequestException as exc:
+        except errors as exc:
             last = exc
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} ({last})")

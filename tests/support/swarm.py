@@ -16,13 +16,15 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 import uuid
 from collections import Counter
 from pathlib import Path
+
+from support.compose import wait_for
+from support.procs import free_port
 
 # The veth's /30 and the swarm's own address pool: private ranges Docker's defaults do not use
 # (bridges take 172.17-31.x and 192.168.x; a swarm's default pool is 10.0.0.0/8 from 10.0.0.0).
@@ -38,24 +40,9 @@ def sh(*cmd, check=True, timeout=120, env=None, input=None) -> subprocess.Comple
     )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_until(predicate, timeout: float, what: str, interval: float = 1.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except Exception as exc:  # noqa: BLE001 (a probe that fails is a probe that is not ready)
-            last = exc
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last!r})")
+    """compose.wait_for, where any error of a probe (docker CLI, socket, HTTP) means "not yet"."""
+    return wait_for(predicate, timeout, what, interval, errors=(Exception,))
 
 
 class TwoNodeSwarm:
