@@ -134,10 +134,15 @@ def test_version_2_steps_up_and_is_promoted(stack):
 
 def test_status_explains_a_hold_in_words_and_check_rollback_works(stack):
     stack.deploy("2", production="1")
+    deployed_at = time.time()  # the state is written: a poll from now on judges this rollout
+
+    def fresh_verdict():
+        # One read: the previous rollout's verdict stays in /status until the loop's next poll.
+        verdict = status(stack).get("last_verdict")
+        return verdict if verdict and verdict["at"] >= deployed_at else None
+
     with Traffic(stack.public_url, rate=20):
-        stack.wait_for(lambda: status(stack).get("last_verdict"), timeout=60, what="a verdict")
-        s = status(stack)
-        verdict = s["last_verdict"]
+        verdict = stack.wait_for(fresh_verdict, timeout=60, what="a verdict on this rollout")
         assert verdict["summary"] and isinstance(verdict["metrics"], list)
         for m in verdict["metrics"]:
             assert {"name", "n", "g_hat", "bounds", "log_e_rollback", "log_e_promote", "explanation"} <= set(m), m
