@@ -71,8 +71,10 @@ faults: venv
 
 # A second Docker engine in a network namespace, a swarm of two, the stack deployed through a local
 # registry; torn down even on failure. Figures: test-logs/swarm/swarm.json.
+# The images the stack runs are the compose file's (canary/*:local): built here, pushed by the test.
 swarm-test: venv
 	bash scripts/install-swarm-deps.sh
+	docker compose build --quiet
 	$(PYTEST) tests/swarm -q -s
 
 bench-analysis: venv
